@@ -1,0 +1,16 @@
+"""Alignment operators: warping, deformable convolution as N warps, G x N deformable alignment."""
+
+from vsrlab.ops.alignment import DeformableAlignment
+from vsrlab.ops.deform_conv import DeformConv2d, deform_conv2d, deform_sample, fuse_taps, kernel_taps
+from vsrlab.ops.warp import flow_warp, sample_at
+
+__all__ = [
+    "DeformConv2d",
+    "DeformableAlignment",
+    "deform_conv2d",
+    "deform_sample",
+    "flow_warp",
+    "fuse_taps",
+    "kernel_taps",
+    "sample_at",
+]

@@ -1,0 +1,152 @@
+"""Generalised deformable alignment: G offset groups x N offsets, fused by a 1x1 convolution.
+
+Chan et al., "Understanding Deformable Alignment in Video Super-Resolution" (AAAI 2021):
+Sec. 3.1 / Eq. 3 decompose a deformable convolution into N spatial warps and a convolution;
+Sec. 3.2 generalises it to G offset groups (each group of C/G channels has its own N offsets)
+and any N. N = k*k offsets added to the k x k kernel grid is exactly a k x k DCN (DCNv2 when
+modulated); G = N = 1 with no kernel grid is flow-based alignment followed by a 1x1
+convolution; N and G in between give the offset-diversity study (Fig. 9, Fig. 16).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from vsrlab.ops.deform_conv import deform_sample, fuse_taps, kernel_taps
+
+OffsetBase = Literal["auto", "kernel", "zero"]
+
+
+def _odd_square_side(n: int) -> int | None:
+    k = math.isqrt(n)
+    return k if k * k == n and k % 2 == 1 else None
+
+
+class DeformableAlignment(nn.Module):
+    """Align a feature map by G x N learned warps (Eq. 3 of Chan et al. 2021).
+
+    ``forward(x, cond, flow=None)`` predicts ``2*G*N`` offsets (and ``G*N`` sigmoid masks when
+    ``modulated``) from ``cond`` with one 3x3 convolution (zero-initialised, as DCNv2 packs are),
+    warps every channel group of ``x`` by its N offsets and fuses the ``C*N`` warped channels
+    with a 1x1 convolution.
+
+    The parameters are laid out as in BasicSR's ``DCNv2Pack``: ``weight``
+    ``(out, in, k, k)`` for kernel-grid offsets (``(out, in, 1, N)`` otherwise), ``bias``,
+    ``conv_offset``; the predicted channels split into ``o1, o2, mask`` thirds with
+    ``offset = cat(o1, o2)``.
+
+    Args:
+        in_channels: channels ``C`` of the feature to align; divisible by ``offset_groups``.
+        out_channels: output channels.
+        cond_channels: channels of the feature the offsets are predicted from.
+        offset_groups: G.
+        num_offsets: N.
+        modulated: predict a mask per offset (DCNv2).
+        offset_base: ``'kernel'`` adds the offsets to a ``sqrt(N) x sqrt(N)`` kernel grid (DCN),
+            ``'zero'`` uses them as free warps (flow-like); ``'auto'`` picks ``'kernel'`` when
+            N is an odd square, else ``'zero'``. N = 1 is the same in both.
+        dilation: dilation of the kernel grid.
+        max_residue_magnitude: if set, offsets are ``max_residue_magnitude * tanh(o)`` (BasicVSR++).
+        bias: learn a bias in the fusion convolution.
+
+    After each call, ``last_offset`` ``(B, 2*G*N, H, W)`` (``(dy, dx)`` pairs, relative to the
+    kernel grid, flow prior included) and ``last_mask`` ``(B, G*N, H, W)`` or ``None`` hold
+    what was used, for losses (offset fidelity) and analysis (offset diversity and overflow).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        cond_channels: int,
+        offset_groups: int = 8,
+        num_offsets: int = 9,
+        modulated: bool = True,
+        offset_base: OffsetBase = "auto",
+        dilation: int = 1,
+        max_residue_magnitude: float | None = None,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if offset_groups < 1 or num_offsets < 1:
+            raise ValueError(f"offset_groups and num_offsets must be >= 1, got G={offset_groups}, "
+                             f"N={num_offsets}")
+        if in_channels % offset_groups:
+            raise ValueError(f"in_channels ({in_channels}) must be divisible by offset_groups ({offset_groups})")
+        side = _odd_square_side(num_offsets)
+        if offset_base == "auto":
+            offset_base = "kernel" if side is not None else "zero"
+        if offset_base == "kernel":
+            if side is None:
+                raise ValueError(f"offset_base='kernel' needs N to be an odd square (1, 9, 25, ...), "
+                                 f"got num_offsets={num_offsets}")
+            taps = kernel_taps(side, dilation, dilation * (side // 2))
+            tap_shape: tuple[int, int] = (side, side)
+        elif offset_base == "zero":
+            taps = torch.zeros(num_offsets, 2)
+            tap_shape = (1, num_offsets)
+        else:
+            raise ValueError(f"offset_base must be 'auto', 'kernel' or 'zero', got {offset_base!r}")
+
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.offset_groups, self.num_offsets = offset_groups, num_offsets
+        self.modulated, self.offset_base = modulated, offset_base
+        self.max_residue_magnitude = max_residue_magnitude
+        self.register_buffer("taps", taps, persistent=False)
+
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *tap_shape))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        per_offset = 3 if modulated else 2
+        self.conv_offset = nn.Conv2d(cond_channels, per_offset * offset_groups * num_offsets, 3, 1, 1)
+
+        self.last_offset: Tensor | None = None
+        self.last_mask: Tensor | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        stdv = 1.0 / math.sqrt(self.in_channels * self.num_offsets)
+        nn.init.uniform_(self.weight, -stdv, stdv)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+        nn.init.zeros_(self.conv_offset.weight)
+        nn.init.zeros_(self.conv_offset.bias)
+
+    def predict_offsets(self, cond: Tensor, flow: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Offsets ``(B, 2*G*N, H, W)`` and masks ``(B, G*N, H, W)`` (or None) from ``cond``.
+
+        ``flow`` ``(B, 2, H, W)`` in ``(x, y)`` order, if given, is added to every offset
+        (flow-guided deformable alignment, BasicVSR++ Eq. 5).
+        """
+        out = self.conv_offset(cond)
+        gn = self.offset_groups * self.num_offsets
+        offset, mask = out[:, : 2 * gn], (torch.sigmoid(out[:, 2 * gn:]) if self.modulated else None)
+        if self.max_residue_magnitude is not None:
+            offset = self.max_residue_magnitude * torch.tanh(offset)
+        if flow is not None:
+            offset = offset + flow.flip(1).repeat(1, gn, 1, 1)
+        return offset, mask
+
+    def align(self, x: Tensor, offset: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Warp ``x`` ``(B, C, H, W)`` by given offsets and fuse: ``(B, out, H, W)``."""
+        return fuse_taps(deform_sample(x, offset, self.taps, 1, mask), self.weight, self.bias)
+
+    def forward(self, x: Tensor, cond: Tensor, flow: Tensor | None = None) -> Tensor:
+        """``x`` ``(B, C, H, W)`` aligned using offsets predicted from ``cond`` ``(B, Cc, H, W)``."""
+        offset, mask = self.predict_offsets(cond, flow)
+        self.last_offset, self.last_mask = offset, mask
+        return self.align(x, offset, mask)
+
+    @property
+    def offset_abs_mean(self) -> float | None:
+        """Mean absolute offset of the last call (BasicSR warns above 50: offset overflow)."""
+        return None if self.last_offset is None else float(self.last_offset.detach().abs().mean())
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, G={self.offset_groups}, N={self.num_offsets}, "
+                f"offset_base={self.offset_base!r}, modulated={self.modulated}, "
+                f"max_residue_magnitude={self.max_residue_magnitude}")

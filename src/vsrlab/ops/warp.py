@@ -1,0 +1,103 @@
+"""Spatial warping: sampling a feature map at arbitrary pixel positions.
+
+Every alignment in vsrlab reduces to :func:`sample_at`: flow-based alignment samples once per
+pixel, a deformable convolution samples N times per pixel (see :mod:`vsrlab.ops.deform_conv`).
+
+Coordinate convention: pixel ``(x, y)`` is the centre of column ``x`` and row ``y``; flows are
+``(B, 2, H, W)`` tensors with channel 0 the horizontal (x) and channel 1 the vertical (y)
+displacement, as optical-flow networks such as SPyNet produce them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Interpolation = Literal["bilinear", "nearest"]
+PaddingMode = Literal["zeros", "border"]
+
+
+def pixel_to_grid(x: Tensor, y: Tensor, height: int, width: int) -> Tensor:
+    """Absolute pixel coordinates to the normalised ``[-1, 1]`` grid of ``grid_sample``.
+
+    Uses the ``align_corners=False`` normalisation, which is defined for sizes of 1 too.
+
+    Args:
+        x, y: pixel coordinates of equal shape ``(...)``.
+        height, width: size of the image that will be sampled.
+
+    Returns:
+        ``(..., 2)`` grid in ``(x, y)`` order.
+    """
+    gx = (2.0 * x + 1.0) / width - 1.0
+    gy = (2.0 * y + 1.0) / height - 1.0
+    return torch.stack((gx, gy), dim=-1)
+
+
+def sample_at(
+    x: Tensor,
+    px: Tensor,
+    py: Tensor,
+    interpolation: Interpolation = "bilinear",
+    padding_mode: PaddingMode = "zeros",
+) -> Tensor:
+    """Sample ``x`` at pixel positions ``(px, py)``.
+
+    With bilinear interpolation and zero padding a sample is the bilinear blend of the four
+    neighbouring pixels, those outside the image counting as zero (the sampling of Eq. 1 in
+    Dai et al., "Deformable Convolutional Networks", 2017).
+
+    Args:
+        x: ``(B, C, H, W)`` image or feature map.
+        px, py: ``(B, Ho, Wo)`` horizontal and vertical pixel coordinates.
+
+    Returns:
+        ``(B, C, Ho, Wo)`` samples.
+    """
+    if interpolation not in ("bilinear", "nearest"):
+        raise ValueError(f"interpolation must be 'bilinear' or 'nearest', got {interpolation!r}")
+    if padding_mode not in ("zeros", "border"):
+        raise ValueError(f"padding_mode must be 'zeros' or 'border', got {padding_mode!r}")
+    grid = pixel_to_grid(px, py, x.shape[-2], x.shape[-1]).to(x.dtype)
+    return F.grid_sample(x, grid, mode=interpolation, padding_mode=padding_mode, align_corners=False)
+
+
+def base_grid(height: int, width: int, like: Tensor) -> tuple[Tensor, Tensor]:
+    """Pixel coordinates ``(x, y)`` of every pixel, each ``(H, W)``, dtype/device of ``like``."""
+    ys = torch.arange(height, dtype=like.dtype, device=like.device)
+    xs = torch.arange(width, dtype=like.dtype, device=like.device)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return gx, gy
+
+
+def flow_warp(
+    x: Tensor,
+    flow: Tensor,
+    interpolation: Interpolation = "bilinear",
+    padding_mode: PaddingMode = "zeros",
+) -> Tensor:
+    """Backward-warp ``x`` with ``flow``: ``out(p) = x(p + flow(p))``.
+
+    To align a neighbour frame to a reference frame, ``flow`` is the flow from the reference to
+    the neighbour: pixel ``p`` of the reference shows the same point as ``p + flow(p)`` of the
+    neighbour.
+
+    Args:
+        x: ``(B, C, H, W)`` frame or feature map to warp.
+        flow: ``(B, 2, H, W)`` displacement in pixels, channel 0 = x, channel 1 = y.
+        interpolation: ``'bilinear'`` or ``'nearest'``.
+        padding_mode: ``'zeros'`` (outside is 0) or ``'border'`` (outside repeats the edge).
+
+    Returns:
+        ``(B, C, H, W)`` warped tensor.
+    """
+    if x.dim() != 4 or flow.dim() != 4 or flow.shape[1] != 2:
+        raise ValueError(f"flow_warp expects x (B, C, H, W) and flow (B, 2, H, W); got {tuple(x.shape)} "
+                         f"and {tuple(flow.shape)}")
+    if flow.shape[0] != x.shape[0] or flow.shape[-2:] != x.shape[-2:]:
+        raise ValueError(f"flow {tuple(flow.shape)} does not match x {tuple(x.shape)} in batch or size")
+    gx, gy = base_grid(x.shape[-2], x.shape[-1], flow)
+    return sample_at(x, gx + flow[:, 0], gy + flow[:, 1], interpolation, padding_mode)
