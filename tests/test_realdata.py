@@ -1,0 +1,40 @@
+"""Published numbers reproduced from the real Vid4 frames in ../shared (skipped when absent)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from vsrlab.data.degradations import matlab_imresize
+from vsrlab.metrics import calculate_psnr, calculate_ssim
+
+VID4_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "vid4"
+
+pytestmark = pytest.mark.realdata
+
+
+def natural(name: str) -> list:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+@pytest.mark.skipif(not (VID4_ROOT / "GT").is_dir(), reason=f"{VID4_ROOT} is absent")
+def test_vid4_bicubic_baseline_bi_matches_published():
+    """x4 BI + MATLAB bicubic upsampling on Vid4, Y channel, no crop: 23.78 dB / 0.6347 (BasicVSR, Table 1)."""
+    clip_psnr, clip_ssim, frames = [], [], 0
+    for clip in sorted(p for p in (VID4_ROOT / "GT").iterdir() if p.is_dir()):
+        psnr, ssim = [], []
+        for path in sorted(clip.iterdir(), key=lambda p: natural(p.name)):
+            gt = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            sr = matlab_imresize(matlab_imresize(gt, 1 / 4), 4)
+            psnr.append(calculate_psnr(sr, gt, 0, test_y_channel=True))
+            ssim.append(calculate_ssim(sr, gt, 0, test_y_channel=True))
+        clip_psnr.append(np.mean(psnr))
+        clip_ssim.append(np.mean(ssim))
+        frames += len(psnr)
+    assert frames == 171
+    assert round(float(np.mean(clip_psnr)), 2) == 23.78
+    assert round(float(np.mean(clip_ssim)), 4) == 0.6347
