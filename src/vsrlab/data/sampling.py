@@ -1,0 +1,130 @@
+"""Temporal windows and resumable, rank-aware sampling.
+
+Training data in vsrlab is a pure function of the sample index, and the sampler below decides
+which indices a step sees from ``(seed, epoch, position)`` alone. Saving the position in the
+checkpoint (through Lightning's stateful-dataloader hooks) therefore lets a resumed run see
+exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Literal
+
+import numpy as np
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Sampler
+
+Padding = Literal["replicate", "reflection", "reflection_circle", "circle"]
+
+
+def window_indices(center: int, num_total: int, num_frame: int, padding: Padding = "reflection") -> list[int]:
+    """Indices of the ``num_frame`` window centred on ``center`` in a clip of ``num_total`` frames.
+
+    Out-of-range positions are filled as the reference toolkits do (BasicSR
+    ``generate_frame_indices``), e.g. for ``center=0, num_frame=5``:
+    replicate ``[0, 0, 0, 1, 2]``, reflection ``[2, 1, 0, 1, 2]``,
+    reflection_circle ``[4, 3, 0, 1, 2]``, circle ``[3, 4, 0, 1, 2]``.
+    """
+    if num_frame % 2 == 0:
+        raise ValueError(f"num_frame must be odd, got {num_frame}")
+    if not 0 <= center < num_total:
+        raise IndexError(f"center {center} is outside a clip of {num_total} frames")
+    last = num_total - 1
+    half = num_frame // 2
+    out = []
+    for i in range(center - half, center + half + 1):
+        if 0 <= i <= last:
+            out.append(i)
+        elif padding == "replicate":
+            out.append(0 if i < 0 else last)
+        elif padding == "reflection":
+            out.append(-i if i < 0 else 2 * last - i)
+        elif padding == "reflection_circle":
+            out.append(center + half - i if i < 0 else (center - half) - (i - last))
+        elif padding == "circle":
+            out.append(num_frame + i if i < 0 else i - num_frame)
+        else:
+            raise ValueError(f"padding must be replicate, reflection, reflection_circle or circle, got {padding!r}")
+    if any(not 0 <= i <= last for i in out):
+        raise ValueError(f"a clip of {num_total} frames is too short for a {num_frame}-frame window "
+                         f"with {padding!r} padding")
+    return out
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
+
+
+class EpochSampler(Sampler[int]):
+    """Indices of one epoch, shuffled per ``(seed, epoch)``, split across distributed ranks.
+
+    With ``stream=True`` epoch ``e`` draws from the block ``[e*length, (e+1)*length)`` of an
+    endless dataset (synthetic data), otherwise from ``[0, length)``. Rank ``r`` of ``W`` takes
+    positions ``r, r+W, ...``; training drops the remainder so every rank takes as many steps
+    (``drop_last``), evaluation keeps it (ranks may then differ by one sample).
+
+    Lightning calls :meth:`set_epoch`; :meth:`skip` starts the next pass later (resume).
+    """
+
+    def __init__(self, length: int, shuffle: bool = True, seed: int = 0, stream: bool = False,
+                 drop_last: bool = True, world: tuple[int, int] | None = None) -> None:
+        if length < 1:
+            raise ValueError(f"cannot sample from an empty dataset (length {length})")
+        self.length, self.shuffle, self.seed, self.stream, self.drop_last = length, shuffle, seed, stream, drop_last
+        self._world = world
+        self.epoch = 0
+        self._skip = 0
+
+    @property
+    def world(self) -> tuple[int, int]:
+        return self._world if self._world is not None else _world()
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def skip(self, num_samples: int) -> None:
+        """Skip the first ``num_samples`` of this rank's share at the next iteration."""
+        self._skip = num_samples
+
+    def __len__(self) -> int:
+        size, rank = self.world
+        if self.drop_last:
+            return self.length // size
+        return len(range(rank, self.length, size))
+
+    def __iter__(self) -> Iterator[int]:
+        size, rank = self.world
+        order = np.arange(self.length)
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.length)
+        if self.stream:
+            order = order + self.epoch * self.length
+        mine = order[rank::size][: len(self)]
+        start, self._skip = self._skip, 0
+        return iter(mine[start:].tolist())
+
+
+class ResumableDataLoader(DataLoader):
+    """A DataLoader whose position survives a checkpoint (Lightning's ``state_dict`` protocol).
+
+    ``progress`` returns how many batches of the current epoch the trainer has processed; the
+    state is the epoch and that count, and loading it makes the next pass skip those batches.
+    Counting what the trainer processed, rather than what the loader yielded, keeps prefetched
+    batches out of the count.
+    """
+
+    def __init__(self, *args: Any, progress: Callable[[], int] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.progress = progress
+        if not isinstance(self.sampler, EpochSampler):
+            raise TypeError("ResumableDataLoader needs an EpochSampler")
+
+    def state_dict(self) -> dict[str, int]:
+        batches = self.progress() if self.progress is not None else 0
+        return {"epoch": self.sampler.epoch, "samples": batches * (self.batch_size or 1)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.sampler.set_epoch(state["epoch"])
+        self.sampler.skip(state["samples"])

@@ -1,0 +1,231 @@
+"""Synthetic video clips with known motion, made on the fly from images bundled with scikit-image.
+
+Each clip is a background image moved by a smooth random camera motion (translation with
+constant acceleration, rotation, zoom) and a foreground layer cut from another image (an
+ellipse) moving independently on top of it, so there are occlusions and disocclusions. Frames
+are rendered at high resolution (GT), degraded with BI (:func:`matlab_imresize`) to LR, and the
+true optical flow is computed analytically from the layer transforms.
+
+Flow convention (what :func:`vsrlab.ops.flow_warp` expects): ``flow[t]`` ``(2, h, w)``, in LR
+pixels, ``(x, y)`` order, maps each pixel ``p`` of the reference frame to ``p + flow[t](p)`` in
+frame ``t``, so ``flow_warp(lq[t], flow[t])`` reproduces the reference frame wherever the
+point is visible in frame ``t`` (``flow_valid[t]``). The reference frame is the window's centre.
+
+Every sample is a pure function of ``(seed, split, index)``: no files are read or written, any
+worker can make any sample, and a resumed run sees the same data as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vsrlab.data.degradations import bicubic_downsample
+from vsrlab.utils.images import frames_to_tensor
+
+# Every colour or grey sample image scikit-image ships in its wheel (nothing is downloaded).
+IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "brick",
+          "grass", "gravel", "camera", "retina", "colorwheel", "moon", "coins", "clock")
+_SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+
+
+@lru_cache(maxsize=None)
+def load_image(name: str) -> np.ndarray:
+    """A scikit-image sample image as ``(H, W, 3)`` uint8 RGB (grey images are replicated)."""
+    import skimage.data
+
+    loader = getattr(skimage.data, name, None)
+    if loader is None:
+        raise ValueError(f"unknown scikit-image sample image {name!r}")
+    img = np.asarray(loader())
+    if img.dtype == bool:
+        img = img.astype(np.uint8) * 255
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    return np.ascontiguousarray(img[..., :3].astype(np.uint8))
+
+
+def _similarity(scale: float, angle: float, src_centre: np.ndarray, dst_centre: np.ndarray) -> np.ndarray:
+    """3x3 matrix of ``dst = scale * R(angle) (src - src_centre) + dst_centre``."""
+    c, s = np.cos(angle) * scale, np.sin(angle) * scale
+    a = np.array([[c, -s], [s, c]])
+    m = np.eye(3)
+    m[:2, :2] = a
+    m[:2, 2] = dst_centre - a @ src_centre
+    return m
+
+
+def _apply(m: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return m[0, 0] * x + m[0, 1] * y + m[0, 2], m[1, 0] * x + m[1, 1] * y + m[1, 2]
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """Ranges of the random motion, in HR pixels (and radians) per frame."""
+
+    camera_speed: float = 6.0
+    camera_acceleration: float = 0.6
+    camera_rotation: float = 0.01
+    camera_zoom: float = 0.01
+    object_speed: float = 8.0
+    object_rotation: float = 0.03
+    object_size: tuple[float, float] = (0.3, 0.55)
+
+
+class SyntheticClip:
+    """One random two-layer clip: rendering of HR frames and analytic flow between frames.
+
+    Layer transforms map layer (source image) coordinates to frame coordinates; frame ``t``
+    shows the foreground where its ellipse covers the pixel and the background elsewhere.
+    """
+
+    def __init__(self, rng: np.random.Generator, images: Sequence[str], num_frames: int,
+                 size: tuple[int, int], motion: MotionConfig) -> None:
+        h, w = size
+        self.size = size
+        bg_name, fg_name = rng.choice(len(images), size=2, replace=len(images) < 2)
+        self.bg, self.fg = load_image(images[bg_name]), load_image(images[fg_name])
+        centre = np.array([(w - 1) / 2, (h - 1) / 2])
+        ref = (num_frames - 1) / 2
+        tau = np.arange(num_frames) - ref
+
+        # camera: background source point at the frame centre, rotation and zoom per frame
+        bh, bw = self.bg.shape[:2]
+        start = np.array([rng.uniform(0.3, 0.7) * (bw - 1), rng.uniform(0.3, 0.7) * (bh - 1)])
+        vel = rng.uniform(-motion.camera_speed, motion.camera_speed, 2)
+        acc = rng.uniform(-motion.camera_acceleration, motion.camera_acceleration, 2)
+        angle0, omega = rng.uniform(-0.2, 0.2), rng.uniform(-motion.camera_rotation, motion.camera_rotation)
+        zoom0, zeta = rng.uniform(0.9, 1.1), rng.uniform(-motion.camera_zoom, motion.camera_zoom)
+        self.bg_tf = [_similarity(zoom0 * (1 + zeta * t), angle0 + omega * t, start + vel * t + 0.5 * acc * t * t,
+                                  centre) for t in tau]
+
+        # foreground: an ellipse cut from another image, moving on its own
+        fh, fw = self.fg.shape[:2]
+        side = min(h, w)
+        self.radii = np.array([rng.uniform(*motion.object_size), rng.uniform(*motion.object_size)]) * side / 2
+        src = np.array([rng.uniform(0.25, 0.75) * (fw - 1), rng.uniform(0.25, 0.75) * (fh - 1)])
+        pos = centre + rng.uniform(-0.25, 0.25, 2) * np.array([w, h])
+        fvel = rng.uniform(-motion.object_speed, motion.object_speed, 2)
+        phi0, fomega = rng.uniform(-np.pi, np.pi), rng.uniform(-motion.object_rotation, motion.object_rotation)
+        self.fg_src_centre = src
+        self.fg_tf = [_similarity(1.0, phi0 + fomega * t, src, pos + fvel * t) for t in tau]
+
+    def _fg_radius(self, t: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Normalised elliptic radius of frame-``t`` points in the foreground (< 1 inside)."""
+        qx, qy = _apply(np.linalg.inv(self.fg_tf[t]), x, y)
+        return np.sqrt(((qx - self.fg_src_centre[0]) / self.radii[0]) ** 2
+                       + ((qy - self.fg_src_centre[1]) / self.radii[1]) ** 2)
+
+    def render(self) -> np.ndarray:
+        """HR frames ``(T, H, W, 3)`` uint8."""
+        h, w = self.size
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+        frames = []
+        for t in range(len(self.bg_tf)):
+            bg = cv2.warpAffine(self.bg, self.bg_tf[t][:2], (w, h), flags=cv2.INTER_CUBIC,
+                                borderMode=cv2.BORDER_REFLECT_101).astype(np.float64)
+            fg = cv2.warpAffine(self.fg, self.fg_tf[t][:2], (w, h), flags=cv2.INTER_CUBIC,
+                                borderMode=cv2.BORDER_REFLECT_101).astype(np.float64)
+            # about one pixel of antialiased edge: (1 - rho) * radius approximates the distance
+            alpha = np.clip(0.5 + (1 - self._fg_radius(t, xs, ys)) * self.radii.min(), 0, 1)[..., None]
+            frames.append(np.clip(np.round(alpha * fg + (1 - alpha) * bg), 0, 255).astype(np.uint8))
+        return np.stack(frames)
+
+    def flow_to(self, ref: int, scale: int) -> tuple[np.ndarray, np.ndarray]:
+        """LR flow from frame ``ref`` to every frame and its validity.
+
+        Returns:
+            ``flow`` ``(T, 2, h, w)`` float32 ``(x, y)`` in LR pixels and ``valid``
+            ``(T, 1, h, w)`` float32: 1 where the reference pixel's point is visible in frame t.
+        """
+        h, w = self.size[0] // scale, self.size[1] // scale
+        ly, lx = np.mgrid[0:h, 0:w].astype(np.float64)
+        x, y = (lx + 0.5) * scale - 0.5, (ly + 0.5) * scale - 0.5  # LR pixel centres in HR pixels
+        on_fg = self._fg_radius(ref, x, y) < 1
+        flows, valids = [], []
+        for t in range(len(self.bg_tf)):
+            bx, by = _apply(self.bg_tf[t] @ np.linalg.inv(self.bg_tf[ref]), x, y)
+            fx, fy = _apply(self.fg_tf[t] @ np.linalg.inv(self.fg_tf[ref]), x, y)
+            tx, ty = np.where(on_fg, fx, bx), np.where(on_fg, fy, by)
+            visible = on_fg | (self._fg_radius(t, tx, ty) >= 1)
+            inside = (tx >= 0) & (tx <= self.size[1] - 1) & (ty >= 0) & (ty <= self.size[0] - 1)
+            flows.append(np.stack([(tx - x) / scale, (ty - y) / scale]))
+            valids.append((visible & inside)[None])
+        return np.stack(flows).astype(np.float32), np.stack(valids).astype(np.float32)
+
+
+class SyntheticVideoDataset(Dataset):
+    """Clips with known motion; training windows or whole validation clips.
+
+    Args:
+        split: ``'train'``, ``'val'`` or ``'test'``; seeds the clips, so splits never share a clip.
+        num_clips: number of samples (one epoch); any index >= 0 is valid, so a sampler can
+            stream past it.
+        num_frames: frames per sample (the sliding window for training, the clip for validation).
+        lq_size: ``(h, w)`` of LR frames; GT frames are ``scale`` times larger.
+        scale: SR factor.
+        seed: base seed.
+        images: names of scikit-image sample images to draw layers from (default: all of
+            :data:`IMAGES`, for every split; give disjoint lists to hold images out of training).
+        motion: ranges of the random motion (:class:`MotionConfig` fields).
+
+    Each item is a dict: ``lq`` ``(T, 3, h, w)`` and ``gt`` ``(T, 3, H, W)`` float32 in [0, 1];
+    ``flow`` ``(T, 2, h, w)`` and ``flow_valid`` ``(T, 1, h, w)`` to the centre frame
+    (index ``T // 2``); ``clip_index`` (int) and ``key`` (str).
+    """
+
+    def __init__(
+        self,
+        split: Literal["train", "val", "test"] = "train",
+        num_clips: int = 1000,
+        num_frames: int = 5,
+        lq_size: Sequence[int] = (32, 32),
+        scale: int = 4,
+        seed: int = 0,
+        images: Sequence[str] | None = None,
+        motion: dict[str, Any] | None = None,
+    ) -> None:
+        if split not in _SPLIT_IDS:
+            raise ValueError(f"split must be one of {sorted(_SPLIT_IDS)}, got {split!r}")
+        if num_frames < 1 or num_clips < 1:
+            raise ValueError(f"num_frames and num_clips must be >= 1, got {num_frames} and {num_clips}")
+        self.split, self.num_clips, self.num_frames = split, num_clips, num_frames
+        self.lq_size = (int(lq_size[0]), int(lq_size[1]))
+        self.scale, self.seed = scale, seed
+        self.images = tuple(images) if images is not None else IMAGES
+        self.motion = MotionConfig(**(motion or {}))
+        for name in self.images:
+            load_image(name)  # fail early, naming a bad image
+
+    def __len__(self) -> int:
+        return self.num_clips
+
+    def clip_name(self, index: int) -> str:
+        return f"{self.split}_{index:05d}"
+
+    def make_clip(self, index: int) -> SyntheticClip:
+        rng = np.random.default_rng([self.seed, _SPLIT_IDS[self.split], index])
+        gt_size = (self.lq_size[0] * self.scale, self.lq_size[1] * self.scale)
+        return SyntheticClip(rng, self.images, self.num_frames, gt_size, self.motion)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if index < 0:
+            raise IndexError(f"negative index {index}")
+        clip = self.make_clip(index)
+        gt = clip.render()
+        lq = bicubic_downsample(gt, self.scale)
+        flow, valid = clip.flow_to(self.num_frames // 2, self.scale)
+        return {
+            "lq": frames_to_tensor(lq),
+            "gt": frames_to_tensor(gt),
+            "flow": torch.from_numpy(flow),
+            "flow_valid": torch.from_numpy(valid),
+            "clip_index": index,
+            "key": self.clip_name(index),
+        }
