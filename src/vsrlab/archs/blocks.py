@@ -1,0 +1,60 @@
+"""Small building blocks shared by the architectures (BasicSR names and layouts)."""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn as nn
+from torch import Tensor
+
+
+def make_layer(block: type[nn.Module], num_blocks: int, **kwargs) -> nn.Sequential:
+    """``num_blocks`` instances of ``block(**kwargs)`` in sequence."""
+    return nn.Sequential(*(block(**kwargs) for _ in range(num_blocks)))
+
+
+class ResidualBlockNoBN(nn.Module):
+    """``x + res_scale * conv(relu(conv(x)))``, 3x3 convs, no batch norm (EDSR; BasicSR).
+
+    Parameters ``conv1``, ``conv2``; weights scaled by 0.1 after Kaiming init as BasicSR does.
+    """
+
+    def __init__(self, num_feat: int = 64, res_scale: float = 1.0) -> None:
+        super().__init__()
+        self.res_scale = res_scale
+        self.conv1 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.relu = nn.ReLU(inplace=True)
+        for conv in (self.conv1, self.conv2):
+            nn.init.kaiming_normal_(conv.weight, a=0, mode="fan_in")
+            conv.weight.data.mul_(0.1)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, F, H, W)`` -> ``(B, F, H, W)``."""
+        return x + self.conv2(self.relu(self.conv1(x))) * self.res_scale
+
+
+class Upsample(nn.Sequential):
+    """Pixel-shuffle upsampler of features: conv to 4F + shuffle x2 per octave (or 9F + x3).
+
+    ``(B, F, H, W)`` -> ``(B, F, s*H, s*W)`` for ``s`` a power of 2 or 3 (BasicSR ``Upsample``).
+    """
+
+    def __init__(self, scale: int, num_feat: int) -> None:
+        layers: list[nn.Module] = []
+        if scale & (scale - 1) == 0:
+            for _ in range(int(math.log2(scale))):
+                layers += [nn.Conv2d(num_feat, 4 * num_feat, 3, 1, 1), nn.PixelShuffle(2)]
+        elif scale == 3:
+            layers += [nn.Conv2d(num_feat, 9 * num_feat, 3, 1, 1), nn.PixelShuffle(3)]
+        else:
+            raise ValueError(f"Upsample supports scales 2^n and 3, got {scale}")
+        super().__init__(*layers)
+
+
+class UpsampleOneStep(nn.Sequential):
+    """One conv to ``num_out_ch * s^2`` channels and one pixel shuffle: ``(B, F, H, W)`` -> ``(B, C, sH, sW)``."""
+
+    def __init__(self, scale: int, num_feat: int, num_out_ch: int) -> None:
+        super().__init__(nn.Conv2d(num_feat, num_out_ch * scale * scale, 3, 1, 1), nn.PixelShuffle(scale))

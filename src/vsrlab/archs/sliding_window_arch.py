@@ -1,0 +1,120 @@
+"""A compact sliding-window VSR network with G x N deformable alignment (vsrlab's default).
+
+Structure follows EDVR without its pyramid and attention (Wang et al., CVPR-W 2019, Fig. 2)
+so that alignment is the only temporal mechanism under study:
+
+1. feature extraction per frame (conv + ``num_extract_block`` residual blocks);
+2. alignment of every frame's features to the centre frame's with
+   :class:`vsrlab.ops.DeformableAlignment`: offsets predicted from the concatenated neighbour
+   and centre features (G offset groups x N offsets; N = 9 on the kernel grid is a 3x3 DCNv2,
+   G = N = 1 is flow-based alignment), or no alignment at all (``align_type='none'``);
+3. fusion of the aligned frames by a 1x1 convolution, initialised to pass the centre frame's
+   features and ignore the neighbours, so the network starts as a single-frame SR network and
+   draws on the neighbours as their alignment becomes useful (with a random init, unaligned
+   neighbours blur the fused features and training on 3-frame windows learns about half as fast);
+4. reconstruction (``num_reconstruct_block`` residual blocks) and one pixel-shuffle to the
+   output scale, added to the centre frame upsampled with MATLAB bicubic, so that training
+   starts from the bicubic baseline (EDVR adds a bilinear upsampling instead). The last
+   convolution is zero-initialised, so the network initially *is* the bicubic baseline and
+   learns the residual from the first step; with the default init, training sits on a plateau
+   for the first couple of hundred iterations.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from vsrlab.archs.blocks import ResidualBlockNoBN, UpsampleOneStep, make_layer
+from vsrlab.data.degradations import matlab_imresize_tensor
+from vsrlab.ops import DeformableAlignment
+
+
+class SlidingWindowVSR(nn.Module):
+    """Compact sliding-window VSR with configurable alignment.
+
+    Args:
+        num_in_ch, num_out_ch: image channels.
+        num_feat: feature channels.
+        num_frame: frames in the input window.
+        center_frame_idx: index of the frame to super-resolve (default ``num_frame // 2``).
+        num_extract_block, num_reconstruct_block: residual blocks before alignment / after fusion.
+        align_type: ``'deformable'`` (G x N alignment) or ``'none'`` (frames fused unaligned).
+        deformable_groups: G, offset groups.
+        num_offsets: N, offsets per group.
+        modulated: predict DCNv2 masks.
+        offset_base: ``'auto'``, ``'kernel'`` or ``'zero'`` (see :class:`DeformableAlignment`).
+        upscale: SR factor.
+    """
+
+    def __init__(
+        self,
+        num_in_ch: int = 3,
+        num_out_ch: int = 3,
+        num_feat: int = 32,
+        num_frame: int = 5,
+        center_frame_idx: int | None = None,
+        num_extract_block: int = 2,
+        num_reconstruct_block: int = 4,
+        align_type: Literal["deformable", "none"] = "deformable",
+        deformable_groups: int = 4,
+        num_offsets: int = 9,
+        modulated: bool = True,
+        offset_base: Literal["auto", "kernel", "zero"] = "auto",
+        upscale: int = 4,
+    ) -> None:
+        super().__init__()
+        if align_type not in ("deformable", "none"):
+            raise ValueError(f"align_type must be 'deformable' or 'none', got {align_type!r}")
+        self.num_frame = num_frame
+        self.center_frame_idx = num_frame // 2 if center_frame_idx is None else center_frame_idx
+        if not 0 <= self.center_frame_idx < num_frame:
+            raise ValueError(f"center_frame_idx={center_frame_idx} is outside a window of {num_frame} frames")
+        self.upscale = upscale
+        self.align_type = align_type
+
+        self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
+        self.feature_extraction = make_layer(ResidualBlockNoBN, num_extract_block, num_feat=num_feat)
+        if align_type == "deformable":
+            self.offset_conv1 = nn.Conv2d(2 * num_feat, num_feat, 3, 1, 1)
+            self.offset_conv2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+            self.dcn = DeformableAlignment(num_feat, num_feat, num_feat, offset_groups=deformable_groups,
+                                           num_offsets=num_offsets, modulated=modulated, offset_base=offset_base)
+        self.fusion = nn.Conv2d(num_frame * num_feat, num_feat, 1, 1)
+        nn.init.zeros_(self.fusion.bias)
+        with torch.no_grad():
+            self.fusion.weight.zero_()
+            centre = slice(self.center_frame_idx * num_feat, (self.center_frame_idx + 1) * num_feat)
+            self.fusion.weight[:, centre, 0, 0] = torch.eye(num_feat)
+        self.reconstruction = make_layer(ResidualBlockNoBN, num_reconstruct_block, num_feat=num_feat)
+        self.upsample = UpsampleOneStep(upscale, num_feat, num_out_ch)
+        nn.init.zeros_(self.upsample[0].weight)
+        nn.init.zeros_(self.upsample[0].bias)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.1, inplace=True)
+
+    def align(self, feat: Tensor, ref: Tensor) -> Tensor:
+        """Align ``feat`` ``(B, F, h, w)`` to ``ref`` ``(B, F, h, w)``."""
+        cond = self.lrelu(self.offset_conv1(torch.cat([feat, ref], dim=1)))
+        cond = self.lrelu(self.offset_conv2(cond))
+        return self.lrelu(self.dcn(feat, cond))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, T, C, h, w)`` LR window -> ``(B, C, s*h, s*w)`` SR centre frame."""
+        b, t, c, h, w = x.shape
+        if t != self.num_frame:
+            raise ValueError(f"expected windows of {self.num_frame} frames, got {t}")
+        center = x[:, self.center_frame_idx]
+        feat = self.lrelu(self.conv_first(x.reshape(b * t, c, h, w)))
+        feat = self.feature_extraction(feat).view(b, t, -1, h, w)
+        if self.align_type == "deformable":
+            ref = feat[:, self.center_frame_idx]
+            # all frames, the centre one too, go through the same alignment (as EDVR's PCD)
+            frames = feat.reshape(b * t, -1, h, w)
+            refs = ref.unsqueeze(1).expand(-1, t, -1, -1, -1).reshape(b * t, -1, h, w)
+            feat = self.align(frames, refs).view(b, t, -1, h, w)
+        out = self.lrelu(self.fusion(feat.reshape(b, -1, h, w)))
+        out = self.upsample(self.reconstruction(out))
+        return out + matlab_imresize_tensor(center, self.upscale)
