@@ -1,0 +1,87 @@
+"""``vsrlab-eval``: score a checkpoint, or a baseline arch, on a dataset's evaluation protocol.
+
+    vsrlab-eval ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt
+    vsrlab-eval arch=bicubic data=synthetic
+
+Prints a per-clip table and writes ``metrics.json`` (per clip and mean PSNR / SSIM) to the run dir.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import rich
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from rich.table import Table
+
+from vsrlab.models import VSRModule
+from vsrlab.train import CONFIG_DIR, build_trainer, finish_wandb, instantiate_loggers, setup_run
+from vsrlab.utils.run import write_json
+
+log = logging.getLogger(__name__)
+
+
+def load_model(cfg: DictConfig) -> VSRModule:
+    """The model of ``cfg.ckpt_path`` (architecture from the checkpoint) or of ``cfg.model``.
+
+    The evaluation protocol (metrics) and evaluation options always come from ``cfg``.
+    """
+    overrides = OmegaConf.to_container(cfg.model, resolve=True)
+    if not cfg.get("ckpt_path"):
+        return instantiate(cfg.model)
+    path = Path(cfg.ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    log.info("loading %s (its architecture config overrides arch=...)", path)
+    return VSRModule.load_from_checkpoint(path, map_location="cpu", weights_only=False,
+                                          metrics=overrides["metrics"], evaluation=overrides["evaluation"])
+
+
+def results_table(results: dict[str, Any], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("clip", "frames", "PSNR", "SSIM", "bicubic PSNR"):
+        table.add_column(column, justify="left" if column == "clip" else "right")
+    for name, row in results["clips"].items():
+        table.add_row(name, str(row["frames"]), f"{row['psnr']:.4f}", f"{row['ssim']:.4f}", f"{row['psnr_bicubic']:.4f}")
+    mean = results["mean"]
+    table.add_row("mean", str(sum(r["frames"] for r in results["clips"].values())), f"{mean['psnr']:.4f}",
+                  f"{mean['ssim']:.4f}", f"{mean['psnr_bicubic']:.4f}", style="bold")
+    return table
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Run the test loop of ``cfg.data`` and return (and write) per-clip and mean scores."""
+    try:
+        return _evaluate(cfg)
+    finally:
+        finish_wandb()
+
+
+def _evaluate(cfg: DictConfig) -> dict[str, Any]:
+    datamodule = instantiate(cfg.data)
+    model = load_model(cfg)
+    loggers = instantiate_loggers(cfg)
+    trainer = build_trainer(cfg, logger=loggers or False, callbacks=[])
+    trainer.test(model, datamodule=datamodule)
+    results = {**model.test_results, "protocol": OmegaConf.to_container(cfg.model.metrics, resolve=True),
+               "ckpt_path": cfg.get("ckpt_path"), "arch": model.hparams.arch.get("_target_")}
+    rich.print(results_table(results, f"{results['arch']} on {cfg.data.get('name', 'data')}"))
+    if trainer.is_global_zero:
+        path = write_json(Path(cfg.paths.output_dir) / "metrics.json", results)
+        log.info("wrote %s", path)
+    return results
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
+def main(cfg: DictConfig) -> None:
+    """Console entry point (Hydra app)."""
+    setup_run(cfg)
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""LightningModules."""
+
+from vsrlab.models.vsr_module import VSRModule
+
+__all__ = ["VSRModule"]

@@ -1,0 +1,77 @@
+"""Shared fixtures: Hydra configs composed from conf/ with run directories in tmp_path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from vsrlab.train import CONFIG_DIR
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("WANDB_DISABLE_GIT", "true")
+
+
+# Overrides that make any training config run in seconds on a CPU.
+FAST = [
+    "extras.print_config=false",
+    "logger=csv",
+    "trainer.max_steps=4",
+    "trainer.val_check_interval=2",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "data.batch_size=2",
+    "data.num_workers=0",
+    "data.train.num_clips=8",
+    "data.train.lq_size=[16,16]",
+    "data.val.num_clips=2",
+    "data.val.num_frames=5",
+    "data.val.lq_size=[24,24]",
+    "arch.num_feat=8",
+    "arch.num_extract_block=1",
+    "arch.num_reconstruct_block=1",
+    "arch.deformable_groups=2",
+    "model.scheduler.periods=[8]",
+    "model.scheduler.restart_weights=[1.0]",
+    "model.evaluation.log_images=1",
+]
+
+
+def compose_config(name: str, overrides: list[str], run_dir: Path) -> DictConfig:
+    """Compose ``conf/<name>.yaml`` as the Hydra app would, with its run directory at ``run_dir``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(name, overrides=overrides, return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(run_dir.parent)
+        cfg.paths.log_dir = str(run_dir.parent)
+        cfg.paths.output_dir = str(run_dir)
+        del cfg.hydra
+    return cfg
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path):
+    """``make_cfg(name='train', overrides=[...], run='run')`` -> composed config."""
+
+    def _make(name: str = "train", overrides: list[str] | None = None, run: str = "run") -> DictConfig:
+        return compose_config(name, [*FAST, *(overrides or [])] if name == "train" else list(overrides or []),
+                              tmp_path / run)
+
+    yield _make
+    GlobalHydra.instance().clear()
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads():
+    torch.manual_seed(0)
+    yield

@@ -1,0 +1,103 @@
+"""End-to-end training, evaluation, checkpoints and exact resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vsrlab.data.degradations import matlab_imresize
+from vsrlab.data.synthetic import SyntheticVideoDataset
+from vsrlab.eval import evaluate
+from vsrlab.metrics import calculate_psnr
+from vsrlab.train import train
+from vsrlab.utils.images import to_uint8_hwc
+
+
+def test_fast_dev_run_trains_validates_and_tests(make_cfg, tmp_path):
+    results = train(make_cfg(overrides=["debug=fdr"]))
+    assert results["global_step"] == 1
+    assert not (tmp_path / "run" / "checkpoints").exists()  # fast_dev_run writes nothing
+
+
+def test_training_writes_checkpoints_metrics_logs_and_images(make_cfg, tmp_path):
+    results = train(make_cfg())
+    run = tmp_path / "run"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert Path(results["best"]["ckpt_path"]).is_file() and results["best"]["monitor"] == "val/psnr"
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["global_step"] == 4 and np.isfinite(saved["val"]["val/psnr"])
+    assert set(saved["test"]["clips"]) == {"val_00000", "val_00001"}
+    assert all(row["frames"] == 5 for row in saved["test"]["clips"].values())
+    assert (run / "csv").is_dir() and list((run / "csv").glob("*/metrics.csv"))
+    images = sorted((run / "images" / "val").glob("*.png"))
+    assert images and images[0].stat().st_size > 0
+    assert not list((run / "checkpoints").glob(".*tmp*"))  # atomic writes leave no temporaries
+
+
+def test_refuses_to_overwrite_a_run_and_requires_a_checkpoint_to_resume(make_cfg):
+    train(make_cfg(overrides=["test=false"]))
+    with pytest.raises(FileExistsError, match="ckpt_path=last"):
+        train(make_cfg(overrides=["test=false"]))
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        train(make_cfg(overrides=["ckpt_path=last"], run="other"))
+    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
+        train(make_cfg(overrides=["ckpt_path=/nonexistent/missing.ckpt"], run="third"))
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def test_resume_mid_epoch_equals_uninterrupted_run_and_continues_wandb_run(make_cfg, tmp_path):
+    # batch 2, 12 clips per epoch -> 6 steps per epoch; the interrupted run stops at step 4, mid-epoch
+    common = ["trainer.max_steps=8", "trainer.val_check_interval=4", "data.train.num_clips=12", "test=false"]
+    full = train(make_cfg(overrides=common, run="full"))
+    train(make_cfg(overrides=[*common, "trainer.max_steps=4", "logger=default"], run="part"))
+    resumed = train(make_cfg(overrides=[*common, "ckpt_path=last", "logger=default"], run="part"))
+
+    assert resumed["global_step"] == full["global_step"] == 8
+    a, b = _weights(tmp_path / "full/checkpoints/last.ckpt"), _weights(tmp_path / "part/checkpoints/last.ckpt")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-7, msg=f"{key} differs after resume")
+    assert resumed["val"]["val/psnr"] == pytest.approx(full["val"]["val/psnr"], abs=1e-4)
+
+    runs = sorted((tmp_path / "part" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2, "each session writes one offline W&B run"
+    ids = {r.name.rsplit("-", 1)[-1] for r in runs}
+    assert len(ids) == 1, f"the resumed session logged to a different W&B run: {ids}"
+
+
+def test_eval_bicubic_reproduces_direct_computation(make_cfg, tmp_path):
+    overrides = ["extras.print_config=false", "data.val.num_clips=2", "data.val.num_frames=4",
+                 "data.val.lq_size=[20,20]", "trainer.enable_progress_bar=false"]
+    results = evaluate(make_cfg("eval", overrides=overrides))
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["mean"] == pytest.approx(results["mean"]) and saved["arch"] == "vsrlab.archs.Bicubic"
+    assert saved["protocol"] == {"test_y_channel": False, "crop_border": 0}
+
+    data = SyntheticVideoDataset("val", num_clips=2, num_frames=4, lq_size=(20, 20), seed=0)
+    per_clip = []
+    for i in range(2):
+        s = data[i]
+        lr, gt = to_uint8_hwc(s["lq"]), to_uint8_hwc(s["gt"])
+        per_clip.append(np.mean([calculate_psnr(matlab_imresize(l, 4), g) for l, g in zip(lr, gt)]))
+        assert saved["clips"][f"val_{i:05d}"]["psnr"] == pytest.approx(per_clip[-1], abs=1e-3)
+    assert saved["mean"]["psnr"] == pytest.approx(np.mean(per_clip), abs=1e-3)
+    assert saved["mean"]["psnr"] == pytest.approx(saved["mean"]["psnr_bicubic"], abs=1e-9)
+
+
+def test_eval_of_a_checkpoint_matches_training_test_scores(make_cfg, tmp_path):
+    trained = train(make_cfg())
+    cfg = make_cfg("eval", overrides=["extras.print_config=false", f"ckpt_path={trained['best']['ckpt_path']}",
+                                      "data.val.num_clips=2", "data.val.num_frames=5", "data.val.lq_size=[24,24]",
+                                      "trainer.enable_progress_bar=false"], run="eval")
+    results = evaluate(cfg)
+    assert results["arch"] == "vsrlab.archs.SlidingWindowVSR"
+    assert results["mean"]["psnr"] == pytest.approx(trained["test"]["mean"]["psnr"], abs=1e-6)
+    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+        evaluate(make_cfg("eval", overrides=["ckpt_path=nope.ckpt"], run="eval2"))
