@@ -1,0 +1,159 @@
+#!/usr/bin/env python
+"""Benchmark deformable alignment: time and peak memory of forward + backward.
+
+Compares, for G offset groups x N offsets in {(1, 1), (8, 9), (16, 25)} at 64 channels,
+64x64, batch 4 (modulated, as DCNv2):
+
+- ``deform_conv2d``      vsrlab's op (N grid_sample warps + one 1x1 convolution),
+- ``DeformableAlignment`` the G x N module with given offsets (the same warps + fusion),
+- ``eq1_gather``         the direct Eq. 1 implementation (explicit bilinear gathering per tap),
+- ``torchvision``        ``torchvision.ops.deform_conv2d`` when it is importable.
+
+Every case runs in its own subprocess so that its peak memory can be measured: on CPU the
+growth of the process's peak resident set over the inputs, on CUDA
+``torch.cuda.max_memory_allocated``. Times are medians over repeats; ratios are against the
+Eq. 1 reference of the same run. Writes a Markdown table to docs/benchmarks.md (section
+"Deformable alignment").
+
+    python scripts/bench_align.py                 # CPU
+    python scripts/bench_align.py --device cuda   # GPU, adds torchvision's CUDA kernel
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from rich.progress import track
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = [(1, 1), (8, 9), (16, 25)]
+IMPLS = ["eq1_gather", "deform_conv2d", "DeformableAlignment", "torchvision"]
+SECTION = "## Deformable alignment"
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def run_case(impl: str, groups: int, n: int, device: str, repeats: int, channels: int = 64, size: int = 64,
+             batch: int = 4) -> dict:
+    """Time and memory of one implementation (run in a fresh process)."""
+    from vsrlab.ops import DeformableAlignment, deform_conv2d
+    from vsrlab.ops.reference import deform_conv2d_gather
+
+    torch.manual_seed(0)
+    k = int(round(n**0.5))
+    dev = torch.device(device)
+    x = torch.randn(batch, channels, size, size, device=dev, requires_grad=True)
+    offset = (torch.randn(batch, 2 * groups * n, size, size, device=dev) * 2).requires_grad_()
+    mask = torch.rand(batch, groups * n, size, size, device=dev, requires_grad=True)
+    if impl == "DeformableAlignment":
+        module = DeformableAlignment(channels, channels, channels, groups, n).to(dev)
+        fn = lambda: module.align(x, offset, mask)  # noqa: E731
+    else:
+        weight = torch.randn(channels, channels, k, k, device=dev, requires_grad=True)
+        bias = torch.zeros(channels, device=dev, requires_grad=True)
+        if impl == "torchvision":
+            from torchvision.ops import deform_conv2d as op
+        else:
+            op = {"deform_conv2d": deform_conv2d, "eq1_gather": deform_conv2d_gather}[impl]
+        fn = lambda: op(x, offset, weight, bias, 1, k // 2, 1, mask=mask)  # noqa: E731
+
+    def step() -> None:
+        fn().square().mean().backward()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    base = _rss_mb()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        start = torch.cuda.memory_allocated()
+    step()  # first call: peak memory (and warm-up)
+    if dev.type == "cuda":
+        peak = (torch.cuda.max_memory_allocated() - start) / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return {"impl": impl, "G": groups, "N": n, "ms": 1000 * statistics.median(times), "peak_mb": peak}
+
+
+def torchvision_available() -> bool:
+    try:
+        import torchvision.ops  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def render(rows: list[dict], device: str, note: str) -> str:
+    lines = [SECTION, "", note, "",
+             "| G x N | implementation | fwd+bwd ms | time vs Eq. 1 | peak MB | memory vs Eq. 1 |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for g, n in CASES:
+        case = [r for r in rows if r["G"] == g and r["N"] == n]
+        ref = next(r for r in case if r["impl"] == "eq1_gather")
+        for r in case:
+            lines.append(f"| {g} x {n} | {r['impl']} | {r['ms']:.1f} | {r['ms'] / ref['ms']:.2f}x | "
+                         f"{r['peak_mb']:.0f} | {r['peak_mb'] / max(ref['peak_mb'], 1e-9):.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, text: str) -> None:
+    old = path.read_text() if path.exists() else "# Benchmarks\n\nTables written by the scripts in `scripts/`.\n\n"
+    pattern = re.compile(rf"{re.escape(SECTION)}\n.*?(?=\n## |\Z)", re.S)
+    new = pattern.sub(lambda _: text.rstrip("\n") + "\n", old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per case (median reported)")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case, print JSON
+    args = parser.parse_args()
+
+    if args.case:
+        impl, g, n = args.case.split(",")
+        print(json.dumps(run_case(impl, int(g), int(n), args.device, args.repeats)))
+        return
+
+    impls = [i for i in IMPLS if i != "torchvision" or torchvision_available()]
+    jobs = [(impl, g, n) for g, n in CASES for impl in impls]
+    rows = []
+    for impl, g, n in track(jobs, description=f"benchmarking on {args.device}"):
+        out = subprocess.run([sys.executable, __file__, "--device", args.device, "--repeats", str(args.repeats),
+                              "--case", f"{impl},{g},{n}"], capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    if args.device == "cpu":
+        hw = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    else:
+        hw = torch.cuda.get_device_name(0)
+    note = (f"Forward + backward of a modulated deformable convolution, 64 channels, 64x64, batch 4, on "
+            f"{args.device} ({hw}), torch {torch.__version__}; median of {args.repeats} repeats. Peak memory: "
+            f"{'peak RSS growth of a fresh process' if args.device == 'cpu' else 'max_memory_allocated'}. "
+            f"torchvision: {'measured' if 'torchvision' in impls else 'not importable here, not measured'}. "
+            "Written by `python scripts/bench_align.py" + (" --device cuda" if args.device != "cpu" else "") + "`.")
+    text = render(rows, args.device, note)
+    write_section(args.output, text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
