@@ -46,12 +46,17 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def run_case(impl: str, groups: int, n: int, device: str, repeats: int, channels: int = 64, size: int = 64,
-             batch: int = 4) -> dict:
-    """Time and memory of one implementation (run in a fresh process)."""
+def run_case(impl: str, groups: int, n: int, device: str, repeats: int, measure: str, malloc_cache: bool,
+             channels: int = 64, size: int = 64, batch: int = 4) -> dict:
+    """Peak memory (``measure='memory'``) or median time (``'time'``) of one implementation, in a
+    fresh process: peak RSS only tracks live tensors while glibc returns freed memory, so memory is
+    measured with glibc's defaults and time with the allocator setting under test."""
     from vsrlab.ops import DeformableAlignment, deform_conv2d
     from vsrlab.ops.reference import deform_conv2d_gather
+    from vsrlab.utils.system import keep_freed_memory
 
+    if measure == "time" and malloc_cache:
+        keep_freed_memory()
     torch.manual_seed(0)
     k = int(round(n**0.5))
     dev = torch.device(device)
@@ -75,21 +80,22 @@ def run_case(impl: str, groups: int, n: int, device: str, repeats: int, channels
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    base = _rss_mb()
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        start = torch.cuda.memory_allocated()
-    step()  # first call: peak memory (and warm-up)
-    if dev.type == "cuda":
-        peak = (torch.cuda.max_memory_allocated() - start) / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+    if measure == "memory":
+        base = _rss_mb()
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            start = torch.cuda.memory_allocated()
+        step()
+        if dev.type == "cuda":
+            return {"peak_mb": (torch.cuda.max_memory_allocated() - start) / 2**20}
+        return {"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base}
+    step()  # warm-up
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
-    return {"impl": impl, "G": groups, "N": n, "ms": 1000 * statistics.median(times), "peak_mb": peak}
+    return {"ms": 1000 * statistics.median(times)}
 
 
 def torchvision_available() -> bool:
@@ -126,30 +132,40 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per case (median reported)")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--no-malloc-cache", dest="malloc_cache", action="store_false",
+                        help="keep glibc's default of unmapping freed large blocks (vsrlab-train keeps them, "
+                             "see vsrlab.utils.system.keep_freed_memory)")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case, print JSON
     args = parser.parse_args()
 
     if args.case:
-        impl, g, n = args.case.split(",")
-        print(json.dumps(run_case(impl, int(g), int(n), args.device, args.repeats)))
+        impl, g, n, measure = args.case.split(",")
+        print(json.dumps(run_case(impl, int(g), int(n), args.device, args.repeats, measure, args.malloc_cache)))
         return
 
     impls = [i for i in IMPLS if i != "torchvision" or torchvision_available()]
     jobs = [(impl, g, n) for g, n in CASES for impl in impls]
     rows = []
     for impl, g, n in track(jobs, description=f"benchmarking on {args.device}"):
-        out = subprocess.run([sys.executable, __file__, "--device", args.device, "--repeats", str(args.repeats),
-                              "--case", f"{impl},{g},{n}"], capture_output=True, text=True, check=True)
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        row = {"impl": impl, "G": g, "N": n}
+        for measure in ("memory", "time"):
+            cmd = [sys.executable, __file__, "--device", args.device, "--repeats", str(args.repeats),
+                   "--case", f"{impl},{g},{n},{measure}"] + ([] if args.malloc_cache else ["--no-malloc-cache"])
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            row.update(json.loads(out.stdout.strip().splitlines()[-1]))
+        rows.append(row)
     if args.device == "cpu":
         hw = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     else:
         hw = torch.cuda.get_device_name(0)
     note = (f"Forward + backward of a modulated deformable convolution, 64 channels, 64x64, batch 4, on "
             f"{args.device} ({hw}), torch {torch.__version__}; median of {args.repeats} repeats. Peak memory: "
-            f"{'peak RSS growth of a fresh process' if args.device == 'cpu' else 'max_memory_allocated'}. "
+            f"{'peak RSS growth of a fresh process, with glibc defaults' if args.device == 'cpu' else 'max_memory_allocated'}. "
             f"torchvision: {'measured' if 'torchvision' in impls else 'not importable here, not measured'}. "
-            "Written by `python scripts/bench_align.py" + (" --device cuda" if args.device != "cpu" else "") + "`.")
+            f"Timed with glibc keeping freed memory (vsrlab-train's default, `extras.cpu_malloc_cache`): "
+            f"{'yes' if args.malloc_cache else 'no'}, for every implementation alike. "
+            "Written by `python scripts/bench_align.py" + (" --device cuda" if args.device != "cpu" else "")
+            + ("" if args.malloc_cache else " --no-malloc-cache") + "`.")
     text = render(rows, args.device, note)
     write_section(args.output, text)
     print(text)

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from vsrlab.utils.checkpoint import AtomicCheckpointIO, resolve_ckpt_path
 from vsrlab.utils.instantiate import instantiate_group
 from vsrlab.utils.run import print_config_tree, run_id, write_json
+from vsrlab.utils.system import keep_freed_memory
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 def setup_run(cfg: DictConfig) -> None:
     """Process-wide settings from ``cfg.extras``."""
     extras = cfg.get("extras") or {}
+    if extras.get("cpu_malloc_cache"):
+        keep_freed_memory()
     if extras.get("ignore_warnings"):
         warnings.filterwarnings("ignore")
     if extras.get("print_config"):
