@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +103,17 @@ def test_eval_of_a_checkpoint_matches_training_test_scores(make_cfg, tmp_path):
     assert results["mean"]["psnr"] == pytest.approx(trained["test"]["mean"]["psnr"], abs=1e-6)
     with pytest.raises(FileNotFoundError, match="nope.ckpt"):
         evaluate(make_cfg("eval", overrides=["ckpt_path=nope.ckpt"], run="eval2"))
+
+
+def test_cli_multirun_runs_every_job(tmp_path):
+    """`vsrlab-train -m` resolves the sweep directory before any job and runs each job to the end."""
+    from conftest import FAST
+
+    exe = Path(sys.executable).parent / "vsrlab-train"
+    cmd = [str(exe), "-m", "experiment=align_none,align_flow", "run_name=sweep", f"paths.log_dir={tmp_path}",
+           "test=false", *FAST]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = sorted((tmp_path / "train" / "multiruns" / "sweep").glob("[0-9]*/metrics.json"))
+    assert len(jobs) == 2
+    assert all(json.loads(j.read_text())["global_step"] == 4 for j in jobs)
