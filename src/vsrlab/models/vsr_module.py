@@ -140,8 +140,8 @@ class VSRModule(pl.LightningModule):
 
     def _log_frame(self, stage: str, name: str, bicubic: Tensor, out: Tensor, gt: Tensor) -> None:
         grid = side_by_side(*(to_uint8_hwc(x) for x in (bicubic, out, gt)))
-        root = Path(self.trainer.default_root_dir) if self._trainer is not None else Path(".")
-        save_rgb(root / "images" / stage / f"step{self.global_step:07d}_{name}.png", grid)
+        path = Path(self.trainer.default_root_dir) / "images" / stage / f"step{self.global_step:07d}_{name}.png"
+        save_rgb(path, grid)
         for logger in self.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image(key=f"{stage}/frames/{name}", images=[grid], step=self.global_step,
