@@ -2,6 +2,7 @@
 #   make train        train the default experiment on the embedded synthetic data
 #   make test         run the test suite (what CI runs)
 #   make test-all     also the slow tests (minutes)
+#   make test-slow    only the slow tests
 #   make bench        alignment benchmark -> docs/benchmarks.md
 # Pass extra Hydra overrides with ARGS="...", extra pytest options with PYTEST_ARGS="...".
 
@@ -11,7 +12,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION := 2.13.0
 STAMP := $(VENV)/.installed-$(TORCH_VERSION)
 
-.PHONY: install train eval test test-all bench clean
+.PHONY: install train eval test test-all test-slow bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +35,9 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -m "" $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_align.py $(ARGS)
