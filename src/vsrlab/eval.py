@@ -16,11 +16,10 @@ import hydra
 import rich
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from rich.table import Table
 
 from vsrlab.models import VSRModule
 from vsrlab.train import CONFIG_DIR, build_trainer, finish_wandb, instantiate_loggers, setup_run
-from vsrlab.utils.run import write_json
+from vsrlab.utils.run import results_table, write_json
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +40,6 @@ def load_model(cfg: DictConfig) -> VSRModule:
                                           metrics=overrides["metrics"], evaluation=overrides["evaluation"])
 
 
-def results_table(results: dict[str, Any], title: str) -> Table:
-    table = Table(title=title)
-    for column in ("clip", "frames", "PSNR", "SSIM", "bicubic PSNR"):
-        table.add_column(column, justify="left" if column == "clip" else "right")
-    for name, row in results["clips"].items():
-        table.add_row(name, str(row["frames"]), f"{row['psnr']:.4f}", f"{row['ssim']:.4f}", f"{row['psnr_bicubic']:.4f}")
-    mean = results["mean"]
-    table.add_row("mean", str(sum(r["frames"] for r in results["clips"].values())), f"{mean['psnr']:.4f}",
-                  f"{mean['ssim']:.4f}", f"{mean['psnr_bicubic']:.4f}", style="bold")
-    return table
-
-
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Run the test loop of ``cfg.data`` and return (and write) per-clip and mean scores."""
     try:
@@ -69,7 +56,7 @@ def _evaluate(cfg: DictConfig) -> dict[str, Any]:
     trainer.test(model, datamodule=datamodule)
     results = {**model.test_results, "protocol": OmegaConf.to_container(cfg.model.metrics, resolve=True),
                "ckpt_path": cfg.get("ckpt_path"), "arch": model.hparams.arch.get("_target_")}
-    rich.print(results_table(results, f"{results['arch']} on {cfg.data.get('name', 'data')}"))
+    rich.print(results_table(results, f"{results['arch']} ({cfg.get('ckpt_path') or 'no checkpoint'})"))
     if trainer.is_global_zero:
         path = write_json(Path(cfg.paths.output_dir) / "metrics.json", results)
         log.info("wrote %s", path)

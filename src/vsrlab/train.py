@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import rich
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vsrlab.utils.checkpoint import AtomicCheckpointIO, resolve_ckpt_path
 from vsrlab.utils.instantiate import instantiate_group
-from vsrlab.utils.run import print_config_tree, run_id, write_json
+from vsrlab.utils.run import print_config_tree, results_table, run_id, write_json
 from vsrlab.utils.system import keep_freed_memory
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -100,6 +101,8 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         best = results.get("best", {}).get("ckpt_path")
         trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=False)
         results["test"] = model.test_results
+        if trainer.is_global_zero:
+            rich.print(results_table(results["test"], f"test of {Path(best).name if best else 'the final weights'}"))
     if trainer.is_global_zero and not trainer.fast_dev_run:
         write_json(output_dir / "metrics.json", results)
     return results

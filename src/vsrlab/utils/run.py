@@ -11,6 +11,7 @@ from typing import Any
 import rich
 import rich.syntax
 import rich.tree
+from rich.table import Table
 from omegaconf import DictConfig, OmegaConf
 
 
@@ -48,3 +49,16 @@ def write_json(path: str | os.PathLike, data: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def results_table(results: dict[str, Any], title: str) -> Table:
+    """Per-clip and mean PSNR / SSIM (and bicubic PSNR) of :meth:`VSRModule.per_clip_results` as a table."""
+    table = Table(title=title)
+    for column in ("clip", "frames", "PSNR", "SSIM", "bicubic PSNR"):
+        table.add_column(column, justify="left" if column == "clip" else "right")
+    for name, row in results["clips"].items():
+        table.add_row(name, str(row["frames"]), f"{row['psnr']:.4f}", f"{row['ssim']:.4f}", f"{row['psnr_bicubic']:.4f}")
+    mean = results["mean"]
+    table.add_row("mean", str(sum(r["frames"] for r in results["clips"].values())), f"{mean['psnr']:.4f}",
+                  f"{mean['ssim']:.4f}", f"{mean['psnr_bicubic']:.4f}", style="bold")
+    return table
