@@ -89,12 +89,21 @@ def matlab_imresize(img: np.ndarray, scale: float, antialiasing: bool = True) ->
     return out.astype(img.dtype)
 
 
+@lru_cache(maxsize=64)
+def _resize_matrix_tensor(in_length: int, scale: float, antialiasing: bool, device: torch.device,
+                          dtype: torch.dtype) -> Tensor:
+    matrix = resize_matrix(in_length, _output_size(in_length, scale), scale, antialiasing)
+    return torch.from_numpy(matrix).to(device=device, dtype=dtype)
+
+
 def matlab_imresize_tensor(x: Tensor, scale: float, antialiasing: bool = True) -> Tensor:
-    """:func:`matlab_imresize` for float tensors ``(..., H, W)`` (no rounding), differentiable."""
+    """:func:`matlab_imresize` for float tensors ``(..., H, W)`` (no rounding), differentiable.
+
+    The resize matrices are cached per size, scale, device and dtype.
+    """
     h, w = x.shape[-2:]
-    wh = torch.from_numpy(resize_matrix(h, _output_size(h, scale), float(scale), antialiasing))
-    ww = torch.from_numpy(resize_matrix(w, _output_size(w, scale), float(scale), antialiasing))
-    wh, ww = wh.to(device=x.device, dtype=x.dtype), ww.to(device=x.device, dtype=x.dtype)
+    wh = _resize_matrix_tensor(h, float(scale), antialiasing, x.device, x.dtype)
+    ww = _resize_matrix_tensor(w, float(scale), antialiasing, x.device, x.dtype)
     return torch.matmul(torch.matmul(wh, x), ww.transpose(0, 1))
 
 

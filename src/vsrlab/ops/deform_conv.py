@@ -37,17 +37,18 @@ def _pair(v: IntPair, name: str) -> tuple[int, int]:
     return (int(v[0]), int(v[1]))
 
 
-def kernel_taps(kernel_size: IntPair, dilation: IntPair = 1, padding: IntPair = 0) -> Tensor:
+def kernel_taps(kernel_size: IntPair, dilation: IntPair = 1, padding: IntPair = 0,
+                device: torch.device | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
     """Positions ``p_k`` of the taps of a kernel relative to the output pixel's input position.
 
     Returns:
-        ``(K, 2)`` float tensor of ``(dy, dx)``, row-major over the kernel.
+        ``(K, 2)`` tensor of ``(dy, dx)``, row-major over the kernel.
     """
     kh, kw = _pair(kernel_size, "kernel_size")
     dh, dw = _pair(dilation, "dilation")
     ph, pw = _pair(padding, "padding")
-    ky, kx = torch.meshgrid(torch.arange(kh), torch.arange(kw), indexing="ij")
-    return torch.stack((ky.flatten() * dh - ph, kx.flatten() * dw - pw), dim=1).float()
+    ky, kx = torch.meshgrid(torch.arange(kh, device=device), torch.arange(kw, device=device), indexing="ij")
+    return torch.stack((ky.flatten() * dh - ph, kx.flatten() * dw - pw), dim=1).to(dtype)
 
 
 def deform_sample(
@@ -164,7 +165,7 @@ def deform_conv2d(
     wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     if offset.shape[-2:] != (ho, wo):
         raise ValueError(f"offset spatial size {tuple(offset.shape[-2:])} must equal the output size {(ho, wo)}")
-    taps = kernel_taps((kh, kw), (dh, dw), (ph, pw))
+    taps = kernel_taps((kh, kw), (dh, dw), (ph, pw), device=offset.device, dtype=offset.dtype)
     samples = deform_sample(input, offset, taps, (sh, sw), mask)
     return fuse_taps(samples, weight, bias, groups=cin // cin_per_group)
 
