@@ -5,7 +5,7 @@ expose ``num_frame`` and ``center_frame_idx``.
 """
 
 from vsrlab.archs.bicubic_arch import Bicubic
-from vsrlab.archs.blocks import ResidualBlockNoBN, Upsample, UpsampleOneStep, make_layer
+from vsrlab.archs.blocks import ResidualBlockNoBN, UpsampleOneStep, make_layer
 from vsrlab.archs.sliding_window_arch import SlidingWindowVSR
 
-__all__ = ["Bicubic", "ResidualBlockNoBN", "SlidingWindowVSR", "Upsample", "UpsampleOneStep", "make_layer"]
+__all__ = ["Bicubic", "ResidualBlockNoBN", "SlidingWindowVSR", "UpsampleOneStep", "make_layer"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch.nn as nn
 from torch import Tensor
 
@@ -33,24 +31,6 @@ class ResidualBlockNoBN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``(B, F, H, W)`` -> ``(B, F, H, W)``."""
         return x + self.conv2(self.relu(self.conv1(x))) * self.res_scale
-
-
-class Upsample(nn.Sequential):
-    """Pixel-shuffle upsampler of features: conv to 4F + shuffle x2 per octave (or 9F + x3).
-
-    ``(B, F, H, W)`` -> ``(B, F, s*H, s*W)`` for ``s`` a power of 2 or 3 (BasicSR ``Upsample``).
-    """
-
-    def __init__(self, scale: int, num_feat: int) -> None:
-        layers: list[nn.Module] = []
-        if scale & (scale - 1) == 0:
-            for _ in range(int(math.log2(scale))):
-                layers += [nn.Conv2d(num_feat, 4 * num_feat, 3, 1, 1), nn.PixelShuffle(2)]
-        elif scale == 3:
-            layers += [nn.Conv2d(num_feat, 9 * num_feat, 3, 1, 1), nn.PixelShuffle(3)]
-        else:
-            raise ValueError(f"Upsample supports scales 2^n and 3, got {scale}")
-        super().__init__(*layers)
 
 
 class UpsampleOneStep(nn.Sequential):

@@ -9,28 +9,18 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from vsrlab.utils.io import atomic_write
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes a checkpoint to a temporary file in the same folder, fsyncs it, then renames it.
-
-    A run killed while saving (pre-emption, out of memory, a full disk) leaves the previous
-    checkpoint intact instead of a truncated file.
-    """
+    """Writes checkpoints with :func:`vsrlab.utils.io.atomic_write`: a run killed while saving
+    leaves the previous checkpoint intact instead of a truncated file."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} does not take storage_options, got {storage_options!r}")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_write(path, "wb") as f:
+            torch.save(checkpoint, f)
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | os.PathLike) -> str | None:

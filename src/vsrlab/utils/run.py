@@ -14,6 +14,8 @@ import rich.tree
 from rich.table import Table
 from omegaconf import DictConfig, OmegaConf
 
+from vsrlab.utils.io import atomic_write
+
 
 def run_id(output_dir: str | os.PathLike, log_dir: str | os.PathLike) -> str:
     """A W&B-safe id derived from the run directory relative to the log directory.
@@ -42,14 +44,10 @@ def print_config_tree(cfg: DictConfig, fields: tuple[str, ...] = ("data", "arch"
 
 
 def write_json(path: str | os.PathLike, data: dict[str, Any]) -> Path:
-    """Write ``data`` as indented JSON atomically (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
-
+    """Write ``data`` as indented JSON atomically (:func:`vsrlab.utils.io.atomic_write`)."""
+    with atomic_write(path, "w") as f:
+        f.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return Path(path)
 
 def results_table(results: dict[str, Any], title: str) -> Table:
     """Per-clip and mean PSNR / SSIM (and bicubic PSNR) of :meth:`VSRModule.per_clip_results` as a table."""
