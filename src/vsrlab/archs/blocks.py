@@ -38,3 +38,19 @@ class UpsampleOneStep(nn.Sequential):
 
     def __init__(self, scale: int, num_feat: int, num_out_ch: int) -> None:
         super().__init__(nn.Conv2d(num_feat, num_out_ch * scale * scale, 3, 1, 1), nn.PixelShuffle(scale))
+
+
+class ConvResidualBlocks(nn.Module):
+    """A 3x3 conv, LeakyReLU(0.1) and ``num_block`` residual blocks (BasicVSR's propagation branches).
+
+    ``(B, num_in_ch, H, W)`` -> ``(B, num_out_ch, H, W)``; parameters under ``main`` as in BasicSR.
+    """
+
+    def __init__(self, num_in_ch: int = 3, num_out_ch: int = 64, num_block: int = 15) -> None:
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(num_in_ch, num_out_ch, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
+            make_layer(ResidualBlockNoBN, num_block, num_feat=num_out_ch))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.main(x)

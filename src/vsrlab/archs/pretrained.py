@@ -1,0 +1,144 @@
+"""Load official checkpoints of BasicSR and MMagic (MMEditing) into vsrlab architectures.
+
+vsrlab's architectures use BasicSR's parameter names, so a BasicSR checkpoint loads after
+unwrapping; MMagic's differ in a few systematic ways that are translated here:
+
+- BasicSR: ``{'params': sd, 'params_ema': sd}`` (EMA weights preferred), keys may carry
+  ``module.`` from DataParallel.
+- MMagic / MMEditing: ``{'meta': ..., 'state_dict': sd}`` with keys under ``generator.``;
+  ``upsample{1,2}.upsample_conv.*`` -> ``upconv{1,2}.*``; MMCV ``ConvModule`` wraps convolutions
+  one level deeper (``name.conv.weight`` -> ``name.weight``); architectures with further
+  differences list them in a class attribute ``MMAGIC_KEY_RENAMES`` (pairs of regex and
+  replacement, applied to keys of that module and every module containing it).
+- vsrlab's own Lightning checkpoints: ``{'state_dict': ...}`` with keys under ``net.``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+Rename = tuple[str, Union[str, Callable[[re.Match], str]]]
+
+_PREFIXES = ("module.", "generator.", "net.")
+GENERIC_RENAMES: list[Rename] = [(r"upsample(\d)\.upsample_conv\.", r"upconv\1.")]
+
+
+class IncompatibleCheckpointError(KeyError):
+    """A checkpoint whose keys or shapes do not fit the model; the message lists them."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+def _read(path: Path) -> Any:
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            if "weights_only" not in str(err).lower() and "Weights only" not in str(err):
+                raise
+            # MMagic's 'meta' holds plain Python objects beyond tensors; official files are trusted
+            return torch.load(path, map_location="cpu", weights_only=False)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
+        raise ValueError(f"cannot read checkpoint {path}: {err}") from err
+
+
+def extract_state_dict(ckpt: Mapping[str, Any], param_key: str | None = None,
+                       source: str = "checkpoint") -> dict[str, Tensor]:
+    """The parameter dictionary of a checkpoint of any supported layout, prefixes removed."""
+    if param_key is not None:
+        if param_key not in ckpt:
+            raise KeyError(f"{source} has no key {param_key!r}; it has {sorted(ckpt)}")
+        sd = ckpt[param_key]
+    else:
+        for key in ("params_ema", "params", "state_dict"):
+            if key in ckpt:
+                sd = ckpt[key]
+                break
+        else:
+            if not all(isinstance(v, Tensor) for v in ckpt.values()):
+                raise KeyError(f"{source} has none of 'params_ema', 'params', 'state_dict' and is not a plain "
+                               f"state dict; top-level keys: {sorted(ckpt)[:20]}")
+            sd = ckpt
+    out = {}
+    for key, value in sd.items():
+        for prefix in _PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        out[key] = value
+    return out
+
+
+def _renames(model: nn.Module) -> list[Rename]:
+    rules = list(GENERIC_RENAMES)
+    for cls in dict.fromkeys(type(m) for m in model.modules()):
+        rules.extend(getattr(cls, "MMAGIC_KEY_RENAMES", ()))
+    return rules
+
+
+def convert_state_dict(model: nn.Module, sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Rename keys of a BasicSR/MMagic state dict to ``model``'s names where they differ."""
+    targets = set(model.state_dict())
+    rules = [(re.compile(p), r) for p, r in _renames(model)]
+    out = {}
+    for key, value in sd.items():
+        new = key
+        if new not in targets:
+            for pattern, repl in rules:
+                new = pattern.sub(repl, new)
+            if new not in targets:
+                unwrapped = re.sub(r"\.conv\.(weight|bias)$", r".\1", new)
+                if unwrapped in targets:
+                    new = unwrapped
+        out[new] = value
+    return out
+
+
+def load_pretrained(
+    model: nn.Module,
+    path_or_state_dict: str | Path | Mapping[str, Any],
+    strict: bool = True,
+    param_key: str | None = None,
+) -> dict[str, list[str]]:
+    """Load a BasicSR, MMagic or vsrlab checkpoint into ``model``.
+
+    Args:
+        model: the architecture, built with the argument values the checkpoint was trained with.
+        path_or_state_dict: a ``.pth``/``.ckpt`` file, a loaded checkpoint or a state dict.
+        strict: raise :class:`IncompatibleCheckpointError` listing missing and unexpected keys
+            and shape mismatches; otherwise load the keys that fit.
+        param_key: take the weights from this top-level key (default: ``params_ema``, then
+            ``params``, then ``state_dict``, then the mapping itself).
+
+    Returns:
+        ``{'missing': [...], 'unexpected': [...], 'mismatched': [...]}`` (all empty when strict).
+    """
+    source = str(path_or_state_dict) if isinstance(path_or_state_dict, (str, Path)) else "checkpoint"
+    ckpt = _read(Path(path_or_state_dict)) if isinstance(path_or_state_dict, (str, Path)) else path_or_state_dict
+    sd = convert_state_dict(model, extract_state_dict(ckpt, param_key, source))
+    own = model.state_dict()
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    mismatched = sorted(f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+                        for k in set(sd) & set(own) if sd[k].shape != own[k].shape)
+    if strict and (missing or unexpected or mismatched):
+        parts = [f"{source} does not fit {type(model).__name__}"]
+        for title, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                            ("shape mismatches", mismatched)):
+            if keys:
+                shown = ", ".join(keys[:12]) + (f", ... ({len(keys) - 12} more)" if len(keys) > 12 else "")
+                parts.append(f"{len(keys)} {title}: {shown}")
+        raise IncompatibleCheckpointError("; ".join(parts))
+    usable = {k: v for k, v in sd.items() if k in own and v.shape == own[k].shape}
+    model.load_state_dict(usable, strict=False)
+    return {"missing": missing, "unexpected": unexpected, "mismatched": mismatched}
