@@ -14,12 +14,16 @@ from pytorch_lightning.loggers import WandbLogger
 from torch import Tensor
 from torchmetrics import MaxMetric
 
+from vsrlab.archs.pretrained import load_pretrained
 from vsrlab.data.degradations import matlab_imresize_tensor
 from vsrlab.data.sampling import window_indices
 from vsrlab.metrics import VideoPSNR, VideoSSIM
+from vsrlab.ops import offsets_per_frame, record_offsets, resize_flow
 from vsrlab.utils.images import save_rgb, side_by_side, to_uint8_hwc
 
 _DEFAULT_EVAL = {"padding": "reflection", "chunk_size": 8, "log_images": 2}
+_PRETRAINED_KEYS = ("pretrained", "pretrained_strict")
+_FLOW_SOURCES = ("batch", "spynet")
 
 
 def _plain(cfg: Any) -> Any:
@@ -38,6 +42,21 @@ class VSRModule(pl.LightningModule):
         metrics: ``test_y_channel`` and ``crop_border`` of the evaluation protocol.
         evaluation: ``padding`` of sliding windows at clip ends, ``chunk_size`` windows per forward,
             ``log_images`` clips whose centre frame is saved as LR-bicubic | output | GT.
+        offset_fidelity: ``{loss: <OffsetFidelityLoss config>, flow: 'batch' | 'spynet',
+            spynet_path: <weights of the frozen SPyNet teacher>}``: adds the loss over the offsets
+            of every alignment module of a sliding-window network (Chan et al. 2021, Eq. 5). The
+            flow to the centre frame comes from the batch (``flow``, e.g. the synthetic data's
+            true flow or precomputed flow files) or from a frozen SPyNet on the LR frames; it is
+            resized to each module's resolution (pyramid levels) with its vectors rescaled.
+        aligned_lr_loss: loss config between the network's ``last_aligned_lr`` ``(B, T, C, h, w)``
+            and the centre LR frame (TDAN's auxiliary loss).
+        lr_mult: ``{module prefix: factor}``, e.g. ``{spynet: 0.125}`` (BasicVSR's flow learning rate).
+        freeze: ``[{modules: [prefix, ...] or ['*'], exclude: [prefix, ...], until_step: n}]``:
+            those parameters get no updates before step ``n`` (BasicVSR's frozen SPyNet; EDVR's
+            ``tsa_iter``, which trains only the fusion: ``{modules: ['*'], exclude: [fusion]}``).
+
+    ``arch.pretrained`` (and ``arch.pretrained_strict``, default true) loads a BasicSR, MMagic or
+    vsrlab checkpoint into the network when a run starts from scratch (not when it resumes).
     """
 
     def __init__(
@@ -48,14 +67,37 @@ class VSRModule(pl.LightningModule):
         scheduler: dict[str, Any] | None = None,
         metrics: dict[str, Any] | None = None,
         evaluation: dict[str, Any] | None = None,
+        offset_fidelity: dict[str, Any] | None = None,
+        aligned_lr_loss: dict[str, Any] | None = None,
+        lr_mult: dict[str, float] | None = None,
+        freeze: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
-        arch, loss, optimizer, scheduler, metrics, evaluation = map(
-            _plain, (arch, loss, optimizer, scheduler, metrics, evaluation))
+        arch, loss, optimizer, scheduler, metrics, evaluation, offset_fidelity, aligned_lr_loss, lr_mult, freeze = map(
+            _plain, (arch, loss, optimizer, scheduler, metrics, evaluation, offset_fidelity, aligned_lr_loss,
+                     lr_mult, freeze))
         self.save_hyperparameters({"arch": arch, "loss": loss, "optimizer": optimizer, "scheduler": scheduler,
-                                   "metrics": metrics, "evaluation": evaluation})
-        self.net: nn.Module = instantiate(arch)
+                                   "metrics": metrics, "evaluation": evaluation, "offset_fidelity": offset_fidelity,
+                                   "aligned_lr_loss": aligned_lr_loss, "lr_mult": lr_mult, "freeze": freeze})
+        self.pretrained = {k: arch.get(k) for k in _PRETRAINED_KEYS}
+        self.net: nn.Module = instantiate({k: v for k, v in arch.items() if k not in _PRETRAINED_KEYS})
         self.loss_fn: nn.Module | None = instantiate(loss) if loss else None
+        self.aligned_lr_loss: nn.Module | None = instantiate(aligned_lr_loss) if aligned_lr_loss else None
+        self.offset_fidelity = dict(offset_fidelity or {})
+        self.offset_loss: nn.Module | None = None
+        if self.offset_fidelity.get("loss"):
+            if self.is_recurrent:
+                raise ValueError(f"model.offset_fidelity needs a sliding-window network (one with num_frame); "
+                                 f"{type(self.net).__name__} is recurrent")
+            if self.offset_fidelity.get("flow", "batch") not in _FLOW_SOURCES:
+                raise ValueError(f"model.offset_fidelity.flow must be one of {_FLOW_SOURCES}, "
+                                 f"got {self.offset_fidelity.get('flow')!r}")
+            self.offset_loss = instantiate(self.offset_fidelity["loss"])
+        self._flow_teacher: nn.Module | None = None
+        self.lr_mult = dict(lr_mult or {})
+        self.freeze_rules = list(freeze or [])
+        self._check_prefixes()
+        self._weights_restored = False
         self.eval_cfg = {**_DEFAULT_EVAL, **(evaluation or {})}
         metric_args = {"test_y_channel": False, "crop_border": 0, **(metrics or {})}
         self.val_metrics = self._make_metrics(metric_args)
@@ -97,11 +139,57 @@ class VSRModule(pl.LightningModule):
         if not self.is_recurrent and lq.shape[1] != self.net.num_frame:
             raise ValueError(f"training windows have {lq.shape[1]} frames but arch.num_frame is "
                              f"{self.net.num_frame}: set data.train.num_frames to match")
-        out = self.net(lq)
+        with record_offsets(self.net) as offsets:
+            out = self.net(lq)
         target = gt if out.dim() == 5 else gt[:, getattr(self.net, "center_frame_idx", gt.shape[1] // 2)]
-        loss = self.loss_fn(out, target)
+        terms = {"pix": self.loss_fn(out, target)}
+        if self.offset_loss is not None:
+            terms["offset"] = self.offset_fidelity_term(offsets, batch)
+        if self.aligned_lr_loss is not None:
+            aligned = getattr(self.net, "last_aligned_lr", None)
+            if aligned is None:
+                raise ValueError(f"model.aligned_lr_loss is set but {type(self.net).__name__} has no last_aligned_lr")
+            center = lq[:, self.net.center_frame_idx].unsqueeze(1).expand_as(aligned)
+            terms["aligned_lr"] = self.aligned_lr_loss(aligned, center)
+        loss = sum(terms.values())
         self.log("train/loss", loss, prog_bar=True, batch_size=lq.shape[0])
+        if len(terms) > 1:
+            self.log_dict({f"train/loss_{k}": v for k, v in terms.items()}, batch_size=lq.shape[0])
         return loss
+
+    def teacher_flow(self, lq: Tensor) -> Tensor:
+        """Flow ``(B, T, 2, h, w)`` from the centre frame to every frame by a frozen SPyNet."""
+        if self._flow_teacher is None:
+            from vsrlab.archs.spynet_arch import SPyNet
+
+            teacher = SPyNet(self.offset_fidelity.get("spynet_path")).eval().requires_grad_(False)
+            object.__setattr__(self, "_flow_teacher", teacher)  # not a submodule: never saved or trained
+        teacher = self._flow_teacher.to(lq.device)
+        b, t = lq.shape[:2]
+        center = lq[:, self.net.center_frame_idx].unsqueeze(1).expand_as(lq)
+        with torch.no_grad():
+            flow = teacher(center.reshape(b * t, *lq.shape[2:]), lq.reshape(b * t, *lq.shape[2:]))
+        return flow.view(b, t, 2, *lq.shape[-2:])
+
+    def offset_fidelity_term(self, offsets: dict[str, list[Tensor]], batch: dict[str, Any]) -> Tensor:
+        """Offset-fidelity loss summed over every alignment module's offsets for this batch."""
+        lq = batch["lq"]
+        b, t = lq.shape[:2]
+        if self.offset_fidelity.get("flow", "batch") == "batch":
+            if "flow" not in batch:
+                raise KeyError("model.offset_fidelity.flow='batch' but the batch has no 'flow' "
+                               "(use data with flow, or offset_fidelity.flow=spynet)")
+            flow = batch["flow"]
+        else:
+            flow = self.teacher_flow(lq)
+        total = lq.new_zeros(())
+        for name, calls in offsets.items():
+            if not calls:
+                continue
+            offset = offsets_per_frame(calls, b, t).flatten(0, 1)
+            target = resize_flow(flow.flatten(0, 1).to(offset.dtype), tuple(offset.shape[-2:]))
+            total = total + self.offset_loss(offset, target)
+        return total
 
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]
@@ -109,11 +197,69 @@ class VSRModule(pl.LightningModule):
             raise ValueError(f"{type(self.net).__name__} has no trainable parameters; it can only be evaluated")
         if not self.hparams.optimizer:
             raise ValueError("model.optimizer is not set")
-        optimizer = instantiate(self.hparams.optimizer, params=params)
+        make_optimizer = instantiate(self.hparams.optimizer, _partial_=True)
+        optimizer = make_optimizer(self.param_groups(self.hparams.optimizer["lr"]))
         if not self.hparams.scheduler:
             return optimizer
         scheduler = instantiate(self.hparams.scheduler, optimizer=optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _check_prefixes(self) -> None:
+        names = [n for n, _ in self.net.named_parameters()]
+        prefixes = list(self.lr_mult)
+        for rule in self.freeze_rules:
+            if "until_step" not in rule or "modules" not in rule:
+                raise KeyError(f"model.freeze entries need 'modules' and 'until_step', got {rule}")
+            prefixes += [p for p in rule["modules"] if p != "*"] + list(rule.get("exclude", []))
+        for prefix in prefixes:
+            if not any(n == prefix or n.startswith(prefix + ".") for n in names):
+                raise KeyError(f"no parameters of {type(self.net).__name__} under {prefix!r} "
+                               f"(model.lr_mult / model.freeze); top-level modules: "
+                               f"{sorted({n.split('.')[0] for n in names})}")
+
+    @staticmethod
+    def _under(name: str, prefixes: list[str]) -> bool:
+        return any(p == "*" or name == p or name.startswith(p + ".") for p in prefixes)
+
+    def param_groups(self, base_lr: float) -> list[dict[str, Any]]:
+        """Trainable parameters grouped by ``lr_mult`` (one group per distinct multiplier)."""
+        groups: dict[float, list[nn.Parameter]] = {}
+        for name, p in self.net.named_parameters():
+            if p.requires_grad:
+                mult = next((m for prefix, m in self.lr_mult.items() if self._under(name, [prefix])), 1.0)
+                groups.setdefault(float(mult), []).append(p)
+        return [{"params": ps, "lr": base_lr * m} for m, ps in sorted(groups.items(), reverse=True)]
+
+    def frozen_parameters(self, step: int) -> list[nn.Parameter]:
+        """Parameters that ``freeze`` holds fixed at ``step``."""
+        frozen = []
+        for rule in self.freeze_rules:
+            if step < int(rule["until_step"]):
+                frozen += [p for n, p in self.net.named_parameters()
+                           if self._under(n, rule["modules"]) and not self._under(n, list(rule.get("exclude", [])))]
+        return frozen
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # dropping the gradient makes the optimizer skip the parameter entirely (no momentum,
+        # no weight decay), unlike requires_grad=False this keeps DDP's reducer unchanged
+        for p in self.frozen_parameters(self.global_step):
+            p.grad = None
+
+    # ------------------------------------------------------------ pretrained
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._weights_restored = True
+
+    def setup(self, stage: str) -> None:
+        path = self.pretrained.get("pretrained")
+        resuming = self._trainer is not None and self.trainer.ckpt_path is not None
+        if path and not resuming and not self._weights_restored:
+            strict = self.pretrained.get("pretrained_strict")
+            report = load_pretrained(self.net, path, strict=True if strict is None else bool(strict))
+            skipped = {k: v for k, v in report.items() if v}
+            if skipped:
+                from pytorch_lightning.utilities import rank_zero_info
+
+                rank_zero_info(f"arch.pretrained {path}: not loaded: {skipped}")
 
     # ------------------------------------------------------------- evaluation
     def _evaluate(self, batch: dict[str, Any], batch_idx: int, stage: str, metrics: nn.ModuleDict) -> None:

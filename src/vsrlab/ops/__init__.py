@@ -1,16 +1,20 @@
 """Alignment operators: warping, deformable convolution as N warps, G x N deformable alignment."""
 
-from vsrlab.ops.alignment import DeformableAlignment
+from vsrlab.ops.alignment import DeformableAlignment, alignment_modules, offsets_per_frame, record_offsets
 from vsrlab.ops.deform_conv import DeformConv2d, deform_conv2d, deform_sample, fuse_taps, kernel_taps
-from vsrlab.ops.warp import flow_warp, sample_at
+from vsrlab.ops.warp import flow_warp, resize_flow, sample_at
 
 __all__ = [
     "DeformConv2d",
     "DeformableAlignment",
+    "alignment_modules",
     "deform_conv2d",
     "deform_sample",
     "flow_warp",
     "fuse_taps",
     "kernel_taps",
+    "offsets_per_frame",
+    "record_offsets",
+    "resize_flow",
     "sample_at",
 ]

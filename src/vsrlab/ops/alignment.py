@@ -11,6 +11,8 @@ convolution; N and G in between give the offset-diversity study (Fig. 9, Fig. 16
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
@@ -53,6 +55,9 @@ class DeformableAlignment(nn.Module):
         dilation: dilation of the kernel grid.
         max_residue_magnitude: if set, offsets are ``max_residue_magnitude * tanh(o)`` (BasicVSR++).
         bias: learn a bias in the fusion convolution.
+        conv_offset: a network to predict the ``(3 if modulated else 2) * G * N`` offset/mask
+            channels from ``cond`` in place of the single 3x3 convolution (BasicVSR++ uses four
+            convolutions); its last layer is zero-initialised.
 
     After each call, ``last_offset`` ``(B, 2*G*N, H, W)`` (``(dy, dx)`` pairs, relative to the
     kernel grid, flow prior included) and ``last_mask`` ``(B, G*N, H, W)`` or ``None`` hold
@@ -71,6 +76,7 @@ class DeformableAlignment(nn.Module):
         dilation: int = 1,
         max_residue_magnitude: float | None = None,
         bias: bool = True,
+        conv_offset: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if offset_groups < 1 or num_offsets < 1:
@@ -102,10 +108,12 @@ class DeformableAlignment(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *tap_shape))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         per_offset = 3 if modulated else 2
-        self.conv_offset = nn.Conv2d(cond_channels, per_offset * offset_groups * num_offsets, 3, 1, 1)
+        self.conv_offset = conv_offset if conv_offset is not None else nn.Conv2d(
+            cond_channels, per_offset * offset_groups * num_offsets, 3, 1, 1)
 
         self.last_offset: Tensor | None = None
         self.last_mask: Tensor | None = None
+        self.offset_history: list[Tensor] | None = None  # a list while recording (see record_offsets)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -113,14 +121,19 @@ class DeformableAlignment(nn.Module):
         nn.init.uniform_(self.weight, -stdv, stdv)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
-        nn.init.zeros_(self.conv_offset.weight)
-        nn.init.zeros_(self.conv_offset.bias)
+        last = [m for m in self.conv_offset.modules() if isinstance(m, nn.Conv2d)][-1]
+        nn.init.zeros_(last.weight)
+        if last.bias is not None:
+            nn.init.zeros_(last.bias)
 
     def predict_offsets(self, cond: Tensor, flow: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Offsets ``(B, 2*G*N, H, W)`` and masks ``(B, G*N, H, W)`` (or None) from ``cond``.
 
-        ``flow`` ``(B, 2, H, W)`` in ``(x, y)`` order, if given, is added to every offset
-        (flow-guided deformable alignment, BasicVSR++ Eq. 5).
+        ``flow`` ``(B, 2*F, H, W)``, ``F`` flows in ``(x, y)`` order, if given, is added to the
+        offsets (flow-guided deformable alignment, BasicVSR++ Eq. 5): flow ``f`` to the ``N``
+        offsets of each of the ``G/F`` consecutive groups ``f*G/F ... (f+1)*G/F - 1`` (BasicVSR++
+        aligns two frames at once, the first half of the groups with one flow, the second half
+        with the other).
         """
         out = self.conv_offset(cond)
         gn = self.offset_groups * self.num_offsets
@@ -128,7 +141,14 @@ class DeformableAlignment(nn.Module):
         if self.max_residue_magnitude is not None:
             offset = self.max_residue_magnitude * torch.tanh(offset)
         if flow is not None:
-            offset = offset + flow.flip(1).repeat(1, gn, 1, 1)
+            num_flows = flow.shape[1] // 2
+            if flow.shape[1] % 2 or self.offset_groups % num_flows:
+                raise ValueError(f"flow has {flow.shape[1]} channels: need 2*F with F dividing "
+                                 f"offset_groups={self.offset_groups}")
+            b, _, h, w = flow.shape
+            yx = flow.view(b, num_flows, 2, h, w).flip(2)
+            reps = gn // num_flows
+            offset = offset + yx.unsqueeze(2).expand(b, num_flows, reps, 2, h, w).reshape(b, 2 * gn, h, w)
         return offset, mask
 
     def align(self, x: Tensor, offset: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -139,6 +159,8 @@ class DeformableAlignment(nn.Module):
         """``x`` ``(B, C, H, W)`` aligned using offsets predicted from ``cond`` ``(B, Cc, H, W)``."""
         offset, mask = self.predict_offsets(cond, flow)
         self.last_offset, self.last_mask = offset, mask
+        if self.offset_history is not None:
+            self.offset_history.append(offset)
         return self.align(x, offset, mask)
 
     @property
@@ -150,3 +172,41 @@ class DeformableAlignment(nn.Module):
         return (f"{self.in_channels}, {self.out_channels}, G={self.offset_groups}, N={self.num_offsets}, "
                 f"offset_base={self.offset_base!r}, modulated={self.modulated}, "
                 f"max_residue_magnitude={self.max_residue_magnitude}")
+
+
+def alignment_modules(net: nn.Module) -> list[tuple[str, DeformableAlignment]]:
+    """Every :class:`DeformableAlignment` in ``net`` with its qualified name."""
+    return [(name, m) for name, m in net.named_modules() if isinstance(m, DeformableAlignment)]
+
+
+@contextmanager
+def record_offsets(net: nn.Module) -> Iterator[dict[str, list[Tensor]]]:
+    """Collect the offsets of every alignment call inside the block, per module, in call order.
+
+    Yields ``{module name: [offset (B_i, 2*G*N, h, w), ...]}``; the tensors stay in the autograd
+    graph, so losses on them (offset fidelity) train the offset predictors.
+    """
+    modules = alignment_modules(net)
+    records: dict[str, list[Tensor]] = {}
+    for name, m in modules:
+        m.offset_history = records.setdefault(name, [])
+    try:
+        yield records
+    finally:
+        for _, m in modules:
+            m.offset_history = None
+
+
+def offsets_per_frame(calls: list[Tensor], batch: int, frames: int) -> Tensor:
+    """Arrange one module's recorded offsets of a sliding-window forward as ``(B, T, 2K, h, w)``.
+
+    Sliding-window networks align each of the ``T`` frames of a window to its centre, either in
+    ``T`` calls of batch ``B`` (one frame each, in time order, as EDVR's PCD) or in one call of
+    batch ``B*T`` (``(B, T)`` flattened).
+    """
+    if len(calls) == frames and all(c.shape[0] == batch for c in calls):
+        return torch.stack(calls, dim=1)
+    if len(calls) == 1 and calls[0].shape[0] == batch * frames:
+        return calls[0].view(batch, frames, *calls[0].shape[1:])
+    raise ValueError(f"cannot match {len(calls)} alignment calls of batch sizes {[c.shape[0] for c in calls]} "
+                     f"to {frames} frames of batch {batch}")

@@ -101,3 +101,12 @@ def flow_warp(
         raise ValueError(f"flow {tuple(flow.shape)} does not match x {tuple(x.shape)} in batch or size")
     gx, gy = base_grid(x.shape[-2], x.shape[-1], flow)
     return sample_at(x, gx + flow[:, 0], gy + flow[:, 1], interpolation, padding_mode)
+
+
+def resize_flow(flow: Tensor, size: tuple[int, int]) -> Tensor:
+    """Resize a flow field ``(B, 2, H, W)`` to ``size`` ``(h, w)``, rescaling its vectors to the new pixels."""
+    h, w = size
+    if (h, w) == tuple(flow.shape[-2:]):
+        return flow
+    scale = flow.new_tensor([w / flow.shape[-1], h / flow.shape[-2]]).view(1, 2, 1, 1)
+    return F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False) * scale
