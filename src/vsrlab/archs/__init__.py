@@ -7,9 +7,13 @@ expose ``num_frame`` and ``center_frame_idx``; recurrent networks take whole cli
 
 from vsrlab.archs.bicubic_arch import Bicubic
 from vsrlab.archs.blocks import ConvResidualBlocks, ResidualBlockNoBN, UpsampleOneStep, make_layer
+from vsrlab.archs.edvr_arch import EDVR, PCDAlignment, TSAFusion
+from vsrlab.archs.flow_vsr_arch import FlowVSR
 from vsrlab.archs.pretrained import IncompatibleCheckpointError, load_pretrained
 from vsrlab.archs.sliding_window_arch import SlidingWindowVSR
 from vsrlab.archs.spynet_arch import SPyNet
+from vsrlab.archs.tdan_arch import TDAN
 
-__all__ = ["Bicubic", "ConvResidualBlocks", "IncompatibleCheckpointError", "ResidualBlockNoBN", "SPyNet",
-           "SlidingWindowVSR", "UpsampleOneStep", "load_pretrained", "make_layer"]
+__all__ = ["EDVR", "TDAN", "Bicubic", "ConvResidualBlocks", "FlowVSR", "IncompatibleCheckpointError",
+           "PCDAlignment", "ResidualBlockNoBN", "SPyNet", "SlidingWindowVSR", "TSAFusion", "UpsampleOneStep",
+           "load_pretrained", "make_layer"]
