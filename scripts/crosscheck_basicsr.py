@@ -98,6 +98,16 @@ def import_basicsr_archs(basicsr_root: str | Path, names: list[str]) -> dict[str
     return loaded
 
 
+def with_cuda_reported(cls: type, *args: Any, **kwargs: Any) -> nn.Module:
+    """Build ``cls`` while torch reports CUDA: BasicSR's BasicVSR++ skips its alignment otherwise."""
+    real = torch.cuda.is_available
+    torch.cuda.is_available = lambda: True
+    try:
+        return cls(*args, **kwargs)
+    finally:
+        torch.cuda.is_available = real
+
+
 def num_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -144,7 +154,7 @@ def cases(basicsr_root: Path) -> list[tuple[str, Callable[[], tuple[nn.Module, n
         ("BasicVSR", lambda: (bvsr.BasicVSR(64, 30), ours.BasicVSR(64, 30), (rand(1, 4, 3, 64, 64),))),
         ("IconVSR", lambda: (perturb(bvsr.IconVSR(64, 30, keyframe_stride=5, temporal_padding=2)),
                              ours.IconVSR(64, 30, keyframe_stride=5, temporal_padding=2), (rand(1, 6, 3, 64, 64),))),
-        ("BasicVSR++", lambda: (perturb(bvsrpp.BasicVSRPlusPlus(64, 7, 10, is_low_res_input=True)),
+        ("BasicVSR++", lambda: (perturb(with_cuda_reported(bvsrpp.BasicVSRPlusPlus, 64, 7, 10, is_low_res_input=True)),
                                 ours.BasicVSRPlusPlus(64, 7, 10, is_low_res_input=True),
                                 (rand(1, 4, 3, 64, 64),))),
     ]

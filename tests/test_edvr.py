@@ -214,10 +214,10 @@ def test_invalid_arguments_are_rejected():
 
 @pytest.mark.parametrize("arch, params", [("edvr", 3_300_131), ("edvr_l", 20_633_827)])
 def test_arch_configs_are_edvr_m_and_l(make_cfg, arch, params):
-    from hydra.utils import instantiate
+    from vsrlab.archs import build_arch
 
     cfg = make_cfg("eval", overrides=[f"arch={arch}"])
     with torch.device("meta"):
-        net = instantiate(cfg.arch)
+        net = build_arch(cfg.arch)
     assert isinstance(net, EDVR) and count(net) == params
     assert net.align_type == "dcn" and net.num_frame == 5 and net.center_frame_idx == 2

@@ -142,3 +142,23 @@ def load_pretrained(
     usable = {k: v for k, v in sd.items() if k in own and v.shape == own[k].shape}
     model.load_state_dict(usable, strict=False)
     return {"missing": missing, "unexpected": unexpected, "mismatched": mismatched}
+
+
+PRETRAINED_KEYS = ("pretrained", "pretrained_strict")
+
+
+def build_arch(cfg: Mapping[str, Any], load_weights: bool = True) -> nn.Module:
+    """Instantiate an ``arch`` config; with ``load_weights``, load its ``pretrained`` checkpoint.
+
+    ``pretrained`` and ``pretrained_strict`` are vsrlab keys of every arch config, not constructor
+    arguments.
+    """
+    from hydra.utils import instantiate
+    from omegaconf import DictConfig, OmegaConf
+
+    plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    net = instantiate({k: v for k, v in plain.items() if k not in PRETRAINED_KEYS})
+    if load_weights and plain.get("pretrained"):
+        strict = plain.get("pretrained_strict")
+        load_pretrained(net, plain["pretrained"], strict=True if strict is None else bool(strict))
+    return net

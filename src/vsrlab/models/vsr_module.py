@@ -14,7 +14,7 @@ from pytorch_lightning.loggers import WandbLogger
 from torch import Tensor
 from torchmetrics import MaxMetric
 
-from vsrlab.archs.pretrained import load_pretrained
+from vsrlab.archs.pretrained import PRETRAINED_KEYS, build_arch, load_pretrained
 from vsrlab.data.degradations import matlab_imresize_tensor
 from vsrlab.data.sampling import window_indices
 from vsrlab.metrics import VideoPSNR, VideoSSIM
@@ -22,7 +22,6 @@ from vsrlab.ops import offsets_per_frame, record_offsets, resize_flow
 from vsrlab.utils.images import save_rgb, side_by_side, to_uint8_hwc
 
 _DEFAULT_EVAL = {"padding": "reflection", "chunk_size": 8, "log_images": 2}
-_PRETRAINED_KEYS = ("pretrained", "pretrained_strict")
 _FLOW_SOURCES = ("batch", "spynet")
 
 
@@ -79,8 +78,8 @@ class VSRModule(pl.LightningModule):
         self.save_hyperparameters({"arch": arch, "loss": loss, "optimizer": optimizer, "scheduler": scheduler,
                                    "metrics": metrics, "evaluation": evaluation, "offset_fidelity": offset_fidelity,
                                    "aligned_lr_loss": aligned_lr_loss, "lr_mult": lr_mult, "freeze": freeze})
-        self.pretrained = {k: arch.get(k) for k in _PRETRAINED_KEYS}
-        self.net: nn.Module = instantiate({k: v for k, v in arch.items() if k not in _PRETRAINED_KEYS})
+        self.pretrained = {k: arch.get(k) for k in PRETRAINED_KEYS}
+        self.net: nn.Module = build_arch(arch, load_weights=False)
         self.loss_fn: nn.Module | None = instantiate(loss) if loss else None
         self.aligned_lr_loss: nn.Module | None = instantiate(aligned_lr_loss) if aligned_lr_loss else None
         self.offset_fidelity = dict(offset_fidelity or {})
