@@ -79,8 +79,6 @@ def _train(make_cfg, overrides, steps, callbacks=()):
     return model, trainer
 
 
-OFL = ["+model.offset_fidelity.loss._target_=vsrlab.losses.OffsetFidelityLoss",
-       "+model.offset_fidelity.loss.loss_weight=1.0", "+model.offset_fidelity.loss.threshold=10.0"]
 
 
 def test_offset_fidelity_keeps_offsets_bounded_at_an_exaggerated_learning_rate(make_cfg):
@@ -94,13 +92,13 @@ def test_offset_fidelity_keeps_offsets_bounded_at_an_exaggerated_learning_rate(m
     free = monitor.last_values["dcn"]
     assert any("offset overflow" in str(w.message) and "dcn" in str(w.message) for w in caught)
     bounded_monitor = OffsetMonitor(threshold=50.0)
-    _train(make_cfg, [*common, *OFL, "+model.offset_fidelity.flow=batch"], 12, [bounded_monitor])
+    _train(make_cfg, [*common, "offset_fidelity=batch"], 12, [bounded_monitor])
     bounded = bounded_monitor.last_values["dcn"]
     assert free > 50.0 and bounded < 50.0 and bounded < free / 10, (free, bounded)
 
 
 def test_offset_fidelity_with_a_spynet_teacher_trains(make_cfg):
-    model, trainer = _train(make_cfg, [*OFL, "+model.offset_fidelity.flow=spynet"], 2)
+    model, trainer = _train(make_cfg, ["offset_fidelity=spynet"], 2)
     assert model._flow_teacher is not None
     assert "_flow_teacher" not in dict(model.named_modules())
     assert not any(k.startswith("_flow_teacher") for k in model.state_dict())

@@ -20,7 +20,7 @@ SMALL = {
     "flow_vsr": ["arch.num_feat=8", "arch.num_extract_block=1", "arch.num_reconstruct_block=1"],
     "basicvsr": ["arch.num_feat=8", "arch.num_block=1", "data.train.num_frames=3"],
     "iconvsr": ["arch.num_feat=8", "arch.num_block=1", "data.train.num_frames=5"],
-    "basicvsr_pp": ["arch.mid_channels=8", "arch.num_blocks=1", "arch.deform_groups=2", "data.train.num_frames=3"],
+    "basicvsr_pp": ["arch.mid_channels=8", "arch.num_blocks=1", "arch.deformable_groups=2", "data.train.num_frames=3"],
 }
 RECIPES = {
     "edvr_m_wotsa": "edvr", "edvr_m": "edvr", "edvr_l_wotsa": "edvr", "edvr_l": "edvr", "tdan": "tdan",
