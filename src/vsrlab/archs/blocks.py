@@ -6,6 +6,14 @@ import torch.nn as nn
 from torch import Tensor
 
 
+def center_frame_index(num_frame: int, center_frame_idx: int | None = None) -> int:
+    """The reference frame of a sliding window: ``num_frame // 2`` unless given; checked to lie inside."""
+    idx = num_frame // 2 if center_frame_idx is None else center_frame_idx
+    if not 0 <= idx < num_frame:
+        raise ValueError(f"center_frame_idx={center_frame_idx} is outside a window of {num_frame} frames")
+    return idx
+
+
 def make_layer(block: type[nn.Module], num_blocks: int, **kwargs) -> nn.Sequential:
     """``num_blocks`` instances of ``block(**kwargs)`` in sequence."""
     return nn.Sequential(*(block(**kwargs) for _ in range(num_blocks)))

@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from vsrlab.archs.blocks import ResidualBlockNoBN, make_layer
+from vsrlab.archs.blocks import ResidualBlockNoBN, center_frame_index, make_layer
 from vsrlab.ops import DeformableAlignment, flow_warp, fuse_taps, resize_flow
 
 AlignType = Literal["dcn", "decomposed", "flow", "image"]
@@ -371,9 +371,7 @@ class EDVR(nn.Module):
         if num_out_ch != num_in_ch:
             raise ValueError(f"num_out_ch ({num_out_ch}) must equal num_in_ch ({num_in_ch})")
         self.num_frame = num_frame
-        self.center_frame_idx = num_frame // 2 if center_frame_idx is None else center_frame_idx
-        if not 0 <= self.center_frame_idx < num_frame:
-            raise ValueError(f"center_frame_idx={center_frame_idx} is outside a window of {num_frame} frames")
+        self.center_frame_idx = center_frame_index(num_frame, center_frame_idx)
         self.hr_in, self.with_predeblur, self.with_tsa = hr_in, with_predeblur, with_tsa
         self.align_type = align_type
 

@@ -44,7 +44,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from vsrlab.archs.blocks import ResidualBlockNoBN, make_layer
+from vsrlab.archs.blocks import ResidualBlockNoBN, center_frame_index, make_layer
 from vsrlab.archs.spynet_arch import SPyNet
 from vsrlab.ops import flow_warp
 
@@ -101,9 +101,7 @@ class FlowVSR(nn.Module):
         if 2 ** num_stages != upscale:
             raise ValueError(f"upscale must be a power of two (x2 pixel-shuffle stages), got {upscale}")
         self.num_frame = num_frame
-        self.center_frame_idx = num_frame // 2 if center_frame_idx is None else center_frame_idx
-        if not 0 <= self.center_frame_idx < num_frame:
-            raise ValueError(f"center_frame_idx={center_frame_idx} is outside a window of {num_frame} frames")
+        self.center_frame_idx = center_frame_index(num_frame, center_frame_idx)
         self.num_flows, self.warp_level, self.upscale = num_flows, warp_level, upscale
         self.num_upsample = num_stages
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from vsrlab.archs.blocks import ResidualBlockNoBN, UpsampleOneStep, make_layer
+from vsrlab.archs.blocks import ResidualBlockNoBN, UpsampleOneStep, center_frame_index, make_layer
 from vsrlab.data.degradations import matlab_imresize_tensor
 from vsrlab.ops import DeformableAlignment
 
@@ -70,9 +70,7 @@ class SlidingWindowVSR(nn.Module):
         if align_type not in ("deformable", "none"):
             raise ValueError(f"align_type must be 'deformable' or 'none', got {align_type!r}")
         self.num_frame = num_frame
-        self.center_frame_idx = num_frame // 2 if center_frame_idx is None else center_frame_idx
-        if not 0 <= self.center_frame_idx < num_frame:
-            raise ValueError(f"center_frame_idx={center_frame_idx} is outside a window of {num_frame} frames")
+        self.center_frame_idx = center_frame_index(num_frame, center_frame_idx)
         self.upscale = upscale
         self.align_type = align_type
 

@@ -58,7 +58,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from vsrlab.archs.blocks import ResidualBlockNoBN, make_layer
+from vsrlab.archs.blocks import ResidualBlockNoBN, center_frame_index, make_layer
 from vsrlab.ops import DeformableAlignment
 
 
@@ -138,9 +138,7 @@ class TDAN(nn.Module):
     ) -> None:
         super().__init__()
         self.num_frame = num_frame
-        self.center_frame_idx = num_frame // 2 if center_frame_idx is None else center_frame_idx
-        if not 0 <= self.center_frame_idx < num_frame:
-            raise ValueError(f"center_frame_idx={center_frame_idx} is outside a window of {num_frame} frames")
+        self.center_frame_idx = center_frame_index(num_frame, center_frame_idx)
         num_stages = round(math.log2(upscale)) if upscale >= 2 else 0
         if 2 ** num_stages != upscale:
             raise ValueError(f"upscale must be a power of two (x2 pixel-shuffle stages), got {upscale}")
