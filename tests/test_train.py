@@ -117,3 +117,23 @@ def test_cli_multirun_runs_every_job(tmp_path):
     jobs = sorted((tmp_path / "train" / "multiruns" / "sweep").glob("[0-9]*/metrics.json"))
     assert len(jobs) == 2
     assert all(json.loads(j.read_text())["global_step"] == 4 for j in jobs)
+
+
+def test_eval_of_official_weights_via_arch_pretrained(make_cfg, tmp_path):
+    """`vsrlab-eval arch=<name> arch.pretrained=<BasicSR file>`: the weights are used, not a random init."""
+    from vsrlab.archs import BasicVSR
+
+    src = BasicVSR(num_feat=8, num_block=1)
+    with torch.no_grad():
+        src.conv_last.weight.zero_()
+        src.conv_last.bias.fill_(0.5)   # output = 0.5 + bilinear upsampling of the input
+    torch.save({"params": src.state_dict()}, tmp_path / "basicvsr.pth")
+    overrides = ["extras.print_config=false", "data.val.num_clips=1", "data.val.num_frames=3",
+                 "data.val.lq_size=[16,16]", "trainer.enable_progress_bar=false", "arch=basicvsr",
+                 "arch.num_feat=8", "arch.num_block=1", f"arch.pretrained={tmp_path / 'basicvsr.pth'}"]
+    results = evaluate(make_cfg("eval", overrides=overrides))
+    s = SyntheticVideoDataset("val", num_clips=1, num_frames=3, lq_size=(16, 16), seed=0)[0]
+    with torch.no_grad():
+        expected = src(s["lq"].unsqueeze(0))[0]
+    psnr = np.mean([calculate_psnr(to_uint8_hwc(o), to_uint8_hwc(g)) for o, g in zip(expected, s["gt"])])
+    assert results["mean"]["psnr"] == pytest.approx(psnr, abs=1e-3)
