@@ -142,7 +142,5 @@ def test_arch_pretrained_initialises_a_fresh_run_only(make_cfg, tmp_path):
                                  "model.scheduler=null"], 1)
     for k, v in src.state_dict().items():
         assert torch.allclose(model.net.state_dict()[k], v), k
-    cfg = make_cfg(overrides=[f"+arch.pretrained={tmp_path / 'missing.pth'}"])
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         _train(make_cfg, [f"+arch.pretrained={tmp_path / 'missing.pth'}"], 1)
-    del cfg

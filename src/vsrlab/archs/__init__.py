@@ -17,6 +17,7 @@ from vsrlab.archs.sliding_window_arch import SlidingWindowVSR
 from vsrlab.archs.spynet_arch import SPyNet
 from vsrlab.archs.tdan_arch import TDAN
 
-__all__ = ["EDVR", "TDAN", "BasicVSR", "BasicVSRPlusPlus", "Bicubic", "IconVSR", "ConvResidualBlocks", "FlowVSR", "IncompatibleCheckpointError",
+__all__ = ["EDVR", "TDAN", "BasicVSR", "BasicVSRPlusPlus", "Bicubic", "IconVSR", "ConvResidualBlocks", "FlowVSR",
+           "IncompatibleCheckpointError",
            "PCDAlignment", "ResidualBlockNoBN", "SPyNet", "SlidingWindowVSR", "TSAFusion", "UpsampleOneStep",
            "build_arch", "load_pretrained", "make_layer"]

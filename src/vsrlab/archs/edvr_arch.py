@@ -35,6 +35,20 @@ def _up2(x: Tensor) -> Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
+def feature_pyramid(net: nn.Module, feat_l1: Tensor) -> list[Tensor]:
+    """EDVR's 3-level pyramid (Sec. 3.2): L1 features ``(N, F, h, w)`` -> ``[L1, L2 (h/2), L3 (h/4)]``,
+    with ``net``'s stride-2 ``conv_l{2,3}_1`` and ``conv_l{2,3}_2`` convolutions and ``lrelu``."""
+    feat_l2 = net.lrelu(net.conv_l2_2(net.lrelu(net.conv_l2_1(feat_l1))))
+    feat_l3 = net.lrelu(net.conv_l3_2(net.lrelu(net.conv_l3_1(feat_l2))))
+    return [feat_l1, feat_l2, feat_l3]
+
+
+def broadcast_reference(feat: Tensor, frames: int, center: int) -> Tensor:
+    """Features ``(B*T, ...)`` of ``(B, T)`` flattened windows -> the centre frame's, repeated per frame."""
+    ref = feat.reshape(-1, frames, *feat.shape[1:])[:, center]
+    return ref.unsqueeze(1).expand(-1, frames, *ref.shape[1:]).reshape(feat.shape)
+
+
 def make_alignment(
     num_feat: int,
     deformable_groups: int = 8,
@@ -419,18 +433,10 @@ class EDVR(nn.Module):
             raise ValueError(f"height and width must be multiples of {multiple}, got {h}x{w}")
         frames = x.reshape(b * t, c, h, w)
 
-        feat_l1 = self.extract(frames)
-        feat_l2 = self.lrelu(self.conv_l2_2(self.lrelu(self.conv_l2_1(feat_l1))))
-        feat_l3 = self.lrelu(self.conv_l3_2(self.lrelu(self.conv_l3_1(feat_l2))))
-        nbr_feat_l = [feat_l1, feat_l2, feat_l3]
-
-        def reference(feat: Tensor) -> Tensor:
-            ref = feat.reshape(b, t, *feat.shape[1:])[:, self.center_frame_idx]
-            return ref.unsqueeze(1).expand(-1, t, -1, -1, -1).reshape(feat.shape)
-
+        nbr_feat_l = feature_pyramid(self, self.extract(frames))
         # all T frames (the reference too) are aligned in one batch of B*T
-        aligned = self.pcd_align(nbr_feat_l, [reference(f) for f in nbr_feat_l],
-                                 nbr_img=frames, extractor=self.extract)
+        refs = [broadcast_reference(f, t, self.center_frame_idx) for f in nbr_feat_l]
+        aligned = self.pcd_align(nbr_feat_l, refs, nbr_img=frames, extractor=self.extract)
         hl, wl = aligned.shape[-2:]
         aligned = aligned.reshape(b, t, -1, hl, wl)
         feat = self.fusion(aligned if self.with_tsa else aligned.reshape(b, -1, hl, wl))

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from vsrlab.archs.basicvsr_arch import BidirectionalRecurrentVSR
 from vsrlab.archs.blocks import ConvResidualBlocks, ResidualBlockNoBN, make_layer
-from vsrlab.archs.edvr_arch import PCDAlignment, TSAFusion
+from vsrlab.archs.edvr_arch import PCDAlignment, TSAFusion, broadcast_reference, feature_pyramid
 from vsrlab.archs.pretrained import IncompatibleCheckpointError, load_pretrained
 
 log = logging.getLogger(__name__)
@@ -91,16 +91,9 @@ class EDVRFeatureExtractor(nn.Module):
         """``(B, T, 3, h, w)`` window -> ``(B, num_feat, h, w)`` fused features of its centre frame."""
         b, t, c, h, w = x.shape
         feat_l1 = self.feature_extraction(self.lrelu(self.conv_first(x.reshape(b * t, c, h, w))))
-        feat_l2 = self.lrelu(self.conv_l2_2(self.lrelu(self.conv_l2_1(feat_l1))))
-        feat_l3 = self.lrelu(self.conv_l3_2(self.lrelu(self.conv_l3_1(feat_l2))))
-        nbr = [feat_l1, feat_l2, feat_l3]
-
-        def reference(feat: Tensor) -> Tensor:
-            ref = feat.view(b, t, *feat.shape[1:])[:, self.center_frame_idx]
-            return ref.unsqueeze(1).expand(-1, t, -1, -1, -1).reshape(feat.shape)
-
+        nbr = feature_pyramid(self, feat_l1)
         # every frame, the centre one too, aligned to the centre in one batch of B*T
-        aligned = self.pcd_align(nbr, [reference(f) for f in nbr])
+        aligned = self.pcd_align(nbr, [broadcast_reference(f, t, self.center_frame_idx) for f in nbr])
         return self.fusion(aligned.view(b, t, *aligned.shape[1:]))
 
 

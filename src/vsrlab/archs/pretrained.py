@@ -23,6 +23,8 @@ from typing import Any, Union
 
 import torch
 import torch.nn as nn
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 Rename = tuple[str, Union[str, Callable[[re.Match], str]]]
@@ -153,12 +155,19 @@ def build_arch(cfg: Mapping[str, Any], load_weights: bool = True) -> nn.Module:
     ``pretrained`` and ``pretrained_strict`` are vsrlab keys of every arch config, not constructor
     arguments.
     """
-    from hydra.utils import instantiate
-    from omegaconf import DictConfig, OmegaConf
-
     plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     net = instantiate({k: v for k, v in plain.items() if k not in PRETRAINED_KEYS})
-    if load_weights and plain.get("pretrained"):
-        strict = plain.get("pretrained_strict")
-        load_pretrained(net, plain["pretrained"], strict=True if strict is None else bool(strict))
+    if load_weights:
+        load_arch_weights(net, plain)
     return net
+
+
+def load_arch_weights(net: nn.Module, cfg: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Load ``cfg['pretrained']`` (if set) into ``net``, strict unless ``cfg['pretrained_strict']`` is false.
+
+    Returns :func:`load_pretrained`'s report (empty lists when nothing was loaded).
+    """
+    if not cfg.get("pretrained"):
+        return {"missing": [], "unexpected": [], "mismatched": []}
+    strict = cfg.get("pretrained_strict")
+    return load_pretrained(net, cfg["pretrained"], strict=True if strict is None else bool(strict))

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from vsrlab.archs.pretrained import load_pretrained
 from vsrlab.ops.warp import flow_warp
 
 NUM_LEVELS = 6
@@ -68,8 +69,6 @@ class SPyNet(nn.Module):
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
         if load_path:
-            from vsrlab.archs.pretrained import load_pretrained
-
             load_pretrained(self, load_path)
 
     def compute_flow(self, ref: Tensor, supp: Tensor) -> Tensor:

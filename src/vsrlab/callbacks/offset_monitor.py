@@ -9,6 +9,7 @@ offset of a DCN exceeds 50. This callback logs that mean for every
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_warn
@@ -34,7 +35,8 @@ class OffsetMonitor(pl.Callback):
         self._last_warned: dict[str, int] = {}
         self.last_values: dict[str, float] = {}
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
         net = getattr(pl_module, "net", pl_module)
         step = trainer.global_step
         values = {name: m.offset_abs_mean for name, m in alignment_modules(net)}

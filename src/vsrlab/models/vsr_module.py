@@ -11,10 +11,11 @@ import torch.nn as nn
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics import MaxMetric
 
-from vsrlab.archs.pretrained import PRETRAINED_KEYS, build_arch, load_pretrained
+from vsrlab.archs.pretrained import PRETRAINED_KEYS, build_arch, load_arch_weights
 from vsrlab.data.degradations import matlab_imresize_tensor
 from vsrlab.data.sampling import window_indices
 from vsrlab.metrics import VideoPSNR, VideoSSIM
@@ -252,12 +253,9 @@ class VSRModule(pl.LightningModule):
         path = self.pretrained.get("pretrained")
         resuming = self._trainer is not None and self.trainer.ckpt_path is not None
         if path and not resuming and not self._weights_restored:
-            strict = self.pretrained.get("pretrained_strict")
-            report = load_pretrained(self.net, path, strict=True if strict is None else bool(strict))
+            report = load_arch_weights(self.net, self.pretrained)
             skipped = {k: v for k, v in report.items() if v}
             if skipped:
-                from pytorch_lightning.utilities import rank_zero_info
-
                 rank_zero_info(f"arch.pretrained {path}: not loaded: {skipped}")
 
     # ------------------------------------------------------------- evaluation
