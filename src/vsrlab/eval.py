@@ -2,8 +2,12 @@
 
     vsrlab-eval ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt
     vsrlab-eval arch=bicubic data=synthetic
+    vsrlab-eval arch=bicubic data=vid4 data.root=/data/Vid4          # the published bicubic baseline
+    vsrlab-eval ckpt_path=... data=vid4 eval.save_images=true       # also writes the output frames
 
-Prints a per-clip table and writes ``metrics.json`` (per clip and mean PSNR / SSIM) to the run dir.
+Prints a per-clip table and writes ``metrics.json`` (per clip and mean PSNR / SSIM, the protocol, the
+number of clips skipped as bad) to the run dir; ``eval.save_images=true`` writes every scored output
+frame as PNG under ``images/test/<clip>/``.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 def _evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.data)
     model = load_model(cfg)
+    model.eval_cfg["save_images"] = bool(cfg.eval.save_images)
     loggers = instantiate_loggers(cfg)
     trainer = build_trainer(cfg, logger=loggers or False, callbacks=[])
     trainer.test(model, datamodule=datamodule)

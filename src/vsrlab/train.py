@@ -22,10 +22,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vsrlab.utils.checkpoint import AtomicCheckpointIO, resolve_ckpt_path
 from vsrlab.utils.instantiate import instantiate_group
+from vsrlab.utils.resolvers import register_resolvers
 from vsrlab.utils.run import print_config_tree, results_table, run_id, write_json
 from vsrlab.utils.system import keep_freed_memory
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+register_resolvers()
 log = logging.getLogger(__name__)
 
 

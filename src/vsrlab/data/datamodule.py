@@ -11,9 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from vsrlab.data.sampling import EpochSampler, ResumableDataLoader
+
+
+def collate_skipping_none(items: list[Any]) -> Any:
+    """``default_collate`` of the items that are not ``None`` (bad clips skipped), or ``None``."""
+    items = [item for item in items if item is not None]
+    return default_collate(items) if items else None
 
 
 class VSRDataModule(pl.LightningDataModule):
@@ -28,8 +34,12 @@ class VSRDataModule(pl.LightningDataModule):
         stream: the training dataset is endless (every index is a new clip) and each epoch
             draws ``len(train)`` fresh samples.
         seed: seed of the training order.
-        protocol: the dataset's evaluation protocol (``test_y_channel``, ``crop_border``), which
-            the model's metrics read from the config.
+        protocol: the dataset's evaluation protocol (``test_y_channel``, ``crop_border``,
+            ``frames``: ``all`` or ``center``, ``mirror``: recurrent nets see the clip mirrored
+            in time), which the model reads from the config.
+        name, root, degradation, backend, skip_bad: what the dataset is, where it lives and how
+            bad clips are handled; the split configs interpolate them (``${data.root}``), the
+            module only reports them.
     """
 
     def __init__(
@@ -46,6 +56,11 @@ class VSRDataModule(pl.LightningDataModule):
         stream: bool = False,
         seed: int = 0,
         protocol: dict[str, Any] | None = None,
+        name: str | None = None,
+        root: str | None = None,
+        degradation: str | None = None,
+        backend: str | None = None,
+        skip_bad: bool = False,
     ) -> None:
         super().__init__()
         self.train_set, self.val_set, self.test_set = train, val, test if test is not None else val
@@ -53,9 +68,12 @@ class VSRDataModule(pl.LightningDataModule):
         self.pin_memory, self.persistent_workers, self.prefetch_factor = pin_memory, persistent_workers, prefetch_factor
         self.shuffle, self.stream, self.seed = shuffle, stream, seed
         self.protocol = dict(protocol or {})
+        self.name, self.root, self.degradation, self.backend = name, root, degradation, backend
+        self.skip_bad = skip_bad
 
     def _loader_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"num_workers": self.num_workers, "pin_memory": self.pin_memory}
+        kwargs: dict[str, Any] = {"num_workers": self.num_workers, "pin_memory": self.pin_memory,
+                                  "collate_fn": collate_skipping_none}
         if self.num_workers > 0:
             kwargs.update(persistent_workers=self.persistent_workers, prefetch_factor=self.prefetch_factor)
         return kwargs

@@ -17,8 +17,12 @@ from torch.utils.data import DataLoader, Sampler
 Padding = Literal["replicate", "reflection", "reflection_circle", "circle"]
 
 
-def window_indices(center: int, num_total: int, num_frame: int, padding: Padding = "reflection") -> list[int]:
+def window_indices(center: int, num_total: int, num_frame: int, padding: Padding = "reflection",
+                   interval: int = 1) -> list[int]:
     """Indices of the ``num_frame`` window centred on ``center`` in a clip of ``num_total`` frames.
+
+    Frames are ``interval`` apart (BasicSR's ``interval_list``); intervals other than 1 allow
+    ``replicate`` and ``reflection`` padding only.
 
     Out-of-range positions are filled as the reference toolkits do (BasicSR
     ``generate_frame_indices``), e.g. for ``center=0, num_frame=5``:
@@ -29,10 +33,12 @@ def window_indices(center: int, num_total: int, num_frame: int, padding: Padding
         raise ValueError(f"num_frame must be odd, got {num_frame}")
     if not 0 <= center < num_total:
         raise IndexError(f"center {center} is outside a clip of {num_total} frames")
+    if interval < 1 or (interval > 1 and padding not in ("replicate", "reflection")):
+        raise ValueError(f"interval {interval} needs replicate or reflection padding, got {padding!r}")
     last = num_total - 1
     half = num_frame // 2
     out = []
-    for i in range(center - half, center + half + 1):
+    for i in range(center - half * interval, center + half * interval + 1, interval):
         if 0 <= i <= last:
             out.append(i)
         elif padding == "replicate":

@@ -22,7 +22,9 @@ from vsrlab.metrics import VideoPSNR, VideoSSIM
 from vsrlab.ops import offsets_per_frame, record_offsets, resize_flow
 from vsrlab.utils.images import save_rgb, side_by_side, to_uint8_hwc
 
-_DEFAULT_EVAL = {"padding": "reflection", "chunk_size": 8, "log_images": 2}
+_DEFAULT_EVAL = {"padding": "reflection", "chunk_size": 8, "log_images": 2, "save_images": False}
+_METRIC_KEYS = ("test_y_channel", "crop_border")
+_PROTOCOL_KEYS = {"frames": ("all", "center"), "mirror": (False, True)}
 _FLOW_SOURCES = ("batch", "spynet")
 
 
@@ -39,9 +41,14 @@ class VSRModule(pl.LightningModule):
         loss: config of the pixel loss (Charbonnier by default).
         optimizer: config of the optimizer, without ``params``.
         scheduler: config of the LR scheduler (stepped every iteration), without ``optimizer``.
-        metrics: ``test_y_channel`` and ``crop_border`` of the evaluation protocol.
+        metrics: the dataset's evaluation protocol: ``test_y_channel`` and ``crop_border`` of the
+            scores, ``frames`` (``all``, or ``center``: only each clip's middle frame is predicted
+            and scored, Vimeo-90K-T) and ``mirror`` (recurrent networks see the clip followed by
+            its time reversal and each frame's output is the mean of its two predictions, the
+            MMagic/BasicSR Vimeo-90K-T convention).
         evaluation: ``padding`` of sliding windows at clip ends, ``chunk_size`` windows per forward,
-            ``log_images`` clips whose centre frame is saved as LR-bicubic | output | GT.
+            ``log_images`` clips whose centre frame is saved as LR-bicubic | output | GT,
+            ``save_images`` writes every scored output frame as PNG (``images/<stage>/<clip>/``).
         offset_fidelity: ``{loss: <OffsetFidelityLoss config>, flow: 'batch' | 'spynet',
             spynet_path: <weights of the frozen SPyNet teacher>}``: adds the loss over the offsets
             of every alignment module of a sliding-window network (Chan et al. 2021, Eq. 5). The
@@ -99,7 +106,16 @@ class VSRModule(pl.LightningModule):
         self._check_prefixes()
         self._weights_restored = False
         self.eval_cfg = {**_DEFAULT_EVAL, **(evaluation or {})}
-        metric_args = {"test_y_channel": False, "crop_border": 0, **(metrics or {})}
+        metrics = dict(metrics or {})
+        unknown = sorted(set(metrics) - set(_METRIC_KEYS) - set(_PROTOCOL_KEYS))
+        if unknown:
+            raise ValueError(f"unknown evaluation protocol keys {unknown} (data.protocol / model.metrics); "
+                             f"known: {[*_METRIC_KEYS, *_PROTOCOL_KEYS]}")
+        self.protocol = {"frames": metrics.pop("frames", "all"), "mirror": bool(metrics.pop("mirror", False))}
+        if self.protocol["frames"] not in _PROTOCOL_KEYS["frames"]:
+            raise ValueError(f"data.protocol.frames must be 'all' or 'center', got {self.protocol['frames']!r}")
+        self.skipped_clips = 0
+        metric_args = {"test_y_channel": False, "crop_border": 0, **metrics}
         self.val_metrics = self._make_metrics(metric_args)
         self.test_metrics = self._make_metrics(metric_args)
         self.val_psnr_best = MaxMetric()
@@ -117,19 +133,27 @@ class VSRModule(pl.LightningModule):
     def is_recurrent(self) -> bool:
         return not hasattr(self.net, "num_frame")
 
-    def predict_clip(self, lq: Tensor) -> Tensor:
-        """Super-resolve a whole clip ``(L, C, h, w)`` -> ``(L, C, s*h, s*w)``.
+    def predict_clip(self, lq: Tensor, frames: list[int] | None = None, mirror: bool = False) -> Tensor:
+        """Super-resolve a clip ``(L, C, h, w)`` -> ``(len(frames), C, s*h, s*w)``.
 
-        Sliding-window networks see one window per frame, padded at the clip ends as
-        ``evaluation.padding`` says; recurrent networks see the whole clip.
+        Sliding-window networks see one window per wanted frame (default: every frame), padded
+        at the clip ends as ``evaluation.padding`` says; recurrent networks see the whole clip,
+        with ``mirror`` followed by its time reversal (outputs of a frame's two positions averaged).
         """
+        length = lq.shape[0]
+        frames = list(range(length)) if frames is None else list(frames)
         if self.is_recurrent:
-            return self.net(lq.unsqueeze(0))[0]
-        n, length = self.net.num_frame, lq.shape[0]
-        windows = torch.tensor([window_indices(t, length, n, self.eval_cfg["padding"]) for t in range(length)],
+            if mirror:
+                out = self.net(torch.cat([lq, lq.flip(0)]).unsqueeze(0))[0]
+                out = 0.5 * (out[:length] + out[length:].flip(0))
+            else:
+                out = self.net(lq.unsqueeze(0))[0]
+            return out[frames]
+        n = self.net.num_frame
+        windows = torch.tensor([window_indices(t, length, n, self.eval_cfg["padding"]) for t in frames],
                                device=lq.device)
         chunk = int(self.eval_cfg["chunk_size"])
-        return torch.cat([self.net(lq[windows[s:s + chunk]]) for s in range(0, length, chunk)])
+        return torch.cat([self.net(lq[windows[s:s + chunk]]) for s in range(0, len(frames), chunk)])
 
     # --------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
@@ -141,7 +165,12 @@ class VSRModule(pl.LightningModule):
                              f"{self.net.num_frame}: set data.train.num_frames to match")
         with record_offsets(self.net) as offsets:
             out = self.net(lq)
-        target = gt if out.dim() == 5 else gt[:, getattr(self.net, "center_frame_idx", gt.shape[1] // 2)]
+        if out.dim() == 5:
+            target = gt
+        elif gt.shape[1] == 1:  # datasets that load only the window's centre GT
+            target = gt[:, 0]
+        else:
+            target = gt[:, getattr(self.net, "center_frame_idx", gt.shape[1] // 2)]
         terms = {"pix": self.loss_fn(out, target)}
         if self.offset_loss is not None:
             terms["offset"] = self.offset_fidelity_term(offsets, batch)
@@ -259,7 +288,10 @@ class VSRModule(pl.LightningModule):
                 rank_zero_info(f"arch.pretrained {path}: not loaded: {skipped}")
 
     # ------------------------------------------------------------- evaluation
-    def _evaluate(self, batch: dict[str, Any], batch_idx: int, stage: str, metrics: nn.ModuleDict) -> None:
+    def _evaluate(self, batch: dict[str, Any] | None, batch_idx: int, stage: str, metrics: nn.ModuleDict) -> None:
+        if batch is None:  # every clip of the batch was bad and skipped (data skip_bad=true)
+            self.skipped_clips += 1
+            return
         lq, gt = batch["lq"], batch["gt"]
         if lq.shape[0] != 1:
             raise ValueError(f"{stage} batches must hold one clip, got {lq.shape[0]}")
@@ -268,17 +300,27 @@ class VSRModule(pl.LightningModule):
         if gt.shape[-2:] != (lq.shape[-2] * scale, lq.shape[-1] * scale):
             raise ValueError(f"GT size {tuple(gt.shape[-2:])} is not an integer multiple of LR size "
                              f"{tuple(lq.shape[-2:])} in clip {batch['key'][0]}")
-        out = self.predict_clip(lq)
-        bicubic = matlab_imresize_tensor(lq, scale)
+        length = lq.shape[0]
+        frames = [length // 2] if self.protocol["frames"] == "center" else list(range(length))
+        if gt.shape[0] == length:
+            gt = gt[frames]
+        elif gt.shape[0] != len(frames):
+            raise ValueError(f"clip {batch['key'][0]} has {length} LR and {gt.shape[0]} GT frames")
+        out = self.predict_clip(lq, frames, mirror=self.protocol["mirror"])
+        bicubic = matlab_imresize_tensor(lq[frames], scale)
         clip = int(batch["clip_index"][0])
         self.clip_names[clip] = str(batch["key"][0])
-        clip_ids = torch.full((lq.shape[0],), clip, dtype=torch.long)
-        frame_ids = torch.arange(lq.shape[0])
+        clip_ids = torch.full((len(frames),), clip, dtype=torch.long)
+        frame_ids = torch.tensor(frames)
         metrics["psnr"].update(out, gt, clip_ids, frame_ids)
         metrics["ssim"].update(out, gt, clip_ids, frame_ids)
         metrics["psnr_bicubic"].update(bicubic, gt, clip_ids, frame_ids)
+        if self.eval_cfg.get("save_images"):
+            folder = Path(self.trainer.default_root_dir) / "images" / stage / self.clip_names[clip]
+            for t, frame in zip(frames, to_uint8_hwc(out)):
+                save_rgb(folder / f"{t:08d}.png", frame)
         if batch_idx < int(self.eval_cfg["log_images"]):
-            mid = lq.shape[0] // 2
+            mid = len(frames) // 2
             self._log_frame(stage, self.clip_names[clip], bicubic[mid], out[mid], gt[mid])
 
     def _log_frame(self, stage: str, name: str, bicubic: Tensor, out: Tensor, gt: Tensor) -> None:
@@ -306,6 +348,7 @@ class VSRModule(pl.LightningModule):
             self.log("val/psnr_best", self.val_psnr_best.compute().float(), sync_dist=True)
         for metric in self.val_metrics.values():
             metric.reset()
+        self.skipped_clips = 0
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "test", self.test_metrics)
@@ -315,6 +358,7 @@ class VSRModule(pl.LightningModule):
         self._log_metrics("test", self.test_metrics)
         for metric in self.test_metrics.values():
             metric.reset()
+        self.skipped_clips = 0
 
     def per_clip_results(self, metrics: nn.ModuleDict) -> dict[str, Any]:
         """``{'clips': {name: {psnr, ssim, psnr_bicubic, frames}}, 'mean': {...}}`` of the current state."""
@@ -324,4 +368,4 @@ class VSRModule(pl.LightningModule):
             row = {name: values[clip][0] for name, values in per_metric.items()}
             clips[self.clip_names.get(clip, str(clip))] = {**row, "frames": frames}
         mean = {name: float(metric.compute()) for name, metric in metrics.items()}
-        return {"clips": clips, "mean": mean}
+        return {"clips": clips, "mean": mean, "skipped_clips": self.skipped_clips}
