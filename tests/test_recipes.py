@@ -1,5 +1,5 @@
-"""Every published recipe composes with the paper's values and runs a debug=fdr smoke test on the
-synthetic data (architectures shrunk so that each takes seconds on a CPU)."""
+"""Every published recipe composes with the paper's values (data included) and runs a debug=fdr smoke
+test on a tiny REDS / Vimeo-90K layout written here (architectures shrunk to take seconds on a CPU)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from omegaconf.errors import InterpolationToMissingValueError
 
 from conftest import compose_config
+from test_datasets import reds_layout, vimeo_layout
 from vsrlab.train import train
 
 # small versions of each architecture and clip lengths for the smoke test
@@ -19,16 +20,16 @@ SMALL = {
              "arch.deform_groups=2"],
     "flow_vsr": ["arch.num_feat=8", "arch.num_extract_block=1", "arch.num_reconstruct_block=1"],
     "basicvsr": ["arch.num_feat=8", "arch.num_block=1", "data.train.num_frames=3"],
-    "iconvsr": ["arch.num_feat=8", "arch.num_block=1", "data.train.num_frames=5"],
-    "basicvsr_pp": ["arch.mid_channels=8", "arch.num_blocks=1", "arch.deformable_groups=2", "data.train.num_frames=3"],
+    "iconvsr": ["arch.num_feat=8", "arch.num_block=1", "data.train.num_frames=5", "arch.keyframe_stride=2"],
+    "basicvsr_pp": ["arch.mid_channels=8", "arch.num_blocks=1", "arch.deformable_groups=2", "data.train.num_frames=3",
+                    "data.train.gt_size=256"],
 }
 RECIPES = {
     "edvr_m_wotsa": "edvr", "edvr_m": "edvr", "edvr_l_wotsa": "edvr", "edvr_l": "edvr", "tdan": "tdan",
     "flow_vsr": "flow_vsr", "basicvsr": "basicvsr", "iconvsr": "iconvsr", "basicvsr_pp": "basicvsr_pp",
 }
 # the FAST overrides of conftest shrink the default arch; recipes need their own
-_GENERIC = ["data.batch_size=1", "data.train.num_clips=2", "data.val.num_clips=1", "data.val.num_frames=5",
-            "arch.pretrained=null"]
+_GENERIC = ["data.batch_size=1", "data.train.gt_size=32", "arch.pretrained=null", "data.pin_memory=false"]
 
 
 def _cfg(tmp_path: Path, recipe: str, extra: list[str] = ()):
@@ -36,8 +37,13 @@ def _cfg(tmp_path: Path, recipe: str, extra: list[str] = ()):
 
 
 def _smoke_cfg(tmp_path: Path, recipe: str):
+    root = tmp_path / "data"
+    if recipe == "tdan":
+        vimeo_layout(root)
+    else:  # BasicVSR++ (as BasicSR's) needs LR frames of at least 64x64
+        reds_layout(root, (256, 256) if recipe == "basicvsr_pp" else (32, 48))
     fast = ["debug=fdr", "extras.print_config=false", "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false", "data.num_workers=0", "data.val.lq_size=[64,64]"]
+            "trainer.enable_model_summary=false", "data.num_workers=0", f"data.root={root}"]
     return _cfg(tmp_path, recipe, [*fast, *_GENERIC, *SMALL[RECIPES[recipe]]])
 
 
@@ -57,6 +63,10 @@ def test_recipe_values(tmp_path, recipe):
     cfg = _cfg(tmp_path, recipe)
     cls, lr, steps, reduction, lr_mult, freeze = EXPECTED[recipe]
     assert cfg.arch._target_.endswith("." + cls)
+    assert (cfg.data.name, cfg.data.train.gt_size) == (("vimeo90k", 192) if recipe == "tdan" else ("reds", 256))
+    recurrent = cls in ("BasicVSR", "IconVSR", "BasicVSRPlusPlus")
+    assert cfg.data.train.sampling == ("sequence" if recurrent else "window")
+    assert cfg.data.train.num_frames == {"BasicVSRPlusPlus": 30, "BasicVSR": 15, "IconVSR": 15}.get(cls, 5)
     assert cfg.model.optimizer.lr == lr
     assert cfg.trainer.max_steps == steps
     assert cfg.model.loss.reduction == reduction

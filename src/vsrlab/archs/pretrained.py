@@ -40,7 +40,7 @@ class IncompatibleCheckpointError(KeyError):
         return str(self.args[0])
 
 
-def _read(path: Path) -> Any:
+def read_checkpoint(path: Path) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
@@ -126,7 +126,7 @@ def load_pretrained(
         ``{'missing': [...], 'unexpected': [...], 'mismatched': [...]}`` (all empty when strict).
     """
     source = str(path_or_state_dict) if isinstance(path_or_state_dict, (str, Path)) else "checkpoint"
-    ckpt = _read(Path(path_or_state_dict)) if isinstance(path_or_state_dict, (str, Path)) else path_or_state_dict
+    ckpt = read_checkpoint(Path(path_or_state_dict)) if isinstance(path_or_state_dict, (str, Path)) else path_or_state_dict
     sd = convert_state_dict(model, extract_state_dict(ckpt, param_key, source))
     own = model.state_dict()
     missing = sorted(set(own) - set(sd))

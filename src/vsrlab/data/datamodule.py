@@ -26,7 +26,8 @@ class VSRDataModule(pl.LightningDataModule):
     """Wraps train / val / test datasets with VSR loading conventions.
 
     Args:
-        train, val, test: datasets (Hydra instantiates them from the config); ``test`` defaults to ``val``.
+        train, val, test: datasets, or their configs (instantiated when first used); ``test``
+            defaults to ``val``.
         batch_size: training clips per step and process.
         num_workers: loader worker processes (0 loads in the main process).
         pin_memory, persistent_workers, prefetch_factor: DataLoader options.
@@ -63,13 +64,36 @@ class VSRDataModule(pl.LightningDataModule):
         skip_bad: bool = False,
     ) -> None:
         super().__init__()
-        self.train_set, self.val_set, self.test_set = train, val, test if test is not None else val
+        self._splits: dict[str, Any] = {"train": train, "val": val, "test": test}
         self.batch_size, self.num_workers = batch_size, num_workers
         self.pin_memory, self.persistent_workers, self.prefetch_factor = pin_memory, persistent_workers, prefetch_factor
         self.shuffle, self.stream, self.seed = shuffle, stream, seed
         self.protocol = dict(protocol or {})
         self.name, self.root, self.degradation, self.backend = name, root, degradation, backend
         self.skip_bad = skip_bad
+
+    def _split(self, split: str) -> Dataset | None:
+        """The dataset of ``split``, instantiated from its config on first use (``_recursive_: false``
+        in the data config), so evaluating never needs the training folders to exist."""
+        spec = self._splits[split]
+        if spec is not None and not isinstance(spec, Dataset):
+            from hydra.utils import instantiate
+
+            spec = self._splits[split] = instantiate(spec)
+        return spec
+
+    @property
+    def train_set(self) -> Dataset | None:
+        return self._split("train")
+
+    @property
+    def val_set(self) -> Dataset | None:
+        return self._split("val")
+
+    @property
+    def test_set(self) -> Dataset | None:
+        """The test split, or the val split when the config has none."""
+        return self._split("test") if self._splits["test"] is not None else self.val_set
 
     def _loader_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"num_workers": self.num_workers, "pin_memory": self.pin_memory,

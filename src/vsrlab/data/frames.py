@@ -22,6 +22,11 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+# OpenCV's thread pool does not survive fork(): a DataLoader worker forked while the pool exists
+# can hang forever in cv2 (seen as a futex wait in pthread_cond_destroy). Loading parallelises
+# over workers instead, so OpenCV runs single-threaded in every vsrlab process.
+cv2.setNumThreads(0)
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 _PNG_END = b"IEND\xaeB`\x82"
 _JPEG_END = b"\xff\xd9"
@@ -95,6 +100,34 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except OSError as err:
         raise DataError(f"cannot read frame {path}: {err}") from None
     return decode_image(data, str(path))
+
+
+def read_meta_file(path: str | os.PathLike) -> list[tuple[str, int | None]]:
+    """Clips of a meta file: BasicSR's ``<clip> <num_frames> (h,w,c)`` lines or bare clip names
+    (Vimeo-90K's ``sep_trainlist.txt``: ``00001/0001``); ``#`` comments and blank lines are
+    skipped. Returns ``(clip, num_frames or None)`` pairs."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"meta file not found: {path}")
+    clips = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        count = None
+        if len(parts) > 1 and parts[1].isdigit():
+            count = int(parts[1])
+        elif len(parts) > 1 and not parts[1].startswith("("):
+            raise DataError(f"{path}:{number}: expected '<clip> [<num_frames> (h,w,c)]', got {line!r}")
+        clips.append((parts[0].strip("/"), count))
+    if not clips:
+        raise DataError(f"meta file lists no clips: {path}")
+    return clips
+
+
+def read_clip_list(path: str | os.PathLike) -> list[str]:
+    """Clip names of a meta file or clip list (see :func:`read_meta_file`)."""
+    return [clip for clip, _ in read_meta_file(path)]
 
 
 def clip_of(key: str) -> str:
@@ -217,6 +250,21 @@ def read_lmdb_meta(root: Path) -> dict[str, tuple[int, int, int]]:
     return shapes
 
 
+_LMDB_ENVS: dict[tuple[str, int], Any] = {}
+
+
+def lmdb_env(root: Path) -> Any:
+    """The read-only environment of ``root`` for this process (LMDB allows one per process and path)."""
+    key = (str(root.resolve()), os.getpid())
+    env = _LMDB_ENVS.get(key)
+    if env is None:
+        import lmdb
+
+        env = lmdb.open(key[0], readonly=True, lock=False, readahead=False, meminit=False, max_readers=512)
+        _LMDB_ENVS[key] = env
+    return env
+
+
 class LmdbStore(FrameStore):
     """Frames in a BasicSR LMDB; the environment is opened per process on first read."""
 
@@ -228,20 +276,6 @@ class LmdbStore(FrameStore):
         self._clips: dict[str, list[str]] = {}
         for key in sorted(self.shapes, key=natural_key):
             self._clips.setdefault(clip_of(key), []).append(key)
-        self._env: Any = None
-        self._pid: int | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_env": None, "_pid": None}
-
-    def _txn_env(self) -> Any:
-        if self._env is None or self._pid != os.getpid():
-            import lmdb
-
-            self._env = lmdb.open(str(self.root), readonly=True, lock=False, readahead=False, meminit=False,
-                                  max_readers=512)
-            self._pid = os.getpid()
-        return self._env
 
     def clips(self, depth: int = 1) -> list[str]:
         return [c for c in self._clips if c.count("/") == depth - 1]
@@ -255,7 +289,7 @@ class LmdbStore(FrameStore):
         return list(self._clips[clip])
 
     def read(self, key: str) -> np.ndarray:
-        with self._txn_env().begin(write=False) as txn:
+        with lmdb_env(self.root).begin(write=False) as txn:
             value = txn.get(key.encode())
             if value is None:
                 raise DataError(f"key {key!r} is not in LMDB {self.root}")
@@ -364,6 +398,10 @@ def open_stores(roots: str | os.PathLike | list[Any], backend: Backend = "auto")
     List items are paths or ``{path, clip_offset: 0, optional: false}``; a missing optional root
     is left out.
     """
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(roots):
+        roots = OmegaConf.to_container(roots, resolve=True)
     if not isinstance(roots, (list, tuple)):
         return open_store(roots, backend)
     stores = []

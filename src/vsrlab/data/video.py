@@ -3,12 +3,12 @@
 One dataset class serves every layout; the configs under ``conf/data/`` only say where the
 GT and LR frames are, which clips belong to a split and how samples are drawn:
 
-- ``sampling='window'``: ``num_frame`` frames ``interval`` apart centred on one frame (sliding-
+- ``sampling='window'``: ``num_frames`` frames ``interval`` apart centred on one frame (sliding-
   window models: EDVR, TDAN); windows at clip ends are filled by reflection, as BasicSR's
   ``generate_frame_indices``. Centres are every frame (``centers='all'``, REDS) or the clip's
   middle frame (``'middle'``, Vimeo-90K septuplets). GT is the centre frame only unless
   ``gt_frames='all'``.
-- ``sampling='sequence'``: ``num_frame`` consecutive frames (``interval`` apart) from a random
+- ``sampling='sequence'``: ``num_frames`` consecutive frames (``interval`` apart) from a random
   start (recurrent models: BasicVSR, IconVSR, BasicVSR++), GT for every frame.
 - ``sampling='clip'``: a whole clip, GT for every frame (validation and test).
 
@@ -39,35 +39,14 @@ import torch
 from torch.utils.data import Dataset
 
 from vsrlab.data.degradations import degrade
-from vsrlab.data.frames import Backend, DataError, FrameStore, check_numbering, frame_name, open_stores, read_flo
+from vsrlab.data.frames import (Backend, DataError, FrameStore, check_numbering, frame_name, open_stores, read_flo,
+                                read_meta_file)
 from vsrlab.data.sampling import Padding, window_indices
 from vsrlab.utils.images import frames_to_tensor
 
 log = logging.getLogger(__name__)
 
 Sampling = Literal["window", "sequence", "clip"]
-
-
-def read_clip_list(path: str | os.PathLike) -> list[tuple[str, int | None]]:
-    """Clips of a meta file: BasicSR's ``<clip> <num_frames> (h,w,c)`` lines or bare clip names
-    (Vimeo-90K's ``sep_trainlist.txt``: ``00001/0001``). Returns ``(clip, num_frames or None)``."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"meta file not found: {path}")
-    clips = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        count = None
-        if len(parts) > 1 and parts[1].isdigit():
-            count = int(parts[1])
-        elif len(parts) > 1 and not parts[1].startswith("("):
-            raise DataError(f"{path}:{number}: expected '<clip> [<num_frames> (h,w,c)]', got {line!r}")
-        clips.append((parts[0], count))
-    if not clips:
-        raise DataError(f"meta file lists no clips: {path}")
-    return clips
 
 
 def augment_arrays(arrays: list[np.ndarray], flows: np.ndarray | None, hflip: bool, vflip: bool,
@@ -110,7 +89,7 @@ class VideoDataset(Dataset):
         meta_file: BasicSR meta-info or a list of clip names.
         exclude: clips left out (REDS4 for training).
         clip_depth: folder depth of clip names (1: ``000``; 2: Vimeo's ``00001/0001``).
-        sampling, num_frame, centers, interval_list, padding, gt_frames: see the module docstring.
+        sampling, num_frames, centers, interval_list, padding, gt_frames: see the module docstring.
         gt_size: GT patch side for training (``None``: whole frames).
         use_hflip, use_rot, random_reverse: augmentation.
         flip_sequence: append the time-reversed frames to each training sequence (BasicSR's
@@ -142,7 +121,7 @@ class VideoDataset(Dataset):
         exclude: Sequence[str] = (),
         clip_depth: int = 1,
         sampling: Sampling = "clip",
-        num_frame: int = 5,
+        num_frames: int = 5,
         centers: Literal["all", "middle"] = "all",
         interval_list: Sequence[int] = (1,),
         padding: Padding = "reflection",
@@ -177,7 +156,7 @@ class VideoDataset(Dataset):
                     raise
                 log.info("%s: %s; LR frames are made from GT (%s x%d)", name or gt_root, err, degradation, scale)
         self.scale, self.degradation = scale, degradation
-        self.sampling, self.num_frame, self.centers = sampling, num_frame, centers
+        self.sampling, self.num_frames, self.centers = sampling, num_frames, centers
         self.interval_list, self.padding, self.gt_frames = [int(i) for i in interval_list], padding, gt_frames
         self.gt_size, self.use_hflip, self.use_rot, self.random_reverse = gt_size, use_hflip, use_rot, random_reverse
         self.flip_sequence = flip_sequence
@@ -191,7 +170,7 @@ class VideoDataset(Dataset):
         if clips is not None:
             names = [str(c) for c in clips]
         elif meta_file is not None:
-            listed = read_clip_list(meta_file)
+            listed = read_meta_file(meta_file)
             names = [c for c, _ in listed]
             counts = dict(listed)
             self.meta_file = meta_file
@@ -259,16 +238,16 @@ class VideoDataset(Dataset):
         if self.sampling == "clip":
             return list(range(n)), None
         if self.sampling == "sequence":
-            span = (self.num_frame - 1) * interval + 1
+            span = (self.num_frames - 1) * interval + 1
             if span > n:
-                raise DataError(f"clip {clip!r} has {n} frames, fewer than a sequence of {self.num_frame} "
+                raise DataError(f"clip {clip!r} has {n} frames, fewer than a sequence of {self.num_frames} "
                                 f"at interval {interval} needs")
             start = int(rng.integers(0, n - span + 1))
             return list(range(start, start + span, interval)), None
         if center is None:
             center = (n - 1) // 2
         try:
-            return window_indices(center, n, self.num_frame, self.padding, interval), center
+            return window_indices(center, n, self.num_frames, self.padding, interval), center
         except ValueError as err:
             raise DataError(f"clip {clip!r}: {err}") from None
 

@@ -1,0 +1,279 @@
+"""``vsrlab-infer``: streaming super-resolution of video files and frame folders."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from hydra.core.global_hydra import GlobalHydra
+from torch import Tensor
+
+from conftest import FAST, compose_config
+from vsrlab.data.degradations import matlab_imresize, matlab_imresize_tensor
+from vsrlab.data.frames import DataError
+from vsrlab.infer import (FrameWriter, infer, iter_chunks, iter_frames, load_infer_model, main,
+                          super_resolve_stream)
+from vsrlab.models import VSRModule
+from vsrlab.train import train
+from vsrlab.utils.images import frames_to_tensor, save_rgb, to_uint8_hwc
+
+NUM_FRAMES, H, W = 12, 32, 40
+# a 5-frame sliding-window net, trained for one step so that its weights are not the initial ones
+TINY_NET = ["arch=sliding_window", "arch.num_frame=5", "arch.num_feat=8", "arch.num_extract_block=1",
+            "arch.num_reconstruct_block=1", "arch.deformable_groups=2"]
+
+
+def _clip(num: int = NUM_FRAMES, h: int = H, w: int = W, seed: int = 0) -> np.ndarray:
+    """``(num, h, w, 3)`` uint8: a smooth pattern moving by one pixel per frame, plus noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:h, :w]
+    frames = []
+    for t in range(num):
+        base = np.stack([np.sin((x + t) / 3.0), np.cos((y - t) / 4.0), np.sin((x + y + 2 * t) / 5.0)], -1)
+        frames.append(np.clip(127.5 + 100 * base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8))
+    return np.stack(frames)
+
+
+def _write_video(path: Path, frames: np.ndarray, fps: float = 24.0, fourcc: str = "FFV1") -> Path:
+    size = (frames.shape[2], frames.shape[1])
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    assert writer.isOpened(), f"cv2 cannot write {fourcc} to {path}"
+    for frame in frames:
+        writer.write(np.ascontiguousarray(frame[..., ::-1]))
+    writer.release()
+    return path
+
+
+def _read_video(path: Path) -> tuple[np.ndarray, float]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame[..., ::-1])
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return np.stack(frames), fps
+
+
+def _write_folder(folder: Path, frames: np.ndarray) -> Path:
+    for i, frame in enumerate(frames):  # im1 ... im12: natural order, not lexicographic
+        save_rgb(folder / f"im{i + 1}.png", frame)
+    return folder
+
+
+def _infer_cfg(tmp_path: Path, overrides: list[str]):
+    return compose_config("infer", ["extras.print_config=false", "progress=false", "device=cpu", *overrides],
+                          tmp_path / "infer_run")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """``last.ckpt`` of a one-step ``vsrlab-train`` run of a tiny 5-frame sliding-window net."""
+    root = tmp_path_factory.mktemp("train")
+    cfg = compose_config("train", [*FAST, *TINY_NET, "trainer.max_steps=1", "trainer.val_check_interval=1",
+                                   "data.val.num_clips=1", "test=false", "callbacks=model_checkpoint"],
+                         root / "run")
+    train(cfg)
+    GlobalHydra.instance().clear()
+    ckpt = root / "run" / "checkpoints" / "last.ckpt"
+    # one step leaves the net at its init, the bicubic of the centre frame (fusion passes the centre, the
+    # residual starts at zero): perturb the weights in the checkpoint so that every window frame matters
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+    gen = torch.Generator().manual_seed(0)
+    for key, value in saved["state_dict"].items():
+        if key.startswith("net.") and value.is_floating_point():
+            value.add_(torch.randn(value.shape, generator=gen), alpha=0.05 if "fusion" in key else 0.01)
+    torch.save(saved, ckpt)
+    return ckpt
+
+
+# ------------------------------------------------------------------------------- video, bicubic
+def test_video_file_end_to_end_bicubic_equals_matlab_upsampling(tmp_path, monkeypatch):
+    clip = _clip()
+    src = _write_video(tmp_path / "clip.mkv", clip)
+    decoded, _ = _read_video(src)
+    np.testing.assert_array_equal(decoded, clip)  # FFV1 is lossless here: the reference is exact
+    out = tmp_path / "sr" / "clip_x4.mkv"
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["vsrlab-infer", f"input={src}", f"output={out}", "arch=bicubic",
+                                      "chunk_size=5", "device=cpu", "progress=false",
+                                      "extras.print_config=false",
+                                      f"hydra.run.dir={tmp_path / 'run'}"])
+    main()  # the Hydra app, as the console script runs it
+    GlobalHydra.instance().clear()
+    log_text = (tmp_path / "run" / "infer.log").read_text()
+    assert log_text.count("super-resolved 12 frames 40x32 -> 160x128") == 1
+
+    sr, fps = _read_video(out)
+    assert sr.shape == (NUM_FRAMES, 4 * H, 4 * W, 3) and fps == pytest.approx(24.0)
+    # the same arithmetic as the Bicubic arch (float32 MATLAB kernel): lossless output -> exact
+    expected = to_uint8_hwc(matlab_imresize_tensor(frames_to_tensor(clip), 4))
+    np.testing.assert_array_equal(sr, expected)
+    # and the float64 numpy MATLAB imresize: off by one grey level at most, in rare rounding ties
+    reference = np.stack([matlab_imresize(f, 4) for f in clip]).astype(int)
+    diff = np.abs(sr.astype(int) - reference)
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.999
+
+
+def test_mjpg_output_and_folder_of_pngs_from_a_lossy_video(tmp_path):
+    clip = _clip(num=7)
+    src = _write_video(tmp_path / "clip.avi", clip, fps=30.0, fourcc="MJPG")
+    decoded, _ = _read_video(src)
+    assert np.abs(decoded.astype(int) - clip).mean() > 0.5  # lossy: the reference is what cv2 decodes
+    expected = to_uint8_hwc(matlab_imresize_tensor(frames_to_tensor(decoded), 4))
+
+    summary = infer(_infer_cfg(tmp_path, [f"input={src}", f"output={tmp_path / 'pngs'}"]))
+    pngs = sorted((tmp_path / "pngs").glob("*.png"))
+    assert [p.name for p in pngs] == [f"{i:08d}.png" for i in range(7)]
+    np.testing.assert_array_equal(np.stack([cv2.imread(str(p))[..., ::-1] for p in pngs]), expected)
+    assert summary["frames"] == 7 and summary["input_size"] == [H, W]
+    assert summary["output_size"] == [4 * H, 4 * W]
+    assert summary["fps"] == pytest.approx(30.0)
+
+    infer(_infer_cfg(tmp_path, [f"input={src}", f"output={tmp_path / 'sr.avi'}", "output_codec=mjpg"]))
+    sr, fps = _read_video(tmp_path / "sr.avi")
+    assert sr.shape == expected.shape and fps == pytest.approx(30.0)
+    assert 0 < np.abs(sr.astype(int) - expected).mean() < 3  # MJPG: close, not equal
+
+
+# ------------------------------------------------------------------- frame folder, trained net
+def test_frame_folder_chunked_output_equals_whole_clip_predict_clip(trained, tmp_path):
+    clip = _clip()
+    folder = _write_folder(tmp_path / "frames", clip)
+    # 4 windows per forward (model.evaluation.chunk_size), 4 output frames per chunk, overlap 2: 3 chunks
+    cfg = _infer_cfg(tmp_path, [f"ckpt={trained}", f"input={folder}", f"output={tmp_path / 'out'}",
+                                "chunk_size=4", "model.evaluation.chunk_size=4",
+                                "arch=bicubic"])  # the checkpoint's arch wins over arch=
+    model = load_infer_model(cfg)
+    assert type(model.net).__name__ == "SlidingWindowVSR" and model.net.num_frame == 5 and not model.training
+    assert model.eval_cfg["chunk_size"] == 4 and model.eval_cfg["padding"] == "reflection"
+    lq = frames_to_tensor(clip)
+    with torch.no_grad():
+        whole = model.predict_clip(lq)  # (12, 3, 128, 160)
+
+    summary = infer(cfg)
+    pngs = sorted((tmp_path / "out").glob("*.png"))
+    assert summary["frames"] == NUM_FRAMES and len(pngs) == NUM_FRAMES
+    written = np.stack([cv2.imread(str(p))[..., ::-1] for p in pngs])
+    np.testing.assert_array_equal(written, to_uint8_hwc(whole))
+
+    # the float result, chunk by chunk, for every padding with the overlap it needs: bitwise equal when
+    # chunk_size is a multiple of the 4 windows per forward (the same forward batches as predict_clip);
+    # other sizes make other batches, which CPU kernels may round differently (1 ulp at batch size 1)
+    small = _clip(num=9, h=16, w=20, seed=1)
+    ends = []
+    for padding, overlap in [("reflection", 2), ("replicate", 2), ("circle", 4), ("reflection_circle", 4)]:
+        model.eval_cfg["padding"] = padding
+        with torch.no_grad():
+            whole = model.predict_clip(frames_to_tensor(small))
+        ends.append(whole[[0, -1]])
+        for chunk_size in ((1, 4, 8) if padding == "reflection" else (3, 4)):
+            chunks = list(super_resolve_stream(model, iter(small), chunk_size, overlap))
+            assert [c.shape[0] for c in chunks][:-1] == [chunk_size] * (len(chunks) - 1)
+            if chunk_size % 4 == 0:
+                assert torch.equal(torch.cat(chunks), whole), (padding, chunk_size)
+            else:
+                torch.testing.assert_close(torch.cat(chunks), whole, rtol=0, atol=1e-6)
+        if overlap > 2:  # circular paddings reach num_frame - 1 frames away from a clip end
+            with pytest.raises(ValueError, match="overlap=2 is too small"):
+                next(super_resolve_stream(model, iter(small), 4, 2))
+    # the four paddings give four different results at the clip ends: the comparisons above tell them apart
+    assert all(not torch.equal(a, b) for i, a in enumerate(ends) for b in ends[i + 1:])
+
+
+def test_official_weights_via_ckpt_or_arch_pretrained_and_spatial_padding(trained, tmp_path):
+    hparams = torch.load(trained, map_location="cpu", weights_only=False)
+    weights = tmp_path / "official.pth"  # BasicSR layout: {'params': state dict of the network}
+    net_weights = {k[len("net."):]: v for k, v in hparams["state_dict"].items() if k.startswith("net.")}
+    torch.save({"params": net_weights}, weights)
+    clip = _clip(num=6, h=30, w=37)  # not multiples of pad_to=4: reflect-padded to 32x40, cropped back
+    folder = _write_folder(tmp_path / "frames", clip)
+    reference = VSRModule.load_from_checkpoint(trained, map_location="cpu", weights_only=False).eval()
+    lq = frames_to_tensor(clip)
+    with torch.no_grad():
+        padded = F.pad(lq, (0, 3, 0, 2), mode="reflect")
+        expected = to_uint8_hwc(reference.predict_clip(padded)[..., :120, :148])
+
+    for weights_arg in ([f"ckpt={weights}"], [f"arch.pretrained={weights}"]):
+        out = tmp_path / "sr.mkv"
+        infer(_infer_cfg(tmp_path, [*TINY_NET, *weights_arg, f"input={folder}", f"output={out}",
+                                    "chunk_size=4", "fps=10"]))
+        sr, fps = _read_video(out)
+        assert fps == pytest.approx(10.0)
+        np.testing.assert_array_equal(sr, expected)
+    # without the weights, the same arch gives something else (the weights above were really loaded)
+    infer(_infer_cfg(tmp_path, [*TINY_NET, f"input={folder}", f"output={out}"]))
+    assert not np.array_equal(_read_video(out)[0], expected)
+
+
+# ------------------------------------------------------------------------- recurrent, chunking
+class CausalToyRecurrent(nn.Module):
+    """A recurrent stand-in: frame t's output is frame t plus the running mean of frames <= t, x4 nearest."""
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, T, C, h, w) -> (B, T, C, 4h, 4w)
+        steps = torch.arange(1, x.shape[1] + 1, dtype=x.dtype).view(1, -1, 1, 1, 1)
+        y = x + x.cumsum(1) / steps
+        return y.repeat_interleave(4, -2).repeat_interleave(4, -1)
+
+
+def test_recurrent_net_sees_each_chunk_with_its_context():
+    model = VSRModule(arch={"_target_": "vsrlab.archs.Bicubic"}).eval()
+    model.net = CausalToyRecurrent()
+    assert model.is_recurrent
+    clip = _clip(num=11, h=8, w=12)
+    whole = model.predict_clip(frames_to_tensor(clip))
+    full_context = torch.cat(list(super_resolve_stream(model, iter(clip), chunk_size=3, overlap=11)))
+    assert torch.equal(full_context, whole)  # the context covers the clip: whole-clip results
+    chunks = list(super_resolve_stream(model, iter(clip), chunk_size=3))  # default overlap: 5 frames
+    assert [c.shape[0] for c in chunks] == [3, 3, 3, 2]
+    assert torch.equal(chunks[0], whole[:3])  # causal: the first chunk's context starts at the clip start
+    assert not torch.equal(torch.cat(chunks[1:]), whole[3:])  # later ones lack frames 0.. of the history
+
+
+def test_chunks_are_lazy_and_bounded():
+    pulled = []
+
+    def frames():
+        for t in range(23):
+            pulled.append(t)
+            yield t
+
+    chunks = []
+    for chunk in iter_chunks(frames(), chunk_size=5, overlap=3):
+        assert len(chunk.frames) <= 5 + 2 * 3
+        assert len(pulled) == min(23, chunk.core_stop + 3)  # read only as far as the context needs
+        # the clip's length is known once the stream ended (the last context reached past frame 22)
+        assert chunk.frames == list(range(max(0, chunk.core_start - 3), min(23, chunk.core_stop + 3)))
+        assert chunk.frames[0] == chunk.start
+        chunks.append((chunk.core_start, chunk.core_stop, chunk.total))
+    assert chunks == [(0, 5, None), (5, 10, None), (10, 15, None), (15, 20, None), (20, 23, 23)]
+
+
+# -------------------------------------------------------------------------------------- errors
+def test_errors_name_the_missing_or_unreadable_file(trained, tmp_path):
+    folder = _write_folder(tmp_path / "frames", _clip(num=3))
+    with pytest.raises(FileNotFoundError, match="input not found: .*nothing.mp4"):
+        infer(_infer_cfg(tmp_path, [f"input={tmp_path / 'nothing.mp4'}", f"output={tmp_path / 'o'}"]))
+    with pytest.raises(FileNotFoundError, match="checkpoint not found: .*missing.ckpt"):
+        infer(_infer_cfg(tmp_path, [f"ckpt={tmp_path / 'missing.ckpt'}", f"input={folder}",
+                                    f"output={tmp_path / 'o'}"]))
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("not a video")
+    with pytest.raises(DataError, match="cannot open video .*fake.mp4"):
+        infer(_infer_cfg(tmp_path, [f"input={fake}", f"output={tmp_path / 'o'}"]))
+    with pytest.raises(DataError, match="no image frames"):
+        iter_frames((tmp_path / "empty").mkdir() or tmp_path / "empty")
+    writer = FrameWriter(tmp_path / "x.mkv", codec="QQQQ")
+    with pytest.raises(OSError, match=r"cannot write video .*x.mkv with codec QQQQ"):
+        writer.write(np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="output_codec must be"):
+        FrameWriter(tmp_path / "y.mkv", codec="h264x")
+    assert not (tmp_path / "o").exists()  # nothing written before the inputs were checked
