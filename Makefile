@@ -4,6 +4,7 @@
 #   make test-all     also the slow tests (minutes)
 #   make test-slow    only the slow tests
 #   make bench        alignment benchmark -> docs/benchmarks.md
+#   make bench-data   data-loader benchmark (folders vs LMDB) -> docs/benchmarks.md
 # Pass extra Hydra overrides with ARGS="...", extra pytest options with PYTEST_ARGS="...".
 
 PYTHON ?= python3
@@ -12,7 +13,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION := 2.13.0
 STAMP := $(VENV)/.installed-$(TORCH_VERSION)
 
-.PHONY: install train eval test test-all test-slow bench clean
+.PHONY: install train eval infer test test-all test-slow bench bench-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +31,9 @@ train: $(STAMP)
 eval: $(STAMP)
 	$(BIN)/vsrlab-eval $(ARGS)
 
+infer: $(STAMP)
+	$(BIN)/vsrlab-infer $(ARGS)
+
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -41,6 +45,9 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_align.py $(ARGS)
+
+bench-data: $(STAMP)
+	$(BIN)/python scripts/bench_data.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -319,3 +319,37 @@ def test_samples_are_functions_of_their_index_and_streams_draw_new_crops(tmp_pat
 def test_frames_to_tensor_roundtrip():
     x = frames(0, 2, 8, 8)
     assert np.array_equal(to_uint8(frames_to_tensor(x)), x)
+
+
+def _other_layout(root: Path, layout: str, clip_names: list[str]) -> None:
+    for i, clip in enumerate(clip_names):
+        write_clip(root / layout / clip, frames(i, 3, 64, 64), ["0", "1", "2"])
+
+
+LMDB_CASES = {  # config: (layout writer, folders converted to <folder>.lmdb)
+    "reds": (lambda r: reds_layout(r), ["train_sharp", "train_sharp_bicubic/X4", "val_sharp",
+                                        "val_sharp_bicubic/X4"]),
+    "vimeo90k": (lambda r: vimeo_layout(r), ["vimeo_septuplet/sequences", "BIx4"]),
+    "vid4": (lambda r: vid4_layout(r, names=3), ["GT"]),
+    "udm10": (lambda r: _other_layout(r, "GT", ["a", "b"]), ["GT"]),
+    "vid3oc": (lambda r: _other_layout(r, "val/HR", ["a", "b"]), ["val/HR"]),
+    "intvid": (lambda r: _other_layout(r, "HR", [f"{c:03d}" for c in range(50, 60)]), ["HR"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LMDB_CASES))
+def test_every_dataset_config_reads_folders_and_lmdb_alike(tmp_path, name):
+    write, folders = LMDB_CASES[name]
+    root = tmp_path / name
+    write(root)
+    for folder in folders:
+        make_lmdb(root / folder, root / f"{folder}.lmdb")
+    folder_dm = instantiate(compose("eval", tmp_path, [f"data={name}", f"data.root={root}"], "a").data)
+    lmdb_dm = instantiate(compose("eval", tmp_path, [f"data={name}", f"data.root={root}", "data.backend=lmdb"],
+                                  "b").data)
+    assert type(lmdb_dm.val_set.gt).__name__ in ("LmdbStore", "CombinedStore")
+    assert lmdb_dm.val_set.clips == folder_dm.val_set.clips
+    for index in range(len(folder_dm.val_set)):
+        a, b = folder_dm.val_set[index], lmdb_dm.val_set[index]
+        assert a["key"] == b["key"] and torch.equal(a["lq"], b["lq"]) and torch.equal(a["gt"], b["gt"])
+        assert a["gt"].shape[-1] == 4 * a["lq"].shape[-1] * (4 if name in ("vid3oc", "intvid") else 1)
