@@ -353,3 +353,19 @@ def test_every_dataset_config_reads_folders_and_lmdb_alike(tmp_path, name):
         a, b = folder_dm.val_set[index], lmdb_dm.val_set[index]
         assert a["key"] == b["key"] and torch.equal(a["lq"], b["lq"]) and torch.equal(a["gt"], b["gt"])
         assert a["gt"].shape[-1] == 4 * a["lq"].shape[-1] * (4 if name in ("vid3oc", "intvid") else 1)
+
+
+def test_lmdb_read_in_the_main_process_then_in_loader_workers(tmp_path):
+    """py-lmdb refuses to reopen a path a forked worker inherited as open; the stores close inherited copies."""
+    root = tmp_path / "REDS"
+    reds_layout(root)
+    for sub in ("train_sharp", "train_sharp_bicubic/X4"):
+        make_lmdb(root / sub, root / f"{sub}.lmdb")
+    ds = VideoDataset(gt_root=str(root / "train_sharp"), lq_root=str(root / "train_sharp_bicubic/X4"),
+                      backend="lmdb", sampling="window", num_frames=3, gt_size=16)
+    expected = ds[0]
+    from vsrlab.data import VSRDataModule
+
+    dm = VSRDataModule(train=ds, batch_size=2, num_workers=2, persistent_workers=False, shuffle=False, stream=True)
+    batch = next(iter(dm.train_dataloader()))
+    assert torch.equal(batch["lq"][0], expected["lq"]) and torch.equal(batch["gt"][0], expected["gt"])

@@ -250,19 +250,33 @@ def read_lmdb_meta(root: Path) -> dict[str, tuple[int, int, int]]:
     return shapes
 
 
-_LMDB_ENVS: dict[tuple[str, int], Any] = {}
+_LMDB_ENVS: dict[str, Any] = {}
 
 
 def lmdb_env(root: Path) -> Any:
     """The read-only environment of ``root`` for this process (LMDB allows one per process and path)."""
-    key = (str(root.resolve()), os.getpid())
+    key = str(root.resolve())
     env = _LMDB_ENVS.get(key)
     if env is None:
         import lmdb
 
-        env = lmdb.open(key[0], readonly=True, lock=False, readahead=False, meminit=False, max_readers=512)
+        env = lmdb.open(key, readonly=True, lock=False, readahead=False, meminit=False, max_readers=512)
         _LMDB_ENVS[key] = env
     return env
+
+
+def _close_inherited_lmdb_envs() -> None:
+    """In a forked child (a DataLoader worker): LMDB environments must not be used across fork(),
+    and py-lmdb refuses to reopen a path it believes open, so close the copies and start afresh."""
+    for env in _LMDB_ENVS.values():
+        try:
+            env.close()
+        except Exception:  # noqa: BLE001 - a broken inherited handle is dropped either way
+            pass
+    _LMDB_ENVS.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_lmdb_envs)
 
 
 class LmdbStore(FrameStore):

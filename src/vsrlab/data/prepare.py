@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterable, Iterator
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -158,10 +159,6 @@ def _lr_one(item: tuple[str, Path], dst: Path, scale: int, degradation: str, ove
     return "written", cropped.shape != gt.shape
 
 
-def _init_worker() -> None:
-    cv2.setNumThreads(1)
-
-
 def make_lr_folder(src: str | os.PathLike, dst: str | os.PathLike, scale: int = 4, degradation: str = "BI",
                    clips: Iterable[str] | None = None, workers: int = 0, overwrite: bool = False,
                    progress: bool = False) -> dict[str, int]:
@@ -203,7 +200,8 @@ def make_lr_folder(src: str | os.PathLike, dst: str | os.PathLike, scale: int = 
     counts = {"total": len(items), "written": 0, "skipped": 0, "cropped": 0}
     with _progress(len(items), f"{degradation}x{scale} {src.name}", progress) as bar:
         if workers > 0:
-            with ProcessPoolExecutor(workers, initializer=_init_worker) as pool:
+            # spawned, not forked: a fork of a process whose OpenCV thread pool exists can hang in cv2
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                 results = pool.map(job, items, chunksize=max(1, min(64, len(items) // (workers * 8))))
                 try:
                     for status, cropped in results:
