@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytorch_lightning as pl
+from hydra.utils import instantiate
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from vsrlab.data.sampling import EpochSampler, ResumableDataLoader
@@ -77,8 +78,6 @@ class VSRDataModule(pl.LightningDataModule):
         in the data config), so evaluating never needs the training folders to exist."""
         spec = self._splits[split]
         if spec is not None and not isinstance(spec, Dataset):
-            from hydra.utils import instantiate
-
             spec = self._splits[split] = instantiate(spec)
         return spec
 
