@@ -38,8 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from vsrlab.data.frames import DataError
-    from vsrlab.data.prepare import make_lr_folder, read_clip_list
+    from vsrlab.data.frames import DataError, read_clip_list
+    from vsrlab.data.prepare import make_lr_folder
 
     try:
         clips = read_clip_list(args.clips_from) if args.clips_from else None

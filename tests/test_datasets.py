@@ -11,7 +11,7 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import compose_config
-from vsrlab.data import DataError, VideoDataset, degrade
+from vsrlab.data import VideoDataset, degrade
 from vsrlab.data.frames import read_image, write_flo
 from vsrlab.data.prepare import make_lmdb
 from vsrlab.data.video import augment_arrays

@@ -16,7 +16,8 @@ import pytest
 import vsrlab.data.prepare as prepare
 from vsrlab.data.degradations import degrade
 from vsrlab.data.frames import DataError, LmdbStore, read_image
-from vsrlab.data.prepare import collect_frames, make_lmdb, make_lr_folder, read_clip_list
+from vsrlab.data.frames import read_clip_list
+from vsrlab.data.prepare import collect_frames, make_lmdb, make_lr_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 VID4_NAMES = ["Frame 1", "Frame 2", "Frame 10"]

@@ -92,7 +92,7 @@ def load_infer_model(cfg: DictConfig) -> VSRModule:
     ckpt_path = None
     if cfg.get("ckpt"):
         path = Path(cfg.ckpt)
-        if is_vsrlab_checkpoint(read_checkpoint(path)):  # FileNotFoundError naming the path
+        if is_vsrlab_checkpoint(read_checkpoint(path, mmap=True)):  # a peek; FileNotFoundError names the path
             ckpt_path = str(path)
         else:
             if model_cfg["arch"].get("pretrained"):

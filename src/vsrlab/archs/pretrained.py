@@ -40,17 +40,28 @@ class IncompatibleCheckpointError(KeyError):
         return str(self.args[0])
 
 
-def read_checkpoint(path: Path) -> Any:
+def _torch_load(path: Path, weights_only: bool, mmap: bool) -> Any:
+    if mmap:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=weights_only, mmap=True)
+        except RuntimeError as err:  # files in torch's legacy (non-zip) format cannot be mapped
+            if "mmap" not in str(err):
+                raise
+    return torch.load(path, map_location="cpu", weights_only=weights_only)
+
+
+def read_checkpoint(path: Path, mmap: bool = False) -> Any:
+    """The object saved in ``path``; ``mmap=True`` maps tensors instead of reading them (a cheap peek)."""
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return _torch_load(path, True, mmap)
         except pickle.UnpicklingError as err:
             if "weights_only" not in str(err).lower() and "Weights only" not in str(err):
                 raise
             # MMagic's 'meta' holds plain Python objects beyond tensors; official files are trusted
-            return torch.load(path, map_location="cpu", weights_only=False)
+            return _torch_load(path, False, mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
         raise ValueError(f"cannot read checkpoint {path}: {err}") from err
 

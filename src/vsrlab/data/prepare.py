@@ -32,7 +32,7 @@ import lmdb
 import numpy as np
 
 from vsrlab.data.degradations import degrade
-from vsrlab.data.frames import DataError, frame_name, is_image, natural_key, read_clip_list, read_image
+from vsrlab.data.frames import DataError, frame_name, is_image, natural_key, read_image
 from vsrlab.utils.io import atomic_write
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -329,4 +329,4 @@ def _decoded_shape(value: bytes, dst: Path, key: str) -> tuple[int, int, int]:
 
 
 __all__ = ["collect_frames", "encode_png", "key_order", "make_lmdb", "make_lr_folder", "modcrop",
-           "png_complete", "png_shape", "read_clip_list"]
+           "png_complete", "png_shape"]

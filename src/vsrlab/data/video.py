@@ -30,7 +30,6 @@ drops).
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any, Literal, Sequence
 

@@ -24,7 +24,7 @@ from vsrlab.utils.images import save_rgb, side_by_side, to_uint8_hwc
 
 _DEFAULT_EVAL = {"padding": "reflection", "chunk_size": 8, "log_images": 2, "save_images": False}
 _METRIC_KEYS = ("test_y_channel", "crop_border")
-_PROTOCOL_KEYS = {"frames": ("all", "center"), "mirror": (False, True)}
+_PROTOCOL_KEYS = ("frames", "mirror")
 _FLOW_SOURCES = ("batch", "spynet")
 
 
@@ -112,7 +112,7 @@ class VSRModule(pl.LightningModule):
             raise ValueError(f"unknown evaluation protocol keys {unknown} (data.protocol / model.metrics); "
                              f"known: {[*_METRIC_KEYS, *_PROTOCOL_KEYS]}")
         self.protocol = {"frames": metrics.pop("frames", "all"), "mirror": bool(metrics.pop("mirror", False))}
-        if self.protocol["frames"] not in _PROTOCOL_KEYS["frames"]:
+        if self.protocol["frames"] not in ("all", "center"):
             raise ValueError(f"data.protocol.frames must be 'all' or 'center', got {self.protocol['frames']!r}")
         self.skipped_clips = 0
         metric_args = {"test_y_channel": False, "crop_border": 0, **metrics}
