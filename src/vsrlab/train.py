@@ -3,7 +3,8 @@
     vsrlab-train                                  # default experiment on the synthetic data
     vsrlab-train debug=fdr                        # one train and one val batch
     vsrlab-train experiment=align_flow            # an experiment file from conf/experiment/
-    vsrlab-train run_name=my_run ckpt_path=last   # resume logs/train/runs/my_run
+    vsrlab-train run_name=my_run                  # resume (or skip, if finished) logs/train/runs/my_run
+    vsrlab-train -m experiment=offset_diversity   # a sweep; relaunching it resumes/skips its jobs
 """
 
 from __future__ import annotations
@@ -15,19 +16,27 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import rich
 import pytorch_lightning as pl
+import rich
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from vsrlab.callbacks import PreemptionCheckpoint
+from vsrlab.sweep import METRICS_FILE, is_done, job_swept_values, mark_done, read_json, short_keys, write_status
 from vsrlab.utils.checkpoint import AtomicCheckpointIO, resolve_ckpt_path
+from vsrlab.utils.ddp import install_rank_command, refuse_sweep_on_secondary_rank
 from vsrlab.utils.instantiate import instantiate_group
+from vsrlab.utils.job import check_same_config, process_rank, save_job_files
 from vsrlab.utils.resolvers import register_resolvers
 from vsrlab.utils.run import print_config_tree, results_table, run_id, write_json
 from vsrlab.utils.system import keep_freed_memory
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 register_resolvers()
+install_rank_command()
 log = logging.getLogger(__name__)
 
 
@@ -38,18 +47,47 @@ def setup_run(cfg: DictConfig) -> None:
         keep_freed_memory()
     if extras.get("ignore_warnings"):
         warnings.filterwarnings("ignore")
-    if extras.get("print_config"):
+    if extras.get("print_config") and process_rank() == 0:
         print_config_tree(cfg)
 
 
-def instantiate_loggers(cfg: DictConfig) -> list[Any]:
-    """The loggers of ``cfg.logger``; a W&B logger without an ``id`` gets one derived from the run
-    directory, so that resuming the run continues the same W&B run."""
+def sweep_context() -> dict[str, Any]:
+    """``{'sweep', 'job', 'swept'}`` of the current Hydra multirun job (sweep name, job subdirectory,
+    swept values from the sweep's manifest); empty outside a multirun."""
+    if not HydraConfig.initialized():
+        return {}
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return {}
+    sweep_dir, subdir = Path(hydra_cfg.sweep.dir), str(hydra_cfg.sweep.subdir)
+    return {"sweep": sweep_dir.name, "job": subdir, "swept": job_swept_values(sweep_dir, subdir)}
+
+
+def instantiate_loggers(cfg: DictConfig, context: dict[str, Any] | None = None,
+                        git: dict[str, Any] | None = None) -> list[Any]:
+    """The loggers of ``cfg.logger``. Unset W&B fields are derived: ``id`` from the run directory (a
+    resumed run or requeued sweep job continues its W&B run), ``name`` = ``<sweep>/<job>`` or the run
+    name, ``group`` = the sweep name (else the task name); swept values are added to ``tags``.
+    Every logger receives the resolved config, the swept values and the git state."""
+    context = context or {}
     wandb_cfg = (cfg.get("logger") or {}).get("wandb")
-    if wandb_cfg is not None and wandb_cfg.get("id") is None:
+    if wandb_cfg is not None:
         with open_dict(cfg):
-            wandb_cfg.id = run_id(cfg.paths.output_dir, cfg.paths.log_dir)
-    return instantiate_group(cfg.get("logger"), "logger")
+            if wandb_cfg.get("id") is None:
+                wandb_cfg.id = run_id(cfg.paths.output_dir, cfg.paths.log_dir)
+            if wandb_cfg.get("name") is None:
+                wandb_cfg.name = f"{context['sweep']}/{context['job']}" if context else cfg.get("run_name")
+            if wandb_cfg.get("group") is None:
+                wandb_cfg.group = context.get("sweep") or cfg.get("task_name")
+            names = short_keys(list(context.get("swept", {})))
+            swept_tags = [f"{names[k]}={v}"[:64] for k, v in context.get("swept", {}).items()]
+            wandb_cfg.tags = [*(wandb_cfg.get("tags") or []), *swept_tags]
+    loggers = instantiate_group(cfg.get("logger"), "logger")
+    params = {"config": OmegaConf.to_container(cfg, resolve=True), "swept": context.get("swept", {}),
+              "git": git or {}}
+    for logger in loggers:
+        logger.log_hyperparams(params)
+    return loggers
 
 
 def build_trainer(cfg: DictConfig, **kwargs: Any) -> pl.Trainer:
@@ -67,56 +105,107 @@ def finish_wandb() -> None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and optionally test) the model of ``cfg``; returns the final metrics.
 
-    Also writes them to ``<output_dir>/metrics.json``.
+    The run directory keeps the resolved config, git commit and diff, ``status.json``, then
+    ``metrics.json`` and last a ``done`` marker. A run directory with a ``done`` marker is not trained
+    again (its stored metrics are returned); with ``ckpt_path: auto`` (default) one with a
+    ``last.ckpt`` resumes from it, after checking its stored config matches (``resume``).
     """
+    output_dir = Path(cfg.paths.output_dir)
+    rank_zero = process_rank() == 0
+    resume = cfg.get("resume") or {}
+    fast_dev_run = bool(cfg.trainer.get("fast_dev_run"))
+    if is_done(output_dir) and not fast_dev_run:
+        if resume.get("check_config", True):
+            check_same_config(cfg, output_dir, list(resume.get("ignore", [])))
+        log.info("%s finished earlier (its done marker exists): not training it again", output_dir)
+        return read_json(output_dir / METRICS_FILE) or {}
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir) if cfg.get("train", True) else None
+    if ckpt_path and rank_zero and resume.get("check_config", True):
+        check_same_config(cfg, output_dir, list(resume.get("ignore", [])))
+    git: dict[str, Any] = {}
+    if rank_zero:
+        git = save_job_files(cfg, output_dir)
+        write_status(output_dir, "running")
     try:
-        return _train(cfg)
+        return _train(cfg, ckpt_path, git)
     finally:
         finish_wandb()
 
 
-def _train(cfg: DictConfig) -> dict[str, Any]:
+def _train(cfg: DictConfig, ckpt_path: str | None, git: dict[str, Any]) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir) if cfg.get("train", True) else None
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
-
+    context = sweep_context()
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
     callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
-    loggers = instantiate_loggers(cfg)
-    trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
-    for logger in trainer.loggers:
-        logger.log_hyperparams({"config": OmegaConf.to_container(cfg, resolve=True)})
+    preemption = next((c for c in callbacks if isinstance(c, PreemptionCheckpoint)), None)
+    trainer = build_trainer(cfg, callbacks=callbacks, logger=instantiate_loggers(cfg, context, git) or False)
 
-    results: dict[str, Any] = {"run_dir": str(output_dir)}
-    if cfg.get("train", True):
-        log.info("training%s", f" from {ckpt_path}" if ckpt_path else "")
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
-        results["val"] = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-        results["global_step"] = trainer.global_step
-        checkpoint = trainer.checkpoint_callback
-        if checkpoint is not None and checkpoint.best_model_path:
-            results["best"] = {"ckpt_path": checkpoint.best_model_path,
-                               "score": float(checkpoint.best_model_score), "monitor": checkpoint.monitor}
-    if cfg.get("test", False):
-        best = results.get("best", {}).get("ckpt_path")
-        trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=False)
-        results["test"] = model.test_results
-        if trainer.is_global_zero:
-            rich.print(results_table(results["test"], f"test of {Path(best).name if best else 'the final weights'}"))
+    results: dict[str, Any] = {"run_dir": str(output_dir), **({"swept": context["swept"]} if context else {})}
+    try:
+        if cfg.get("train", True):
+            log.info("training%s", f" from {ckpt_path}" if ckpt_path else "")
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+            results.update(fit_results(trainer, model, datamodule))
+        if cfg.get("test", False):
+            best = results.get("best", {}).get("ckpt_path")
+            trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=False)
+            results["test"] = model.test_results
+            if trainer.is_global_zero:
+                rich.print(results_table(results["test"], f"test of {Path(best).name if best else 'the final weights'}"))
+    except BaseException as error:
+        stopped = preemption is not None and preemption.saved is not None
+        if trainer.is_global_zero and not trainer.fast_dev_run:
+            write_status(output_dir, "preempted" if stopped else "failed", step=int(trainer.global_step),
+                         **({} if stopped else {"error": f"{type(error).__name__}: {error}"}))
+        if stopped and isinstance(error, SIGTERMException):
+            raise SystemExit(128 + int(preemption.received)) from error
+        raise
     if trainer.is_global_zero and not trainer.fast_dev_run:
-        write_json(output_dir / "metrics.json", results)
+        write_json(output_dir / METRICS_FILE, results)
+        mark_done(output_dir)
+        write_status(output_dir, "done", step=int(trainer.global_step))
+    return results
+
+
+def fit_results(trainer: pl.Trainer, model: Any, datamodule: Any) -> dict[str, Any]:
+    """Final and per-validation metrics, best checkpoint, parameter counts and the offset diversity
+    (Chan et al. 2021, Fig. 9) of the trained network on the first validation clips."""
+    net = model.net
+    results: dict[str, Any] = {
+        "val": {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")},
+        "val_history": list(model.val_history),
+        "global_step": trainer.global_step,
+        "params": {"total": sum(p.numel() for p in net.parameters()),
+                   "trainable": sum(p.numel() for p in net.parameters() if p.requires_grad)},
+    }
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is not None and checkpoint.best_model_path:
+        results["best"] = {"ckpt_path": checkpoint.best_model_path,
+                           "score": float(checkpoint.best_model_score), "monitor": checkpoint.monitor}
+    if trainer.is_global_zero and datamodule.val_set is not None:
+        clips = [datamodule.val_set[i]["lq"] for i in range(min(2, len(datamodule.val_set)))]
+        diversity = model.measure_offset_diversity([c for c in clips if c is not None])
+        results["offset_diversity"] = None if diversity is None else diversity["mean"]
+        results["offset_diversity_modules"] = None if diversity is None else diversity["modules"]
     return results
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    """Console entry point (Hydra app)."""
+def hydra_main(cfg: DictConfig) -> float | None:
+    """The Hydra app: one run, or one job of a multirun."""
     setup_run(cfg)
     results = train(cfg)
     metric = cfg.get("optimized_metric")
     return results.get("val", {}).get(metric) if metric else None
+
+
+def main() -> None:
+    """Console entry point ``vsrlab-train``."""
+    refuse_sweep_on_secondary_rank()
+    hydra_main()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Lightning callbacks."""
 
 from vsrlab.callbacks.offset_monitor import OffsetMonitor
+from vsrlab.callbacks.preemption import PreemptionCheckpoint
+from vsrlab.callbacks.status import StatusFile
 
-__all__ = ["OffsetMonitor"]
+__all__ = ["OffsetMonitor", "PreemptionCheckpoint", "StatusFile"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn as nn
@@ -19,10 +20,10 @@ from vsrlab.archs.pretrained import PRETRAINED_KEYS, build_arch, load_arch_weigh
 from vsrlab.data.degradations import matlab_imresize_tensor
 from vsrlab.data.sampling import window_indices
 from vsrlab.metrics import VideoPSNR, VideoSSIM
-from vsrlab.ops import offsets_per_frame, record_offsets, resize_flow
-from vsrlab.utils.images import save_rgb, side_by_side, to_uint8_hwc
+from vsrlab.ops import alignment_modules, offset_diversity, offsets_per_frame, record_offsets, resize_flow
+from vsrlab.utils.images import enlarge, flow_to_rgb, heatmap_rgb, save_rgb, side_by_side, to_uint8_hwc
 
-_DEFAULT_EVAL = {"padding": "reflection", "chunk_size": 8, "log_images": 2, "save_images": False}
+_DEFAULT_EVAL = {"padding": "reflection", "chunk_size": 8, "log_images": 2, "save_images": False, "log_offsets": 4}
 _METRIC_KEYS = ("test_y_channel", "crop_border")
 _PROTOCOL_KEYS = ("frames", "mirror")
 _FLOW_SOURCES = ("batch", "spynet")
@@ -47,8 +48,10 @@ class VSRModule(pl.LightningModule):
             its time reversal and each frame's output is the mean of its two predictions, the
             MMagic/BasicSR Vimeo-90K-T convention).
         evaluation: ``padding`` of sliding windows at clip ends, ``chunk_size`` windows per forward,
-            ``log_images`` clips whose centre frame is saved as LR-bicubic | output | GT,
-            ``save_images`` writes every scored output frame as PNG (``images/<stage>/<clip>/``).
+            ``log_images`` clips whose centre frame is saved as LR-bicubic | output | GT (and, for
+            sliding-window networks, the offsets of up to ``log_offsets`` alignment modules as
+            mean-offset colour field | offset diversity heatmap), ``save_images`` writes every
+            scored output frame as PNG (``images/<stage>/<clip>/``).
         offset_fidelity: ``{loss: <OffsetFidelityLoss config>, flow: 'batch' | 'spynet',
             spynet_path: <weights of the frozen SPyNet teacher>}``: adds the loss over the offsets
             of every alignment module of a sliding-window network (Chan et al. 2021, Eq. 5). The
@@ -119,6 +122,7 @@ class VSRModule(pl.LightningModule):
         self.val_metrics = self._make_metrics(metric_args)
         self.test_metrics = self._make_metrics(metric_args)
         self.val_psnr_best = MaxMetric()
+        self.val_history: list[dict[str, float]] = []  # one entry per validation, kept in checkpoints
         self.clip_names: dict[int, str] = {}
 
     @staticmethod
@@ -154,6 +158,58 @@ class VSRModule(pl.LightningModule):
                                device=lq.device)
         chunk = int(self.eval_cfg["chunk_size"])
         return torch.cat([self.net(lq[windows[s:s + chunk]]) for s in range(0, len(frames), chunk)])
+
+    def window_offsets(self, lq: Tensor) -> dict[str, Tensor]:
+        """Offsets of every alignment module for the window centred on the middle frame of a clip
+        ``(L, C, h, w)`` (sliding-window networks): ``{module: (calls*B, 2*G*N, h', w')}``."""
+        if self.is_recurrent:
+            raise ValueError(f"window_offsets needs a sliding-window network, {type(self.net).__name__} is recurrent")
+        length = lq.shape[0]
+        window = torch.tensor(window_indices(length // 2, length, self.net.num_frame, self.eval_cfg["padding"]),
+                              device=lq.device)
+        with torch.no_grad(), record_offsets(self.net) as records:
+            self.net(lq[window].unsqueeze(0))
+        return {name: torch.cat(calls) for name, calls in records.items() if calls}
+
+    def measure_offset_diversity(self, clips: list[Tensor]) -> dict[str, Any] | None:
+        """Offset diversity (:func:`vsrlab.ops.offset_diversity`, pixels) of every alignment module
+        on the centre windows of ``clips``, and their mean: ``{'mean', 'modules': {name: value}}``;
+        None for networks without deformable alignment or recurrent ones."""
+        modules = dict(alignment_modules(self.net))
+        if self.is_recurrent or not modules or not clips:
+            return None
+        per_module: dict[str, list[float]] = {}
+        for lq in clips:
+            for name, offset in self.window_offsets(lq.to(self.device)).items():
+                per_module.setdefault(name, []).append(float(offset_diversity(offset, modules[name].taps).mean()))
+        values = {name: sum(v) / len(v) for name, v in per_module.items()}
+        return {"mean": sum(values.values()) / len(values), "modules": values} if values else None
+
+    def _log_offsets(self, stage: str, clip_name: str, lq: Tensor) -> None:
+        """Save and log the offsets of the first frame of the centre window (farthest from the
+        centre) per alignment module: mean offset of group 0 as a colour field | diversity map."""
+        modules = dict(alignment_modules(self.net))
+        limit = int(self.eval_cfg.get("log_offsets", 0))
+        if self.is_recurrent or not modules or limit <= 0:
+            return
+        for name, offset in list(self.window_offsets(lq).items())[:limit]:
+            module = modules[name]
+            first = offset[:1].float()
+            n = module.num_offsets
+            positions = first.view(1, -1, n, 2, *first.shape[-2:]) + module.taps.to(first).view(1, 1, n, 2, 1, 1)
+            mean_yx = positions[0, 0].mean(0)  # (2, h, w) as (dy, dx)
+            flow = mean_yx.flip(0).permute(1, 2, 0).cpu().numpy()
+            diversity = offset_diversity(first, module.taps)[0].mean(0).cpu().numpy()
+            grid = side_by_side(enlarge(flow_to_rgb(flow)), enlarge(heatmap_rgb(diversity)))
+            path = (Path(self.trainer.default_root_dir) / "images" / stage /
+                    f"step{self.global_step:07d}_{clip_name}_offsets_{name}.png")
+            save_rgb(path, grid)
+            for logger in self.loggers:
+                if isinstance(logger, WandbLogger):
+                    logger.log_image(key=f"{stage}/offsets/{name}", images=[grid], step=self.global_step,
+                                     caption=[f"{clip_name}: mean offset (hue = direction, max "
+                                              f"{float(np.hypot(flow[..., 0], flow[..., 1]).max()):.2f} px) | offset diversity "
+                                              f"(max {float(diversity.max()):.2f} px)"])
 
     # --------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
@@ -277,6 +333,10 @@ class VSRModule(pl.LightningModule):
     # ------------------------------------------------------------ pretrained
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._weights_restored = True
+        self.val_history = list(checkpoint.get("vsrlab_val_history", []))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["vsrlab_val_history"] = list(self.val_history)
 
     def setup(self, stage: str) -> None:
         path = self.pretrained.get("pretrained")
@@ -322,6 +382,7 @@ class VSRModule(pl.LightningModule):
         if batch_idx < int(self.eval_cfg["log_images"]):
             mid = len(frames) // 2
             self._log_frame(stage, self.clip_names[clip], bicubic[mid], out[mid], gt[mid])
+            self._log_offsets(stage, self.clip_names[clip], lq)
 
     def _log_frame(self, stage: str, name: str, bicubic: Tensor, out: Tensor, gt: Tensor) -> None:
         grid = side_by_side(*(to_uint8_hwc(x) for x in (bicubic, out, gt)))
@@ -346,6 +407,8 @@ class VSRModule(pl.LightningModule):
         if not self.trainer.sanity_checking:
             self.val_psnr_best.update(torch.tensor(values["psnr"]))
             self.log("val/psnr_best", self.val_psnr_best.compute().float(), sync_dist=True)
+            self.val_history.append({"step": int(self.global_step), **{k: values[k] for k in
+                                                                       ("psnr", "ssim", "psnr_bicubic")}})
         for metric in self.val_metrics.values():
             metric.reset()
         self.skipped_clips = 0

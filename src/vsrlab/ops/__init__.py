@@ -1,6 +1,7 @@
 """Alignment operators: warping, deformable convolution as N warps, G x N deformable alignment."""
 
-from vsrlab.ops.alignment import DeformableAlignment, alignment_modules, offsets_per_frame, record_offsets
+from vsrlab.ops.alignment import (DeformableAlignment, alignment_modules, offset_diversity, offsets_per_frame,
+                                  record_offsets)
 from vsrlab.ops.deform_conv import DeformConv2d, deform_conv2d, deform_sample, fuse_taps, kernel_taps
 from vsrlab.ops.warp import flow_warp, resize_flow, sample_at
 
@@ -13,6 +14,7 @@ __all__ = [
     "flow_warp",
     "fuse_taps",
     "kernel_taps",
+    "offset_diversity",
     "offsets_per_frame",
     "record_offsets",
     "resize_flow",

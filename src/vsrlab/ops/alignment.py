@@ -164,6 +164,14 @@ class DeformableAlignment(nn.Module):
         return self.align(x, offset, mask)
 
     @property
+    def offset_diversity(self) -> float | None:
+        """Mean pixelwise standard deviation of the N sampling positions of the last call
+        (:func:`offset_diversity`), or None before the first call."""
+        if self.last_offset is None:
+            return None
+        return float(offset_diversity(self.last_offset.detach(), self.taps).mean())
+
+    @property
     def offset_abs_mean(self) -> float | None:
         """Mean absolute offset of the last call (BasicSR warns above 50: offset overflow)."""
         return None if self.last_offset is None else float(self.last_offset.detach().abs().mean())
@@ -172,6 +180,27 @@ class DeformableAlignment(nn.Module):
         return (f"{self.in_channels}, {self.out_channels}, G={self.offset_groups}, N={self.num_offsets}, "
                 f"offset_base={self.offset_base!r}, modulated={self.modulated}, "
                 f"max_residue_magnitude={self.max_residue_magnitude}")
+
+
+def offset_diversity(offset: Tensor, taps: Tensor) -> Tensor:
+    """Pixelwise standard deviation of the N offsets of each group: ``(B, G, H, W)``.
+
+    The diversity measure of Chan et al. 2021 (Fig. 9): at every pixel, how far the N sampling
+    positions ``taps[n] + offset[n]`` of an offset group spread around their mean,
+    ``sqrt(mean_n |p_n - mean(p)|^2)`` in pixels. With the kernel grid included (``taps``), a
+    DCN and its free-warp decomposition measure the same; N = 1 gives 0.
+
+    Args:
+        offset: ``(B, 2*G*N, H, W)``, channel ``g*2N + 2n + (0: dy, 1: dx)``.
+        taps: ``(N, 2)`` base positions ``(dy, dx)`` (zeros for free warps).
+    """
+    b, c, h, w = offset.shape
+    n = taps.shape[0]
+    if c % (2 * n):
+        raise ValueError(f"offset must have 2*G*N channels with N={n}, got {c}")
+    positions = offset.view(b, c // (2 * n), n, 2, h, w) + taps.to(offset).view(1, 1, n, 2, 1, 1)
+    spread = positions - positions.mean(dim=2, keepdim=True)
+    return spread.square().sum(dim=3).mean(dim=2).sqrt()
 
 
 def alignment_modules(net: nn.Module) -> list[tuple[str, DeformableAlignment]]:

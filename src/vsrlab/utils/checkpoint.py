@@ -26,12 +26,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | os.PathLike) -> str | None:
     """The checkpoint to start training from.
 
+    - ``'auto'``: ``<output_dir>/checkpoints/last.ckpt`` if it exists (resume), else a fresh run.
     - ``None``: a fresh run; refuses to start over a run directory that already holds a
       ``last.ckpt`` (its training state would be overwritten).
     - ``'last'``: ``<output_dir>/checkpoints/last.ckpt``, which must exist.
     - a path: that file, which must exist.
     """
     last = Path(output_dir) / "checkpoints" / "last.ckpt"
+    if ckpt_path == "auto":
+        return str(last) if last.exists() else None
     if ckpt_path in (None, ""):
         if last.exists():
             raise FileExistsError(f"{last} exists: resume this run with ckpt_path=last, or start a new run with "

@@ -42,3 +42,31 @@ def side_by_side(*images: np.ndarray, gap: int = 4) -> np.ndarray:
             raise ValueError(f"image {i} is {img.shape[0]} pixels tall, expected {h}")
         parts += [spacer, img] if i else [img]
     return np.concatenate(parts, axis=1)
+
+
+def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
+    """``(H, W, 2)`` displacement ``(x, y)`` to an ``(H, W, 3)`` uint8 image: hue = direction,
+    brightness = length relative to ``max_magnitude`` (default: the largest in the field)."""
+    from matplotlib.colors import hsv_to_rgb
+
+    x, y = flow[..., 0].astype(np.float64), flow[..., 1].astype(np.float64)
+    magnitude = np.hypot(x, y)
+    top = float(max_magnitude if max_magnitude is not None else magnitude.max())
+    hsv = np.stack([(np.arctan2(y, x) / (2 * np.pi)) % 1.0, np.ones_like(x),
+                    np.clip(magnitude / top, 0, 1) if top > 0 else np.zeros_like(x)], axis=-1)
+    return np.round(hsv_to_rgb(hsv) * 255).astype(np.uint8)
+
+
+def heatmap_rgb(values: np.ndarray, vmax: float | None = None, cmap: str = "viridis") -> np.ndarray:
+    """``(H, W)`` non-negative values to an ``(H, W, 3)`` uint8 colour map scaled to ``[0, vmax]``."""
+    from matplotlib import colormaps
+
+    top = float(vmax if vmax is not None else values.max())
+    scaled = np.clip(values / top, 0, 1) if top > 0 else np.zeros_like(values, dtype=np.float64)
+    return np.round(colormaps[cmap](scaled)[..., :3] * 255).astype(np.uint8)
+
+
+def enlarge(img: np.ndarray, min_side: int = 128) -> np.ndarray:
+    """Nearest-neighbour upscaling by an integer factor until the shorter side is >= ``min_side``."""
+    factor = max(1, -(-min_side // min(img.shape[:2])))
+    return np.repeat(np.repeat(img, factor, axis=0), factor, axis=1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -17,12 +19,30 @@ def is_recurrent(num_frame: Any) -> bool:
     return num_frame is None
 
 
-RESOLVERS = {"vsrlab.sampling": training_sampling, "vsrlab.recurrent": is_recurrent}
+def default_run_name() -> str:
+    """Name of a run or sweep that was not named on the command line.
+
+    A multirun is named after its experiment file (``vsrlab-train -m experiment=offset_diversity``
+    -> ``offset_diversity``), or ``sweep`` without one, so that launching the same command again
+    finds the same sweep directory; a single run gets the current time.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        experiment = HydraConfig.get().runtime.choices.get("experiment")
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(experiment)) if experiment else "sweep"
+    return time.strftime("%Y-%m-%d_%H-%M-%S")
+
+
+RESOLVERS = {"vsrlab.sampling": (training_sampling, False), "vsrlab.recurrent": (is_recurrent, False),
+             "vsrlab.run_name": (default_run_name, True)}
 
 
 def register_resolvers() -> None:
     """``${vsrlab.sampling:${oc.select:arch.num_frame,null}}`` (window | sequence) and
-    ``${vsrlab.recurrent:${oc.select:arch.num_frame,null}}`` (bool) adapt data configs to the arch."""
-    for name, fn in RESOLVERS.items():
+    ``${vsrlab.recurrent:${oc.select:arch.num_frame,null}}`` (bool) adapt data configs to the arch;
+    ``${vsrlab.run_name:}`` is :func:`default_run_name` (cached: one value per config)."""
+    for name, (fn, cache) in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, fn)
+            OmegaConf.register_new_resolver(name, fn, use_cache=cache)

@@ -1,0 +1,87 @@
+"""Hydra sweeper ``hydra/sweeper=vsrlab``: Hydra's basic grid sweeper with stable job directories.
+
+Each job runs in ``<sweep dir>/<swept values>`` (:func:`vsrlab.sweep.job_subdir`) instead of
+``<sweep dir>/<job number>``; jobs whose ``done`` marker exists are not launched again, and
+``sweep.json`` records the grid and every launch. Lives in ``hydra_plugins`` because Hydra only
+instantiates sweepers found there.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+
+from vsrlab.sweep import is_done, plan_jobs, update_manifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StableSweeperConf:
+    _target_: str = "hydra_plugins.vsrlab_sweeper.vsrlab_sweeper.StableSweeper"
+    # jobs launched at once (null: all); the submitit launchers submit each batch as one array
+    max_batch_size: Optional[int] = None
+    # sweeps defined in config: {key: "v1,v2,..."} (experiment files), as Hydra's basic sweeper
+    params: Optional[Dict[str, str]] = None
+    # do not launch jobs whose directory holds a `done` marker
+    skip_finished: bool = True
+
+
+ConfigStore.instance().store(group="hydra/sweeper", name="vsrlab", node=StableSweeperConf, provider="vsrlab")
+
+
+class StableSweeper(BasicSweeper):
+    """Grid sweeper whose jobs are named by their swept values and skipped once finished."""
+
+    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[Dict[str, str]] = None,
+                 skip_finished: bool = True) -> None:
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        self.skip_finished = skip_finished
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        # Hydra does not set this in the sweeping process, and the sweep name resolves through it
+        # (vsrlab.utils.resolvers.default_run_name names a multirun after its experiment) as soon
+        # as the launcher is instantiated
+        HydraConfig.instance().set_config(config)
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def sweep(self, arguments: List[str]) -> Any:
+        assert self.config is not None and self.launcher is not None and self.hydra_context is not None
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides([*self._parse_config(), *arguments])
+        swept_keys = [o.get_key_element().lstrip("+~") for o in overrides if o.is_sweep_override()]
+        jobs = plan_jobs(self.split_arguments(overrides, None)[0], swept_keys)
+
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        skipped = [j for j in jobs if self.skip_finished and is_done(sweep_dir / j["subdir"])]
+        todo = [j for j in jobs if j not in skipped]
+        update_manifest(sweep_dir, sweep_dir.name, swept_keys, jobs, [j["subdir"] for j in todo],
+                        [j["subdir"] for j in skipped])
+        log.info(f"sweep {sweep_dir}: {len(jobs)} jobs, {len(skipped)} finished (skipped), {len(todo)} to run")
+        for job in skipped:
+            log.info(f"\tfinished, skipped: {job['subdir']}")
+
+        batch = [[*j["args"], f"hydra.sweep.subdir='{j['subdir']}'"] for j in todo]
+        size = self.max_batch_size or len(batch) or 1
+        self.overrides = [batch[i:i + size] for i in range(0, len(batch), size)]
+        self.batch_index = 0
+        returns = []
+        initial_job_idx = 0
+        while not self.is_done():
+            chunk = self.get_job_batch()
+            self.validate_batch_is_legal(chunk)
+            results = self.launcher.launch(chunk, initial_job_idx=initial_job_idx)
+            for r in results:
+                _ = r.return_value  # raises if the job failed
+            initial_job_idx += len(chunk)
+            returns.append(results)
+        return returns
