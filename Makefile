@@ -3,6 +3,8 @@
 #   make test         run the test suite (what CI runs)
 #   make test-all     also the slow tests (minutes)
 #   make test-slow    only the slow tests
+#   make sweep-demo   a 2 x 2 G x N sweep on the synthetic data (submitit local launcher), then its report;
+#                     run it again: finished jobs are skipped and only the report is printed
 #   make bench        alignment benchmark -> docs/benchmarks.md
 #   make bench-data   data-loader benchmark (folders vs LMDB) -> docs/benchmarks.md
 # Pass extra Hydra overrides with ARGS="...", extra pytest options with PYTEST_ARGS="...".
@@ -13,7 +15,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION := 2.13.0
 STAMP := $(VENV)/.installed-$(TORCH_VERSION)
 
-.PHONY: install train eval infer test test-all test-slow bench bench-data clean
+.PHONY: install train eval infer sweep-demo test test-all test-slow bench bench-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +35,11 @@ eval: $(STAMP)
 
 infer: $(STAMP)
 	$(BIN)/vsrlab-infer $(ARGS)
+
+# logs/ is relative to $VSRLAB_ROOT (default: this directory), as in conf/paths/default.yaml
+sweep-demo: $(STAMP)
+	$(BIN)/vsrlab-train -m experiment=sweep_demo hydra/launcher=local $(ARGS)
+	$(BIN)/vsrlab-report "$${VSRLAB_ROOT:-.}/logs/train/multiruns/sweep_demo"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

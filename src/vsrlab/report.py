@@ -36,13 +36,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vsrlab.sweep import DONE_MARKER, MANIFEST, METRICS_FILE, STATUS_FILE, split_override
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from rich.table import Table
 
 MISSING = "—"
 #: Marker files / folders whose presence makes an immediate subdirectory a job (scan mode).
-JOB_MARKERS = ("metrics.json", "status.json", ".hydra", "done")
+JOB_MARKERS = (METRICS_FILE, STATUS_FILE, ".hydra", DONE_MARKER)
 #: Fixed columns of the table: (header, row field).  The swept-key columns go after ``job``.
 FIXED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("params", "params"),
@@ -133,10 +135,9 @@ def parse_overrides(lines: Iterable[Any]) -> dict[str, str]:
     for line in lines:
         if not isinstance(line, str) or "=" not in line or line.startswith("~"):
             continue
-        key, value = line.split("=", 1)
-        key = key.lstrip("+").strip()
+        key, value = split_override(line)
         if key and not key.startswith("hydra"):
-            overrides[key] = value.strip()
+            overrides[key.strip()] = value.strip()
     return overrides
 
 
@@ -177,7 +178,7 @@ def read_manifest(sweep_dir: str | Path) -> dict[str, Any]:
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise ReportError(f"sweep directory not found: {sweep_dir}")
-    manifest_path = sweep_dir / "sweep.json"
+    manifest_path = sweep_dir / MANIFEST
     if manifest_path.exists():
         data = _read_json(manifest_path)
         if data is None:
@@ -194,7 +195,7 @@ def read_manifest(sweep_dir: str | Path) -> dict[str, Any]:
             raise ReportError(f"the sweep manifest {manifest_path} lists no jobs")
         swept = data.get("swept_keys")
         swept_keys = [str(k) for k in swept] if isinstance(swept, list) else None
-        source = "sweep.json"
+        source = MANIFEST
         name = str(data.get("name") or sweep_dir.resolve().name)
     else:
         subdirs = scan_job_dirs(sweep_dir)
@@ -213,10 +214,10 @@ def job_status(job_dir: Path, status: dict[str, Any] | None = None) -> str:
     or ``pending`` (no directory)."""
     if not job_dir.is_dir():
         return "pending"
-    if (job_dir / "done").exists():
+    if (job_dir / DONE_MARKER).exists():
         return "done"
     if status is None:
-        status = _read_json(job_dir / "status.json")
+        status = _read_json(job_dir / STATUS_FILE)
     state = (status or {}).get("state")
     return str(state) if state else "started"
 
@@ -252,8 +253,8 @@ def read_job(sweep_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
     ``.hydra/overrides.yaml``.
     """
     job_dir = sweep_dir / job["subdir"]
-    metrics = _read_json(job_dir / "metrics.json") or {}
-    status = _read_json(job_dir / "status.json") or {}
+    metrics = _read_json(job_dir / METRICS_FILE) or {}
+    status = _read_json(job_dir / STATUS_FILE) or {}
     metrics_swept = metrics.get("swept") if isinstance(metrics.get("swept"), dict) else {}
     swept = {**read_hydra_overrides(job_dir), **{str(k): str(v) for k, v in metrics_swept.items()},
              **job.get("overrides", {})}

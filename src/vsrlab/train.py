@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from vsrlab.callbacks import PreemptionCheckpoint
-from vsrlab.sweep import METRICS_FILE, is_done, job_swept_values, mark_done, read_json, short_keys, write_status
+from vsrlab.sweep import DONE_MARKER, METRICS_FILE, is_done, job_swept_values, mark_done, read_json, short_keys, write_status
 from vsrlab.utils.checkpoint import AtomicCheckpointIO, resolve_ckpt_path
 from vsrlab.utils.ddp import install_rank_command, refuse_sweep_on_secondary_rank
 from vsrlab.utils.instantiate import instantiate_group
@@ -106,24 +106,31 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and optionally test) the model of ``cfg``; returns the final metrics.
 
     The run directory keeps the resolved config, git commit and diff, ``status.json``, then
-    ``metrics.json`` and last a ``done`` marker. A run directory with a ``done`` marker is not trained
-    again (its stored metrics are returned); with ``ckpt_path: auto`` (default) one with a
-    ``last.ckpt`` resumes from it, after checking its stored config matches (``resume``).
+    ``metrics.json`` and last a ``done`` marker. With ``ckpt_path: auto`` (default) a run directory
+    with a ``done`` marker is not trained again (its stored metrics are returned) and one with a
+    ``last.ckpt`` resumes from it, after checking that its stored config matches (``resume``);
+    ``ckpt_path: last`` resumes explicitly, also a finished run (e.g. with more steps).
     """
     output_dir = Path(cfg.paths.output_dir)
     rank_zero = process_rank() == 0
     resume = cfg.get("resume") or {}
     fast_dev_run = bool(cfg.trainer.get("fast_dev_run"))
-    if is_done(output_dir) and not fast_dev_run:
-        if resume.get("check_config", True):
-            check_same_config(cfg, output_dir, list(resume.get("ignore", [])))
+    automatic = cfg.get("ckpt_path") == "auto"
+    check = bool(resume.get("check_config", True)) and rank_zero
+    ignore = list(resume.get("ignore", []))
+    if automatic and is_done(output_dir) and not fast_dev_run:
+        if check:
+            check_same_config(cfg, output_dir, ignore)
         log.info("%s finished earlier (its done marker exists): not training it again", output_dir)
         return read_json(output_dir / METRICS_FILE) or {}
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir) if cfg.get("train", True) else None
-    if ckpt_path and rank_zero and resume.get("check_config", True):
-        check_same_config(cfg, output_dir, list(resume.get("ignore", [])))
+    if ckpt_path and check and Path(ckpt_path).parent == output_dir / "checkpoints":
+        # automatic resumption must continue the same experiment; an explicit ckpt_path=last may
+        # change it (e.g. more steps), which is logged
+        check_same_config(cfg, output_dir, ignore, strict=automatic)
     git: dict[str, Any] = {}
     if rank_zero:
+        (output_dir / DONE_MARKER).unlink(missing_ok=True)  # a run starting over is not finished
         git = save_job_files(cfg, output_dir)
         write_status(output_dir, "running")
     try:

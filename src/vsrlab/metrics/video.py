@@ -52,8 +52,11 @@ class ClipAveragedMetric(Metric):
         self.frame.append(torch.as_tensor(frame_index, device=self.device).long().reshape(-1))
 
     def per_clip(self) -> dict[int, tuple[float, int]]:
-        """``{clip_index: (mean score, number of frames)}`` over the (synchronised) state."""
-        if not self.value:
+        """``{clip_index: (mean score, number of frames)}`` over the (synchronised) state.
+
+        After synchronisation across processes the list states are single concatenated tensors.
+        """
+        if isinstance(self.value, list) and not self.value:
             return {}
         clips, frames, values = (dim_zero_cat(s).cpu() for s in (self.clip, self.frame, self.value))
         unique: dict[tuple[int, int], float] = {}

@@ -424,11 +424,21 @@ class VSRModule(pl.LightningModule):
         self.skipped_clips = 0
 
     def per_clip_results(self, metrics: nn.ModuleDict) -> dict[str, Any]:
-        """``{'clips': {name: {psnr, ssim, psnr_bicubic, frames}}, 'mean': {...}}`` of the current state."""
-        per_metric = {name: metric.per_clip() for name, metric in metrics.items()}
+        """``{'clips': {name: {psnr, ssim, psnr_bicubic, frames}}, 'mean': {...}}`` of the current state,
+        gathered from every process under DDP."""
+        per_metric = {}
+        for name, metric in metrics.items():
+            with metric.sync_context():
+                per_metric[name] = metric.per_clip()
+        names = dict(self.clip_names)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered: list[dict[int, str]] = [{} for _ in range(torch.distributed.get_world_size())]
+            torch.distributed.all_gather_object(gathered, names)
+            for part in gathered:
+                names.update(part)
         clips = {}
         for clip, (psnr, frames) in per_metric["psnr"].items():
             row = {name: values[clip][0] for name, values in per_metric.items()}
-            clips[self.clip_names.get(clip, str(clip))] = {**row, "frames": frames}
+            clips[names.get(clip, str(clip))] = {**row, "frames": frames}
         mean = {name: float(metric.compute()) for name, metric in metrics.items()}
         return {"clips": clips, "mean": mean, "skipped_clips": self.skipped_clips}

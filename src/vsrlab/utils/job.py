@@ -8,6 +8,7 @@ commit and uncommitted changes), ``status.json``, ``metrics.json`` and the ``don
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
 import subprocess
 from pathlib import Path
@@ -18,6 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from vsrlab.utils.io import atomic_write
 from vsrlab.utils.run import write_json
+
+log = logging.getLogger(__name__)
 
 RESOLVED_CONFIG = "resolved_config.yaml"
 SOURCE_DIR = Path(__file__).resolve().parents[3]
@@ -89,21 +92,26 @@ def config_changes(stored: dict[str, Any], current: dict[str, Any], ignore: list
     return changes
 
 
-def check_same_config(cfg: DictConfig, job_dir: str | os.PathLike, ignore: list[str]) -> None:
-    """Refuse to continue a run directory whose stored config differs from ``cfg``.
+def check_same_config(cfg: DictConfig, job_dir: str | os.PathLike, ignore: list[str], strict: bool = True) -> list[str]:
+    """Compare ``cfg`` with the config stored in a run directory; returns the changes.
 
     A sweep job's identity is the sweep name and its swept values; this check catches a relaunch
     that changed anything else (which would otherwise be resumed or skipped as the same job).
 
     Raises:
-        ValueError: listing the changed keys, their stored and new values.
+        ValueError: if ``strict`` and something changed, listing the keys, stored and new values
+            (otherwise the changes are logged as a warning).
     """
     path = Path(job_dir) / RESOLVED_CONFIG
     if not path.is_file():
-        return
+        return []
     stored = yaml.safe_load(path.read_text()) or {}
     changes = config_changes(stored, OmegaConf.to_container(cfg, resolve=True), ignore)
     if changes:
         shown = "\n  ".join(changes[:20]) + ("\n  ..." if len(changes) > 20 else "")
-        raise ValueError(f"{job_dir} was run with another config ({path}); changed:\n  {shown}\n"
-                         f"use another run_name (a new sweep or run), or resume.check_config=false")
+        if strict:
+            raise ValueError(f"{job_dir} was run with another config ({path}); changed:\n  {shown}\n"
+                             f"use another run_name (a new sweep or run), ckpt_path=last to continue it "
+                             f"with the changes, or resume.check_config=false")
+        log.warning("continuing %s with a changed config:\n  %s", job_dir, shown)
+    return changes
