@@ -25,7 +25,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from vsrlab.callbacks import PreemptionCheckpoint
-from vsrlab.sweep import DONE_MARKER, METRICS_FILE, is_done, job_swept_values, mark_done, read_json, short_keys, write_status
+from vsrlab.sweep import (DONE_MARKER, METRICS_FILE, is_done, job_swept_values, mark_done, read_json, short_keys,
+                          write_status)
 from vsrlab.utils.checkpoint import AtomicCheckpointIO, resolve_ckpt_path
 from vsrlab.utils.ddp import install_rank_command, refuse_sweep_on_secondary_rank
 from vsrlab.utils.instantiate import instantiate_group
