@@ -236,3 +236,25 @@ def test_alignment_gradients_reach_offset_predictor():
     align(x, cond).square().sum().backward()
     assert align.conv_offset.weight.grad.abs().sum() > 0
     assert align.weight.grad.abs().sum() > 0
+
+
+def test_offset_diversity_is_the_spread_of_the_sampling_positions():
+    from vsrlab.ops import offset_diversity, sampling_positions
+
+    # G = 2 groups, N = 2 free warps, 1 x 3 pixels: group 0 samples at (0, 0) and (2, 0) -> spread 1 px;
+    # group 1 at the same place twice -> 0
+    offset = torch.zeros(1, 8, 1, 3)
+    offset[0, 2] = 2.0  # group 0, warp 1, dy
+    offset[0, 4:8] = 0.5
+    taps = torch.zeros(2, 2)
+    assert sampling_positions(offset, taps).shape == (1, 2, 2, 2, 1, 3)
+    torch.testing.assert_close(offset_diversity(offset, taps), torch.tensor([[[[1.0, 1.0, 1.0]], [[0.0, 0.0, 0.0]]]]))
+    # a 3 x 3 DCN with zero offsets: the kernel grid itself, sqrt(mean |p|^2) = sqrt(12 / 9)
+    grid = DeformableAlignment(4, 4, 4, offset_groups=1, num_offsets=9, offset_base="kernel")
+    grid(torch.rand(1, 4, 5, 5), torch.rand(1, 4, 5, 5))
+    assert grid.offset_diversity == pytest.approx((12 / 9) ** 0.5, abs=1e-6)
+    flow_like = DeformableAlignment(4, 4, 4, offset_groups=2, num_offsets=1)
+    flow_like(torch.rand(1, 4, 5, 5), torch.rand(1, 4, 5, 5))
+    assert flow_like.offset_diversity == 0.0
+    with pytest.raises(ValueError, match="2\\*G\\*N channels with N=3"):
+        offset_diversity(torch.zeros(1, 8, 2, 2), torch.zeros(3, 2))

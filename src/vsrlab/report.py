@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vsrlab.sweep import DONE_MARKER, MANIFEST, METRICS_FILE, STATUS_FILE, split_override
+from vsrlab.sweep import DONE_MARKER, MANIFEST, METRICS_FILE, STATUS_FILE, read_json, split_override
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -116,7 +116,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     """The JSON object in ``path``; ``None`` when the file is absent, unreadable or not an object
     (a job killed mid-write must not break the report)."""
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path)
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from vsrlab.utils.io import atomic_write
+
 MANIFEST = "sweep.json"
 DONE_MARKER = "done"
 STATUS_FILE = "status.json"
@@ -82,10 +84,8 @@ def is_done(job_dir: str | os.PathLike) -> bool:
 
 
 def _atomic_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    with atomic_write(path, "w") as f:
+        f.write(json.dumps(data, indent=2) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:

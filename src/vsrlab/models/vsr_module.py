@@ -20,7 +20,8 @@ from vsrlab.archs.pretrained import PRETRAINED_KEYS, build_arch, load_arch_weigh
 from vsrlab.data.degradations import matlab_imresize_tensor
 from vsrlab.data.sampling import window_indices
 from vsrlab.metrics import VideoPSNR, VideoSSIM
-from vsrlab.ops import alignment_modules, offset_diversity, offsets_per_frame, record_offsets, resize_flow
+from vsrlab.ops import (alignment_modules, offset_diversity, offsets_per_frame, record_offsets, resize_flow,
+                        sampling_positions)
 from vsrlab.utils.images import enlarge, flow_to_rgb, heatmap_rgb, save_rgb, side_by_side, to_uint8_hwc
 
 _DEFAULT_EVAL = {"padding": "reflection", "chunk_size": 8, "log_images": 2, "save_images": False, "log_offsets": 4}
@@ -195,9 +196,7 @@ class VSRModule(pl.LightningModule):
         for name, offset in list(self.window_offsets(lq).items())[:limit]:
             module = modules[name]
             first = offset[:1].float()
-            n = module.num_offsets
-            positions = first.view(1, -1, n, 2, *first.shape[-2:]) + module.taps.to(first).view(1, 1, n, 2, 1, 1)
-            mean_yx = positions[0, 0].mean(0)  # (2, h, w) as (dy, dx)
+            mean_yx = sampling_positions(first, module.taps)[0, 0].mean(0)  # group 0: (2, h, w) as (dy, dx)
             flow = mean_yx.flip(0).permute(1, 2, 0).cpu().numpy()
             diversity = offset_diversity(first, module.taps)[0].mean(0).cpu().numpy()
             grid = side_by_side(enlarge(flow_to_rgb(flow)), enlarge(heatmap_rgb(diversity)))

@@ -1,7 +1,7 @@
 """Alignment operators: warping, deformable convolution as N warps, G x N deformable alignment."""
 
 from vsrlab.ops.alignment import (DeformableAlignment, alignment_modules, offset_diversity, offsets_per_frame,
-                                  record_offsets)
+                                  record_offsets, sampling_positions)
 from vsrlab.ops.deform_conv import DeformConv2d, deform_conv2d, deform_sample, fuse_taps, kernel_taps
 from vsrlab.ops.warp import flow_warp, resize_flow, sample_at
 
@@ -19,4 +19,5 @@ __all__ = [
     "record_offsets",
     "resize_flow",
     "sample_at",
+    "sampling_positions",
 ]

@@ -182,6 +182,16 @@ class DeformableAlignment(nn.Module):
                 f"max_residue_magnitude={self.max_residue_magnitude}")
 
 
+def sampling_positions(offset: Tensor, taps: Tensor) -> Tensor:
+    """Where each of the N warps of each group samples, relative to the pixel: ``taps + offset``
+    ``(B, G, N, 2, H, W)`` as ``(dy, dx)``, from offsets ``(B, 2*G*N, H, W)`` and taps ``(N, 2)``."""
+    b, c, h, w = offset.shape
+    n = taps.shape[0]
+    if c % (2 * n):
+        raise ValueError(f"offset must have 2*G*N channels with N={n}, got {c}")
+    return offset.view(b, c // (2 * n), n, 2, h, w) + taps.to(offset).view(1, 1, n, 2, 1, 1)
+
+
 def offset_diversity(offset: Tensor, taps: Tensor) -> Tensor:
     """Pixelwise standard deviation of the N offsets of each group: ``(B, G, H, W)``.
 
@@ -194,11 +204,7 @@ def offset_diversity(offset: Tensor, taps: Tensor) -> Tensor:
         offset: ``(B, 2*G*N, H, W)``, channel ``g*2N + 2n + (0: dy, 1: dx)``.
         taps: ``(N, 2)`` base positions ``(dy, dx)`` (zeros for free warps).
     """
-    b, c, h, w = offset.shape
-    n = taps.shape[0]
-    if c % (2 * n):
-        raise ValueError(f"offset must have 2*G*N channels with N={n}, got {c}")
-    positions = offset.view(b, c // (2 * n), n, 2, h, w) + taps.to(offset).view(1, 1, n, 2, 1, 1)
+    positions = sampling_positions(offset, taps)
     spread = positions - positions.mean(dim=2, keepdim=True)
     return spread.square().sum(dim=3).mean(dim=2).sqrt()
 
