@@ -226,11 +226,17 @@ def test_ddp_job_of_a_sweep_two_cpu_ranks_share_the_job_dir_and_reduce_metrics(t
 
 
 # ------------------------------------------------------------------------------------- pre-emption
-@pytest.mark.parametrize("signame", ["SIGTERM", "SIGUSR2"])
-def test_signal_checkpoints_and_the_relaunch_resumes(tmp_path, signame):
+DDP_CPU = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.benchmark=false"]
+
+
+@pytest.mark.parametrize("signame,extra", [("SIGTERM", []), ("SIGUSR2", []), ("SIGTERM", DDP_CPU)],
+                         ids=["SIGTERM", "SIGUSR2", "SIGTERM-ddp"])
+def test_signal_checkpoints_and_the_relaunch_resumes(tmp_path, signame, extra):
+    """The signal reaches the launching process (rank 0 under DDP: all ranks stop and checkpoint at
+    the same step); the relaunched command resumes from that step."""
     args = [f"paths.log_dir={tmp_path}", "run_name=preempt", "test=false", *FAST, "trainer.max_steps=300",
             "trainer.val_check_interval=300", "model.scheduler.periods=[300]", "data.train.num_clips=64",
-            "callbacks.status.every_n_steps=1"]
+            "callbacks.status.every_n_steps=1", *extra]
     run = tmp_path / "train" / "runs" / "preempt"
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     proc = subprocess.Popen([str(BIN / "vsrlab-train"), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
