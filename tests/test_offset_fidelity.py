@@ -98,7 +98,8 @@ def test_offset_fidelity_keeps_offsets_bounded_at_an_exaggerated_learning_rate(m
 
 
 def test_offset_fidelity_with_a_spynet_teacher_trains(make_cfg):
-    model, trainer = _train(make_cfg, ["offset_fidelity=spynet"], 2)
+    with pytest.warns(UserWarning, match="spynet_path is null: the SPyNet teacher"):
+        model, trainer = _train(make_cfg, ["offset_fidelity=spynet"], 2)
     assert model._flow_teacher is not None
     assert "_flow_teacher" not in dict(model.named_modules())
     assert not any(k.startswith("_flow_teacher") for k in model.state_dict())

@@ -12,7 +12,7 @@ import torch.nn as nn
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from torchmetrics import MaxMetric
 
@@ -246,6 +246,9 @@ class VSRModule(pl.LightningModule):
         if self._flow_teacher is None:
             from vsrlab.archs.spynet_arch import SPyNet
 
+            if not self.offset_fidelity.get("spynet_path"):
+                rank_zero_warn("model.offset_fidelity.spynet_path is null: the SPyNet teacher of the offset-fidelity "
+                               "loss has random weights and its flow is meaningless (fine for smoke tests only)")
             teacher = SPyNet(self.offset_fidelity.get("spynet_path")).eval().requires_grad_(False)
             object.__setattr__(self, "_flow_teacher", teacher)  # not a submodule: never saved or trained
         teacher = self._flow_teacher.to(lq.device)
