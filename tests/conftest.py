@@ -45,6 +45,12 @@ FAST = [
 ]
 
 
+def offline_run_ids(run_dirs: list[Path]) -> list[str]:
+    """The W&B run id of each offline run directory, from its ``run-<id>.wandb`` file (the directory's
+    name is no guide: wandb appends ``-part-1`` to one taken in the same second)."""
+    return [next(d.glob("run-*.wandb")).name[len("run-"):-len(".wandb")] for d in run_dirs]
+
+
 def compose_config(name: str, overrides: list[str], run_dir: Path) -> DictConfig:
     """Compose ``conf/<name>.yaml`` as the Hydra app would, with its run directory at ``run_dir``."""
     GlobalHydra.instance().clear()

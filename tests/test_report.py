@@ -111,7 +111,7 @@ def test_table_statuses_columns_and_values(tmp_path: Path, capsys: pytest.Captur
     write_job(sweep, "g1n1", metrics_data=metrics(27.5, params=1_234_567, diversity=0.4, step=40),
               status={"state": "done", "step": 40, "max_steps": 40}, done=True)
     write_job(sweep, "g1n2", metrics_data=metrics(27.0, params=1_300_000),
-              status={"state": "preempted", "step": 20, "max_steps": 40})
+              status={"state": "preempted", "step": 20, "max_steps": 40, "preemptions": 2})
     write_job(sweep, "g2n1", status={"state": "failed", "step": 5, "max_steps": 40, "error": "CUDA out of memory"})
     write_job(sweep, "g2n2")  # directory only: started
     # g4n1: no directory -> pending
@@ -120,7 +120,8 @@ def test_table_statuses_columns_and_values(tmp_path: Path, capsys: pytest.Captur
     assert main([str(sweep)]) == 0
     header, rows = read_csv(sweep / "report.csv")
     assert header == ["job", "deformable_groups", "num_offsets", "params", "best val PSNR", "best val SSIM",
-                      "best step", "final val PSNR", "final val SSIM", "offset diversity", "steps", "status"]
+                      "best step", "final val PSNR", "final val SSIM", "offset diversity", "steps", "pre-emptions",
+                      "status"]
     assert [r["job"] for r in rows] == [j for j, _ in jobs]  # manifest order
     assert [r["status"] for r in rows] == ["done", "preempted", "failed", "started", "pending", "running"]
     assert [r["deformable_groups"] for r in rows] == ["1", "1", "2", "2", "4", "4"]
@@ -132,11 +133,12 @@ def test_table_statuses_columns_and_values(tmp_path: Path, capsys: pytest.Captur
     assert rows[1]["offset diversity"] == ""  # null in metrics.json
     assert rows[2]["steps"] == "5"  # from status.json when metrics.json is absent
     assert rows[5]["steps"] == "12"
+    assert [r["pre-emptions"] for r in rows] == ["0", "2", "0", "", "", "0"]  # from status.json
     assert all(rows[4][c] == "" for c in header if c not in ("job", "deformable_groups", "num_offsets", "status"))
 
     md = (sweep / "report.md").read_text()
     assert md.startswith("# Sweep report: offset_diversity\n")
-    assert "| g1n1 | 1 | 1 | 1.23M | 27.50 | 0.8000 | 40 | 27.50 | 0.8000 | 0.400 | 40 | done |" in md
+    assert "| g1n1 | 1 | 1 | 1.23M | 27.50 | 0.8000 | 40 | 27.50 | 0.8000 | 0.400 | 40 | 0 | done |" in md
     assert "| g4n1 | 4 | 1 | — |" in md
     assert "`g2n1`: CUDA out of memory" in md
     out = capsys.readouterr().out

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vsrlab.models import VSRModule
 from vsrlab.train import CONFIG_DIR, build_trainer, finish_wandb, instantiate_loggers, setup_run
+from vsrlab.utils.checkpoint import CheckpointError, read_checkpoint
 from vsrlab.utils.run import results_table, write_json
 
 log = logging.getLogger(__name__)
@@ -32,16 +33,25 @@ def load_model(cfg: DictConfig) -> VSRModule:
     """The model of ``cfg.ckpt_path`` (architecture from the checkpoint) or of ``cfg.model``.
 
     The evaluation protocol (metrics) and evaluation options always come from ``cfg``.
+
+    Raises:
+        FileNotFoundError, CheckpointError: the checkpoint is missing, unreadable or not a vsrlab
+            Lightning checkpoint; the message names the file.
     """
     overrides = OmegaConf.to_container(cfg.model, resolve=True)
     if not cfg.get("ckpt_path"):
         return instantiate(cfg.model)
     path = Path(cfg.ckpt_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+    ckpt = read_checkpoint(path)
+    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if not isinstance(hparams, dict) or "arch" not in hparams or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path} is not a vsrlab training checkpoint (no hyper_parameters.arch); official "
+                              f"weights load with arch=<name> arch.pretrained={path}")
     log.info("loading %s (its architecture config overrides arch=...)", path)
-    return VSRModule.load_from_checkpoint(path, map_location="cpu", weights_only=False,
-                                          metrics=overrides["metrics"], evaluation=overrides["evaluation"])
+    model = VSRModule(**{**hparams, "metrics": overrides["metrics"], "evaluation": overrides["evaluation"]})
+    model.on_load_checkpoint(ckpt)
+    model.load_state_dict(ckpt["state_dict"])
+    return model
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from tqdm import tqdm
 
-from vsrlab.archs.pretrained import read_checkpoint
+from vsrlab.utils.checkpoint import read_checkpoint
 from vsrlab.data.frames import DataError, list_frames, read_image
 from vsrlab.data.sampling import window_indices
 from vsrlab.eval import load_model

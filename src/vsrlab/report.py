@@ -55,6 +55,7 @@ FIXED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("final val SSIM", "final_ssim"),
     ("offset diversity", "offset_diversity"),
     ("steps", "steps"),
+    ("pre-emptions", "preemptions"),
     ("status", "status"),
 )
 METRIC_FIELDS = {"best": "best_psnr", "final": "final_psnr"}
@@ -269,6 +270,7 @@ def read_job(sweep_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
         "offset_diversity": finite(metrics.get("offset_diversity")),
         "steps": steps if steps is not None else as_int(status.get("step")),
         "max_steps": as_int(status.get("max_steps")),
+        "preemptions": as_int(status.get("preemptions", 0)) if status else None,
         "status": job_status(job_dir, status),
         "error": status.get("error") if isinstance(status.get("error"), str) else None,
         "updated": status.get("updated"),
@@ -281,7 +283,7 @@ def collect_jobs(sweep_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, 
 
     Row fields: ``job``, ``dir``, ``swept`` (``{key: value string}``), ``params``, ``best_psnr``,
     ``best_ssim``, ``best_step``, ``final_psnr``, ``final_ssim``, ``offset_diversity``, ``steps``,
-    ``max_steps``, ``status``, ``error``, ``updated``; missing values are ``None``.
+    ``max_steps``, ``preemptions``, ``status``, ``error``, ``updated``; missing values are ``None``.
     """
     manifest = read_manifest(sweep_dir)
     sweep_dir = Path(sweep_dir)
@@ -325,7 +327,8 @@ def display_cells(row: dict[str, Any], swept_keys: Sequence[str]) -> list[str]:
     swept = [row["swept"].get(key) or MISSING for key in swept_keys]
     return [row["job"], *swept, format_params(row["params"]), fmt(row["best_psnr"], ".2f"),
             fmt(row["best_ssim"], ".4f"), fmt(row["best_step"], "d"), fmt(row["final_psnr"], ".2f"),
-            fmt(row["final_ssim"], ".4f"), fmt(row["offset_diversity"], ".3f"), fmt(row["steps"], "d"), row["status"]]
+            fmt(row["final_ssim"], ".4f"), fmt(row["offset_diversity"], ".3f"), fmt(row["steps"], "d"),
+            fmt(row["preemptions"], "d"), row["status"]]
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]], swept_keys: Sequence[str]) -> Path:

@@ -116,6 +116,22 @@ def update_manifest(sweep_dir: str | os.PathLike, name: str, swept_keys: Sequenc
     return path
 
 
+def record_job_states(sweep_dir: str | os.PathLike, subdirs: Sequence[str]) -> Path:
+    """Copy each job's final ``state`` (``done`` if its marker exists), ``step`` and number of
+    ``preemptions`` from its ``status.json`` into ``sweep.json`` (after a launch returned)."""
+    path = Path(sweep_dir) / MANIFEST
+    manifest = read_json(path) or {"jobs": []}
+    wanted = set(subdirs)
+    for job in manifest["jobs"]:
+        if job["subdir"] in wanted:
+            job_dir = Path(sweep_dir) / job["subdir"]
+            status = read_json(job_dir / STATUS_FILE) or {}
+            job.update(state="done" if is_done(job_dir) else status.get("state", "unknown"),
+                       step=status.get("step"), preemptions=int(status.get("preemptions", 0)))
+    _atomic_json(path, manifest)
+    return path
+
+
 def job_swept_values(sweep_dir: str | os.PathLike, subdir: str) -> dict[str, str]:
     """The swept values of the job in ``subdir`` according to the sweep's manifest ({} if unknown)."""
     manifest = read_json(Path(sweep_dir) / MANIFEST) or {}
@@ -133,7 +149,16 @@ def write_status(job_dir: str | os.PathLike, state: str, **fields: Any) -> None:
     status.update(fields, state=state, updated=time.strftime("%Y-%m-%dT%H:%M:%S"))
     if state != "failed":
         status.pop("error", None)
+    if state != "preempted":
+        status.pop("signal", None)
     _atomic_json(path, status)
+
+
+def record_preemption(job_dir: str | os.PathLike, step: int, signal_name: str) -> None:
+    """Mark a job ``preempted`` at ``step`` by ``signal_name`` and count it (``preemptions``)."""
+    previous = read_json(Path(job_dir) / STATUS_FILE) or {}
+    write_status(job_dir, "preempted", step=step, signal=signal_name,
+                 preemptions=int(previous.get("preemptions", 0)) + 1)
 
 
 def mark_done(job_dir: str | os.PathLike) -> None:

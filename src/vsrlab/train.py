@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -22,11 +23,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
-from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from vsrlab.callbacks import PreemptionCheckpoint
-from vsrlab.sweep import (DONE_MARKER, METRICS_FILE, is_done, job_swept_values, mark_done, read_json, short_keys,
-                          write_status)
+from vsrlab.callbacks.preemption import Preempted
+from vsrlab.sweep import (DONE_MARKER, METRICS_FILE, is_done, job_swept_values, mark_done, read_json, record_preemption,
+                          short_keys, write_status)
 from vsrlab.utils.checkpoint import AtomicCheckpointIO, resolve_ckpt_path
 from vsrlab.utils.ddp import install_rank_command, refuse_sweep_on_secondary_rank
 from vsrlab.utils.instantiate import instantiate_group
@@ -96,11 +97,24 @@ def build_trainer(cfg: DictConfig, **kwargs: Any) -> pl.Trainer:
     return instantiate(cfg.trainer, plugins=[AtomicCheckpointIO()], **kwargs)
 
 
-def finish_wandb() -> None:
-    """Close the current W&B run, so that the next run in this process (multirun) starts its own."""
+def finish_wandb(exit_code: int = 0, preempted: bool = False) -> None:
+    """Close the current W&B run, so that the next run in this process (multirun) starts its own.
+
+    A pre-empted run is marked as such (``mark_preempting``) and finished with its exit code;
+    a W&B service that is already gone (a cluster stops every process of a job) is reported as a
+    warning, never as the job's error.
+    """
     wandb = sys.modules.get("wandb")
-    if wandb is not None and wandb.run is not None:
-        wandb.finish()
+    if wandb is None or wandb.run is None:
+        return
+    run = wandb.run
+    try:
+        if preempted:
+            run.mark_preempting()
+        wandb.finish(exit_code=exit_code)
+    except Exception as err:  # e.g. wandb's MailboxClosedError when its service was killed
+        log.warning("the W&B run %s could not be finished cleanly (%s: %s); `wandb sync` its offline directory",
+                    run.id, type(err).__name__, err)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -124,7 +138,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             check_same_config(cfg, output_dir, ignore)
         log.info("%s finished earlier (its done marker exists): not training it again", output_dir)
         return read_json(output_dir / METRICS_FILE) or {}
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir) if cfg.get("train", True) else None
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, rank_zero) if cfg.get("train", True) else None
     if ckpt_path and check and Path(ckpt_path).parent == output_dir / "checkpoints":
         # automatic resumption must continue the same experiment; an explicit ckpt_path=last may
         # change it (e.g. more steps), which is logged
@@ -164,12 +178,15 @@ def _train(cfg: DictConfig, ckpt_path: str | None, git: dict[str, Any]) -> dict[
             if trainer.is_global_zero:
                 rich.print(results_table(results["test"], f"test of {Path(best).name if best else 'the final weights'}"))
     except BaseException as error:
-        stopped = preemption is not None and preemption.saved is not None
+        stop = error if isinstance(error, Preempted) else None
         if trainer.is_global_zero and not trainer.fast_dev_run:
-            write_status(output_dir, "preempted" if stopped else "failed", step=int(trainer.global_step),
-                         **({} if stopped else {"error": f"{type(error).__name__}: {error}"}))
-        if stopped and isinstance(error, SIGTERMException):
-            raise SystemExit(128 + int(preemption.received)) from error
+            if stop is not None:
+                record_preemption(output_dir, stop.step, signal.Signals(stop.signum).name)
+            else:
+                write_status(output_dir, "failed", step=int(trainer.global_step), error=f"{type(error).__name__}: {error}")
+        finish_wandb(exit_code=stop.code if stop is not None else 1, preempted=stop is not None)
+        if stop is not None and preemption is not None:
+            preemption.hand_over()
         raise
     if trainer.is_global_zero and not trainer.fast_dev_run:
         write_json(output_dir / METRICS_FILE, results)

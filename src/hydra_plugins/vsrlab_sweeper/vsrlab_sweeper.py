@@ -18,7 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from vsrlab.sweep import is_done, plan_jobs, update_manifest
+from vsrlab.sweep import is_done, plan_jobs, record_job_states, update_manifest
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,10 @@ class StableSweeper(BasicSweeper):
         while not self.is_done():
             chunk = self.get_job_batch()
             self.validate_batch_is_legal(chunk)
-            results = self.launcher.launch(chunk, initial_job_idx=initial_job_idx)
+            try:
+                results = self.launcher.launch(chunk, initial_job_idx=initial_job_idx)
+            finally:  # final state and pre-emptions of each job, also when one failed
+                record_job_states(sweep_dir, [j["subdir"] for j in todo[initial_job_idx:initial_job_idx + len(chunk)]])
             for r in results:
                 _ = r.return_value  # raises if the job failed
             initial_job_idx += len(chunk)

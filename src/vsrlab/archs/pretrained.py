@@ -15,7 +15,6 @@ unwrapping; MMagic's differ in a few systematic ways that are translated here:
 
 from __future__ import annotations
 
-import pickle
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -26,6 +25,8 @@ import torch.nn as nn
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
+
+from vsrlab.utils.checkpoint import read_checkpoint
 
 Rename = tuple[str, Union[str, Callable[[re.Match], str]]]
 
@@ -38,32 +39,6 @@ class IncompatibleCheckpointError(KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
-
-
-def _torch_load(path: Path, weights_only: bool, mmap: bool) -> Any:
-    if mmap:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=weights_only, mmap=True)
-        except RuntimeError as err:  # files in torch's legacy (non-zip) format cannot be mapped
-            if "mmap" not in str(err):
-                raise
-    return torch.load(path, map_location="cpu", weights_only=weights_only)
-
-
-def read_checkpoint(path: Path, mmap: bool = False) -> Any:
-    """The object saved in ``path``; ``mmap=True`` maps tensors instead of reading them (a cheap peek)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        try:
-            return _torch_load(path, True, mmap)
-        except pickle.UnpicklingError as err:
-            if "weights_only" not in str(err).lower() and "Weights only" not in str(err):
-                raise
-            # MMagic's 'meta' holds plain Python objects beyond tensors; official files are trusted
-            return _torch_load(path, False, mmap)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
-        raise ValueError(f"cannot read checkpoint {path}: {err}") from err
 
 
 def extract_state_dict(ckpt: Mapping[str, Any], param_key: str | None = None,

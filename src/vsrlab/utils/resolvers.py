@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-import time
+from datetime import datetime
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -24,7 +25,10 @@ def default_run_name() -> str:
 
     A multirun is named after its experiment file (``vsrlab-train -m experiment=offset_diversity``
     -> ``offset_diversity``), or ``sweep`` without one, so that launching the same command again
-    finds the same sweep directory; a single run gets the current time.
+    finds the same sweep directory. A single run inside a SLURM job is named after the job
+    (``slurm-<job id>``, ``slurm-<array job id>_<task id>``): every task of the job agrees on it and
+    a requeued job finds its run again; elsewhere a run gets the current time to the microsecond
+    (two runs started in the same second get different directories).
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -32,7 +36,11 @@ def default_run_name() -> str:
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         experiment = HydraConfig.get().runtime.choices.get("experiment")
         return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(experiment)) if experiment else "sweep"
-    return time.strftime("%Y-%m-%d_%H-%M-%S")
+    if os.environ.get("SLURM_ARRAY_JOB_ID") and os.environ.get("SLURM_ARRAY_TASK_ID"):
+        return f"slurm-{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    if os.environ.get("SLURM_JOB_ID"):
+        return f"slurm-{os.environ['SLURM_JOB_ID']}"
+    return datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
 
 
 RESOLVERS = {"vsrlab.sampling": (training_sampling, False), "vsrlab.recurrent": (is_recurrent, False),

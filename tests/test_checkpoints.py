@@ -1,0 +1,113 @@
+"""Checkpoints that cannot be read: one error naming the file everywhere, the previous version kept
+when last.ckpt is replaced, and automatic resumption from the newest readable checkpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from vsrlab.archs import load_pretrained
+from vsrlab.archs.sliding_window_arch import SlidingWindowVSR
+from vsrlab.eval import evaluate
+from vsrlab.infer import load_infer_model
+from vsrlab.train import train
+from vsrlab.utils.checkpoint import CheckpointError, checkpoint_step, previous_version, read_checkpoint
+
+BIN = Path(sys.executable).parent
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _corrupt(path: Path) -> Path:
+    path.write_bytes(b"PK\x03\x04 this is not a checkpoint" + bytes(range(256)) * 4)
+    return path
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt", "text"])
+def test_every_reader_names_the_unreadable_file(make_cfg, tmp_path, damage):
+    trained = train(make_cfg(overrides=["test=false"]))
+    path = tmp_path / f"{damage}.ckpt"
+    path.write_bytes(Path(trained["best"]["ckpt_path"]).read_bytes())
+    if damage == "truncated":
+        _truncate(path)
+    elif damage == "corrupt":
+        _corrupt(path)
+    else:
+        path.write_text("7 days\n")  # the legacy reader's "invalid literal for int()"
+    pattern = f"cannot read checkpoint {path}"
+    with pytest.raises(CheckpointError, match=pattern):
+        read_checkpoint(path)
+    with pytest.raises(CheckpointError, match=pattern):
+        evaluate(make_cfg("eval", overrides=[f"ckpt_path={path}", "extras.print_config=false"], run="eval"))
+    with pytest.raises(CheckpointError, match=pattern):
+        load_infer_model(make_cfg("infer", overrides=[f"ckpt={path}", "input=x.mp4", "output=y"], run="infer"))
+    with pytest.raises(CheckpointError, match=pattern):
+        load_pretrained(SlidingWindowVSR(num_feat=8), path)
+    with pytest.raises(CheckpointError, match=pattern):
+        train(make_cfg(overrides=[f"ckpt_path={path}"], run="other"))
+
+
+def test_cli_eval_of_a_corrupt_checkpoint_names_it(tmp_path):
+    path = _corrupt(tmp_path / "broken.ckpt")
+    proc = subprocess.run([str(BIN / "vsrlab-eval"), f"ckpt_path={path}", f"paths.log_dir={tmp_path}"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    final = [line for line in proc.stderr.splitlines() if "Error" in line][-1]  # the error Hydra reports
+    assert final.startswith(f"vsrlab.utils.checkpoint.CheckpointError: cannot read checkpoint {path}"), proc.stderr
+
+
+def test_replacing_last_keeps_the_previous_version(make_cfg, tmp_path):
+    train(make_cfg(overrides=["test=false", "trainer.max_steps=6", "trainer.val_check_interval=2",
+                              "model.scheduler.periods=[6]"]))
+    folder = tmp_path / "run" / "checkpoints"
+    assert checkpoint_step(folder / "last.ckpt") == 6
+    assert previous_version(folder / "last.ckpt") == folder / "last.previous.ckpt"
+    assert checkpoint_step(folder / "last.previous.ckpt") == 4
+    assert not list(folder.glob(".*tmp*"))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_auto_resume_falls_back_to_the_newest_readable_checkpoint(make_cfg, tmp_path, caplog, damage):
+    common = ["test=false", "trainer.max_steps=8", "trainer.val_check_interval=2", "model.scheduler.periods=[8]",
+              "callbacks.model_checkpoint.save_top_k=-1"]
+    train(make_cfg(overrides=[*common, "trainer.max_steps=6"]))  # as if stopped at step 6 ...
+    run = tmp_path / "run"
+    (run / "done").unlink()
+    folder = run / "checkpoints"
+    last = folder / "last.ckpt"
+    if damage == "truncated":  # ... and its last.ckpt cut short
+        _truncate(last)
+    else:
+        last.unlink()
+    # the readable checkpoint with the highest step: best_step0000006_* (save_top_k=-1 keeps each)
+    expected = max(checkpoint_step(p) for p in folder.glob("*.ckpt") if p != last)
+    assert expected == 6
+    with caplog.at_level(logging.WARNING):
+        resumed = train(make_cfg(overrides=[*common, "ckpt_path=last"]))
+    assert resumed["global_step"] == 8
+    status = json.loads((run / "status.json").read_text())
+    assert [s["start_step"] for s in status["sessions"]] == [0, 6]
+    warning = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+    assert str(last) in warning and "step 6" in warning
+    if damage == "truncated":  # kept for inspection under a name that is never resumed
+        assert (folder / "last.ckpt.unreadable").is_file()
+        checkpoint_step(folder / "last.previous.ckpt")  # readable: the damaged file did not replace it
+
+
+def test_a_run_whose_checkpoints_are_all_unreadable_is_not_restarted(make_cfg, tmp_path):
+    train(make_cfg(overrides=["test=false"]))
+    run = tmp_path / "run"
+    (run / "done").unlink()
+    for path in (run / "checkpoints").glob("*.ckpt"):
+        _corrupt(path)
+    with pytest.raises(CheckpointError, match="not starting .* over from step 0"):
+        train(make_cfg(overrides=["test=false"]))
+    assert all(p.suffix == ".ckpt" for p in (run / "checkpoints").iterdir())  # nothing renamed or removed
+    assert json.loads((run / "status.json").read_text())["state"] == "done"

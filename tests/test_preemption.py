@@ -1,0 +1,271 @@
+"""Pre-emption: a signal to any rank of a run (one process or two DDP ranks) stops every rank at
+the same training step with a checkpoint, the process exits with 128 + signal, and the relaunch
+resumes from that step; nothing hangs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from conftest import FAST
+from vsrlab.callbacks.preemption import Preempted
+from vsrlab.train import train
+
+BIN = Path(sys.executable).parent
+TESTS = Path(__file__).resolve().parent
+DDP_CPU = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.benchmark=false"]
+MAX_STEPS = 200
+
+
+def _env() -> dict[str, str]:
+    # the tests folder is importable in every rank (SignalInValidation below)
+    return {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "1",
+            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+
+
+def _args(tmp_path: Path, extra: list[str]) -> list[str]:
+    return [f"paths.log_dir={tmp_path}", "run_name=preempt", "test=false", *FAST, f"trainer.max_steps={MAX_STEPS}",
+            f"trainer.val_check_interval={MAX_STEPS}", f"model.scheduler.periods=[{MAX_STEPS}]",
+            "data.train.num_clips=64", "callbacks.status.every_n_steps=1", *extra]
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class Run:
+    """``vsrlab-train`` in its own process group (killed whole if the test fails)."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.proc = subprocess.Popen([str(BIN / "vsrlab-train"), *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, env=_env(), start_new_session=True)
+
+    def rank1(self, timeout: float = 120) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [p for p in _children(self.proc.pid) if "hydra.job.name=rank1" in _cmdline(p)]
+            if found:
+                return found[0]
+            time.sleep(0.05)
+        raise AssertionError("rank 1 did not start")
+
+    def wait_for_step(self, status: Path, step: int, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if status.is_file() and json.loads(status.read_text() or "{}").get("step", 0) >= step:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"step {step} not reached:\n{self.output()[-3000:]}")
+
+    def output(self) -> str:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        return self.proc.communicate()[0]
+
+    def wait(self, timeout: float = 120) -> tuple[int, str]:
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            out = self.output()
+            raise AssertionError(f"the run did not exit {timeout} s after the signal (hung):\n{out[-4000:]}")
+        return self.proc.returncode, out
+
+
+def _assert_stopped_at_one_step(run_dir: Path, signum: int, ddp: bool) -> int:
+    status = json.loads((run_dir / "status.json").read_text())
+    step = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"]
+    assert status["state"] == "preempted" and status["step"] == step and 1 <= step < MAX_STEPS, status
+    assert status["signal"] == signal.Signals(signum).name and status["preemptions"] == 1
+    assert not (run_dir / "done").exists() and not (run_dir / "metrics.json").exists()
+    if ddp:  # both ranks agreed on the step
+        for log in ("train.log", "rank1.log"):
+            assert f"checkpoint at step {step} written" in (run_dir / log).read_text(), log
+    return step
+
+
+def _assert_relaunch_resumes(args: list[str], run_dir: Path, step: int) -> None:
+    resumed = subprocess.run([str(BIN / "vsrlab-train"), *args], capture_output=True, text=True, timeout=600,
+                             env=_env())
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "done" and [s["start_step"] for s in status["sessions"]] == [0, step]
+    assert status["preemptions"] == 1
+    assert json.loads((run_dir / "metrics.json").read_text())["global_step"] == MAX_STEPS
+
+
+# --------------------------------------------------------------------------------- single process
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGUSR2"])
+def test_signal_checkpoints_and_the_relaunch_resumes(tmp_path, signame):
+    signum = getattr(signal, signame)
+    args = _args(tmp_path, [])
+    run_dir = tmp_path / "train" / "runs" / "preempt"
+    run = Run(args)
+    run.wait_for_step(run_dir / "status.json", 3)
+    run.proc.send_signal(signum)
+    code, out = run.wait()
+    assert code == 128 + signum, out[-3000:]
+    step = _assert_stopped_at_one_step(run_dir, signum, ddp=False)
+    _assert_relaunch_resumes(args, run_dir, step)
+
+
+# ------------------------------------------------------------------------------------ two DDP ranks
+@pytest.mark.parametrize("target", ["rank0", "all", "rank1"])
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGUSR2"])
+def test_ddp_signal_to_any_rank_stops_both_at_one_step(tmp_path, signame, target):
+    """Rank 0 only (a local ``kill``), every rank (``srun`` delivers to all tasks) or rank 1 only:
+    both ranks checkpoint at the same step and exit; the relaunch resumes (checked for SIGUSR2)."""
+    signum = getattr(signal, signame)
+    args = _args(tmp_path, DDP_CPU)
+    run_dir = tmp_path / "train" / "runs" / "preempt"
+    run = Run(args)
+    rank1 = run.rank1()
+    run.wait_for_step(run_dir / "status.json", 3)
+    pids = {"rank0": [run.proc.pid], "all": [run.proc.pid, rank1], "rank1": [rank1]}[target]
+    for pid in pids:
+        os.kill(pid, signum)
+    code, out = run.wait()
+    assert code == 128 + signum, out[-3000:]
+    deadline = time.monotonic() + 60
+    while _alive(rank1) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(rank1), "rank 1 is still running after rank 0 exited"
+    step = _assert_stopped_at_one_step(run_dir, signum, ddp=True)
+    if signame == "SIGUSR2":
+        _assert_relaunch_resumes(args, run_dir, step)
+
+
+class SignalInValidation(pl.Callback):
+    """Sends ``signum`` to this process from inside the first validation batch after step ``step``,
+    on the ranks listed in ``ranks``."""
+
+    def __init__(self, step: int, signum: int, ranks: list[int]) -> None:
+        self.step, self.signum, self.ranks, self.sent = step, signum, list(ranks), False
+
+    def on_validation_batch_start(self, trainer, *args) -> None:
+        if not self.sent and trainer.global_step >= self.step and trainer.global_rank in self.ranks:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)
+
+
+def test_ddp_signal_during_validation_stops_after_the_next_step(tmp_path):
+    """Validation finishes (its metrics are kept once), the ranks stop after the following step."""
+    extra = [*DDP_CPU, "trainer.val_check_interval=4", "+callbacks.signal._target_=test_preemption.SignalInValidation",
+             "+callbacks.signal.step=4", f"+callbacks.signal.signum={int(signal.SIGUSR2)}", "+callbacks.signal.ranks=[1]"]
+    args = _args(tmp_path, extra)
+    run_dir = tmp_path / "train" / "runs" / "preempt"
+    run = Run(args)
+    code, out = run.wait(timeout=300)
+    assert code == 128 + signal.SIGUSR2, out[-3000:]
+    step = _assert_stopped_at_one_step(run_dir, signal.SIGUSR2, ddp=True)
+    assert step == 5
+    history = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu",
+                         weights_only=False)["vsrlab_val_history"]
+    assert [h["step"] for h in history] == [4]
+
+
+# ------------------------------------------------------------------------------- submitit hand-over
+class SignalAtStep(pl.Callback):
+    """Sends ``signum`` to this process after training step ``step``."""
+
+    def __init__(self, step: int, signum: int) -> None:
+        self.step, self.signum = step, signum
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
+def test_sigusr2_under_submitit_checkpoints_and_finishes_wandb_before_submitit_requeues(make_cfg, tmp_path):
+    """submitit's SIGUSR2 handler (requeue, then exit) runs only after the checkpoint is written,
+    the state recorded and the W&B run finished as pre-empted."""
+    import wandb
+
+    calls = []
+
+    def submitit_like(signum, frame):
+        ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+        status = json.loads((tmp_path / "run" / "status.json").read_text())
+        calls.append((signum, torch.load(ckpt, weights_only=False)["global_step"] if ckpt.exists() else None,
+                      status["state"], wandb.run))
+        raise SystemExit(-1)  # submitit requeues the job and exits
+
+    previous = signal.signal(signal.SIGUSR2, submitit_like)
+    try:
+        cfg = make_cfg(overrides=["trainer.max_steps=50", "trainer.val_check_interval=50", "test=false",
+                                  "logger=default", "+callbacks.signal._target_=test_preemption.SignalAtStep",
+                                  "+callbacks.signal.step=3", f"+callbacks.signal.signum={int(signal.SIGUSR2)}"])
+        with pytest.raises(SystemExit) as stop:
+            train(cfg)
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert stop.value.code == -1  # submitit's exit
+    # sent after the ranks agreed at step 3 (the preemption callback runs first): acted on after step 4
+    assert calls == [(signal.SIGUSR2, 4, "preempted", None)]  # and the W&B run already finished
+    assert not (tmp_path / "run" / "done").exists()
+    run_dir = next((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    records = _wandb_records(next(run_dir.glob("run-*.wandb")))
+    assert "preempting" in records and records.get("exit", {}).get("exit_code") == 128 + signal.SIGUSR2
+
+
+def _wandb_records(path: Path) -> dict:
+    """``{record type: fields}`` of an offline W&B run file (the last record of each type).
+
+    The file is wandb's LevelDB-style log: a 7-byte header (``:W&B``, magic, version), then 32 KiB
+    blocks of chunks (CRC 4 bytes, length 2, type 1: full / first / middle / last) holding
+    ``wandb_internal_pb2.Record`` messages.
+    """
+    from google.protobuf.json_format import MessageToDict
+    from wandb.proto import wandb_internal_pb2
+
+    data, block, pos = path.read_bytes(), 32768, 7
+    assert data[:4] == b":W&B", path
+    records, parts = {}, []
+    while pos < len(data):
+        left = block - pos % block
+        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6] if left >= 7 else 0
+        if left < 7 or (kind == 0 and length == 0):  # block padding
+            pos += left
+            continue
+        parts.append(data[pos + 7:pos + 7 + length])
+        pos += 7 + length
+        if kind in (1, 4):  # full or last chunk: a record is complete
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(b"".join(parts))
+            parts = []
+            name = record.WhichOneof("record_type")
+            records[name] = MessageToDict(getattr(record, name), preserving_proto_field_name=True)
+    return records
+
+
+def test_preempted_is_a_system_exit_with_128_plus_signal():
+    stop = Preempted(signal.SIGUSR2, 7, "last.ckpt")
+    assert isinstance(stop, SystemExit) and stop.code == 140 and "SIGUSR2 after step 7" in str(stop)
