@@ -7,23 +7,42 @@
 #                     run it again: finished jobs are skipped and only the report is printed
 #   make bench        alignment benchmark -> docs/benchmarks.md
 #   make bench-data   data-loader benchmark (folders vs LMDB) -> docs/benchmarks.md
-# Pass extra Hydra overrides with ARGS="...", extra pytest options with PYTEST_ARGS="...".
+#   make lock         re-resolve requirements.lock (every package pinned) from pyproject.toml's ranges
+# Installs are locked: .venv gets exactly the versions of requirements.lock (LOCK= resolves the
+# ranges of pyproject.toml instead). Pass extra Hydra overrides with ARGS="...", extra pytest
+# options with PYTEST_ARGS="...".
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_VERSION := 2.13.0
+PIP_VERSION := 26.3
+LOCK ?= requirements.lock
 STAMP := $(VENV)/.installed-$(TORCH_VERSION)
 
-.PHONY: install train eval infer sweep-demo test test-all test-slow bench bench-data clean
+.PHONY: install lock train eval infer sweep-demo test test-all test-slow bench bench-data clean
 
-$(STAMP): pyproject.toml
+# torch first (the CPU or CUDA build of this machine's pip configuration), then the locked
+# versions of everything else, then vsrlab itself without re-resolving its dependencies
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet pip==$(PIP_VERSION)
 	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	if [ -n "$(LOCK)" ]; then $(BIN)/python -m pip install --quiet -r $(LOCK) && \
+		$(BIN)/python -m pip install --quiet --no-deps -e . ; \
+	else $(BIN)/python -m pip install --quiet -e ".[dev]"; fi
 	@if $(BIN)/python -c "import torchvision" >/dev/null 2>&1; then echo "torchvision is installed in $(VENV): remove it (see README)"; exit 1; fi
 	touch $(STAMP)
+
+# pip-compile (pip-tools) resolves with pip's own finder, so torch is this machine's build; its local
+# version tag (+cpu) is dropped so that the lock serves CUDA machines too
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet pip==$(PIP_VERSION) "pip-tools>=7.4" torch==$(TORCH_VERSION)
+	$(BIN)/pip-compile --quiet --upgrade --extra dev --strip-extras --allow-unsafe --no-emit-index-url \
+		--no-emit-find-links --output-file requirements.lock pyproject.toml
+	sed -i -E 's/^(torch==[0-9.]+)\+[a-z0-9]+/\1/' requirements.lock
+	@if grep -q '^torchvision' requirements.lock; then echo "torchvision in requirements.lock"; exit 1; fi
 
 install: $(STAMP)
 

@@ -48,7 +48,11 @@ def load_model(cfg: DictConfig) -> VSRModule:
         raise CheckpointError(f"{path} is not a vsrlab training checkpoint (no hyper_parameters.arch); official "
                               f"weights load with arch=<name> arch.pretrained={path}")
     log.info("loading %s (its architecture config overrides arch=...)", path)
-    model = VSRModule(**{**hparams, "metrics": overrides["metrics"], "evaluation": overrides["evaluation"]})
+    ema = hparams.get("ema")
+    if ema and overrides.get("ema"):  # e.g. model.ema.test=false: score the trained weights
+        ema = {**ema, **overrides["ema"]}
+    model = VSRModule(**{**hparams, "metrics": overrides["metrics"], "evaluation": overrides["evaluation"],
+                         "ema": ema})
     model.on_load_checkpoint(ckpt)
     model.load_state_dict(ckpt["state_dict"])
     return model

@@ -43,6 +43,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 from tqdm import tqdm
 
+from vsrlab.archs.pretrained import is_vsrlab_checkpoint
 from vsrlab.utils.checkpoint import read_checkpoint
 from vsrlab.data.frames import DataError, list_frames, read_image
 from vsrlab.data.sampling import window_indices
@@ -70,12 +71,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device={name} but CUDA is not available (use device=cpu or device=auto)")
     return device
-
-
-def is_vsrlab_checkpoint(ckpt: Any) -> bool:
-    """Whether a loaded checkpoint is vsrlab's Lightning one (``hyper_parameters`` with an ``arch``)."""
-    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-    return isinstance(hparams, dict) and "arch" in hparams
 
 
 def load_infer_model(cfg: DictConfig) -> VSRModule:
@@ -280,7 +275,7 @@ def super_resolve_chunk(model: VSRModule, chunk: Chunk, pad_to: int = 4,
     lq = _pad_spatial(lq, max(int(pad_to), 1))
     lo, hi = chunk.core_start - chunk.start, chunk.core_stop - chunk.start
     if model.is_recurrent:
-        out = model.net(lq.unsqueeze(0))[0, lo:hi]
+        out = model.evaluation_net()(lq.unsqueeze(0))[0, lo:hi]
     else:
         n, padding = int(model.net.num_frame), model.eval_cfg["padding"]
         total = chunk.total if chunk.total is not None else chunk.known
@@ -297,7 +292,7 @@ def super_resolve_chunk(model: VSRModule, chunk: Chunk, pad_to: int = 4,
         per_forward = int(model.eval_cfg["chunk_size"])
         cuts = [chunk.core_start, *range((chunk.core_start // per_forward + 1) * per_forward, chunk.core_stop,
                                          per_forward), chunk.core_stop]
-        out = torch.cat([model.net(lq[index[a - chunk.core_start:b - chunk.core_start]])
+        out = torch.cat([model.evaluation_net()(lq[index[a - chunk.core_start:b - chunk.core_start]])
                          for a, b in zip(cuts, cuts[1:])])
     scale = out.shape[-1] // lq.shape[-1]
     if out.shape[-2:] != (lq.shape[-2] * scale, lq.shape[-1] * scale):

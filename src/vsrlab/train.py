@@ -66,11 +66,12 @@ def sweep_context() -> dict[str, Any]:
 
 
 def instantiate_loggers(cfg: DictConfig, context: dict[str, Any] | None = None,
-                        git: dict[str, Any] | None = None) -> list[Any]:
+                        git: dict[str, Any] | None = None, environment: dict[str, Any] | None = None) -> list[Any]:
     """The loggers of ``cfg.logger``. Unset W&B fields are derived: ``id`` from the run directory (a
     resumed run or requeued sweep job continues its W&B run), ``name`` = ``<sweep>/<job>`` or the run
     name, ``group`` = the sweep name (else the task name); swept values are added to ``tags``.
-    Every logger receives the resolved config, the swept values and the git state."""
+    Every logger receives the resolved config, the swept values, the git state and the package
+    versions."""
     context = context or {}
     wandb_cfg = (cfg.get("logger") or {}).get("wandb")
     if wandb_cfg is not None:
@@ -86,7 +87,7 @@ def instantiate_loggers(cfg: DictConfig, context: dict[str, Any] | None = None,
             wandb_cfg.tags = [*(wandb_cfg.get("tags") or []), *swept_tags]
     loggers = instantiate_group(cfg.get("logger"), "logger")
     params = {"config": OmegaConf.to_container(cfg, resolve=True), "swept": context.get("swept", {}),
-              "git": git or {}}
+              "git": git or {}, "environment": environment or {}}
     for logger in loggers:
         logger.log_hyperparams(params)
     return loggers
@@ -143,18 +144,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         # automatic resumption must continue the same experiment; an explicit ckpt_path=last may
         # change it (e.g. more steps), which is logged
         check_same_config(cfg, output_dir, ignore, strict=automatic)
-    git: dict[str, Any] = {}
+    snapshot: dict[str, Any] = {}
     if rank_zero:
         (output_dir / DONE_MARKER).unlink(missing_ok=True)  # a run starting over is not finished
-        git = save_job_files(cfg, output_dir)
+        snapshot = save_job_files(cfg, output_dir)
         write_status(output_dir, "running")
     try:
-        return _train(cfg, ckpt_path, git)
+        return _train(cfg, ckpt_path, snapshot)
     finally:
         finish_wandb()
 
 
-def _train(cfg: DictConfig, ckpt_path: str | None, git: dict[str, Any]) -> dict[str, Any]:
+def _train(cfg: DictConfig, ckpt_path: str | None, snapshot: dict[str, Any]) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
@@ -163,7 +164,8 @@ def _train(cfg: DictConfig, ckpt_path: str | None, git: dict[str, Any]) -> dict[
     model = instantiate(cfg.model)
     callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
     preemption = next((c for c in callbacks if isinstance(c, PreemptionCheckpoint)), None)
-    trainer = build_trainer(cfg, callbacks=callbacks, logger=instantiate_loggers(cfg, context, git) or False)
+    loggers = instantiate_loggers(cfg, context, snapshot.get("git"), snapshot.get("environment"))
+    trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
 
     results: dict[str, Any] = {"run_dir": str(output_dir), **({"swept": context["swept"]} if context else {})}
     try:

@@ -10,7 +10,9 @@ unwrapping; MMagic's differ in a few systematic ways that are translated here:
   one level deeper (``name.conv.weight`` -> ``name.weight``); architectures with further
   differences list them in a class attribute ``MMAGIC_KEY_RENAMES`` (pairs of regex and
   replacement, applied to keys of that module and every module containing it).
-- vsrlab's own Lightning checkpoints: ``{'state_dict': ...}`` with keys under ``net.``.
+- vsrlab's own Lightning checkpoints: ``{'state_dict': ...}`` with keys under ``net.`` and, for
+  runs with ``model.ema``, ``net_ema.module.``: read as BasicSR's ``params`` / ``params_ema``
+  (:func:`basicsr_weights`, also what ``vsrlab-export`` writes).
 """
 
 from __future__ import annotations
@@ -41,9 +43,31 @@ class IncompatibleCheckpointError(KeyError):
         return str(self.args[0])
 
 
+NET_PREFIX, EMA_PREFIX = "net.", "net_ema.module."
+
+
+def is_vsrlab_checkpoint(ckpt: Any) -> bool:
+    """Whether a loaded checkpoint is a vsrlab Lightning one: its ``state_dict`` keys are under ``net.``."""
+    sd = ckpt.get("state_dict") if isinstance(ckpt, Mapping) else None
+    return isinstance(sd, Mapping) and any(str(k).startswith(NET_PREFIX) for k in sd)
+
+
+def basicsr_weights(ckpt: Mapping[str, Any]) -> dict[str, dict[str, Tensor]]:
+    """A vsrlab Lightning checkpoint in BasicSR's layout: ``{'params': the trained network,
+    'params_ema': its exponential moving average}`` (``params_ema`` only for runs with ``model.ema``)."""
+    sd = ckpt["state_dict"]
+    out = {"params": {k[len(NET_PREFIX):]: v for k, v in sd.items() if k.startswith(NET_PREFIX)}}
+    ema = {k[len(EMA_PREFIX):]: v for k, v in sd.items() if k.startswith(EMA_PREFIX)}
+    if ema:
+        out["params_ema"] = ema
+    return out
+
+
 def extract_state_dict(ckpt: Mapping[str, Any], param_key: str | None = None,
                        source: str = "checkpoint") -> dict[str, Tensor]:
     """The parameter dictionary of a checkpoint of any supported layout, prefixes removed."""
+    if is_vsrlab_checkpoint(ckpt):
+        ckpt = basicsr_weights(ckpt)
     if param_key is not None:
         if param_key not in ckpt:
             raise KeyError(f"{source} has no key {param_key!r}; it has {sorted(ckpt)}")
@@ -106,7 +130,8 @@ def load_pretrained(
         strict: raise :class:`IncompatibleCheckpointError` listing missing and unexpected keys
             and shape mismatches; otherwise load the keys that fit.
         param_key: take the weights from this top-level key (default: ``params_ema``, then
-            ``params``, then ``state_dict``, then the mapping itself).
+            ``params``, then ``state_dict``, then the mapping itself); for a vsrlab checkpoint
+            ``params`` is the trained network and ``params_ema`` its moving average.
 
     Returns:
         ``{'missing': [...], 'unexpected': [...], 'mismatched': [...]}`` (all empty when strict).

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchmetrics import MaxMetric
 
 from vsrlab.archs.pretrained import PRETRAINED_KEYS, build_arch, load_arch_weights
@@ -24,6 +25,7 @@ from vsrlab.ops import (alignment_modules, offset_diversity, offsets_per_frame, 
                         sampling_positions)
 from vsrlab.utils.images import enlarge, flow_to_rgb, heatmap_rgb, save_rgb, side_by_side, to_uint8_hwc
 
+_DEFAULT_EMA = {"decay": 0.999, "start_step": 0, "validate": True, "test": True}
 _DEFAULT_EVAL = {"padding": "reflection", "chunk_size": 8, "log_images": 2, "save_images": False, "log_offsets": 4}
 _METRIC_KEYS = ("test_y_channel", "crop_border")
 _PROTOCOL_KEYS = ("frames", "mirror")
@@ -65,6 +67,13 @@ class VSRModule(pl.LightningModule):
         freeze: ``[{modules: [prefix, ...] or ['*'], exclude: [prefix, ...], until_step: n}]``:
             those parameters get no updates before step ``n`` (BasicVSR's frozen SPyNet; EDVR's
             ``tsa_iter``, which trains only the fusion: ``{modules: ['*'], exclude: [fusion]}``).
+        ema: ``{decay: 0.999, start_step: 0, validate: true, test: true}`` keeps an exponential
+            moving average of the network's parameters, ``net_ema`` (BasicSR's ``net_g_ema``: a
+            copy of the initial, possibly pretrained, weights, then after every optimizer step
+            ``ema = decay * ema + (1 - decay) * weights``; before ``start_step`` it follows the
+            weights). It is part of the checkpoint (a resumed run continues it exactly);
+            ``validate`` / ``test`` evaluate it instead of the trained weights; exported as
+            BasicSR's ``params_ema``. Buffers are not averaged (as BasicSR).
 
     ``arch.pretrained`` (and ``arch.pretrained_strict``, default true) loads a BasicSR, MMagic or
     vsrlab checkpoint into the network when a run starts from scratch (not when it resumes).
@@ -82,16 +91,23 @@ class VSRModule(pl.LightningModule):
         aligned_lr_loss: dict[str, Any] | None = None,
         lr_mult: dict[str, float] | None = None,
         freeze: list[dict[str, Any]] | None = None,
+        ema: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        arch, loss, optimizer, scheduler, metrics, evaluation, offset_fidelity, aligned_lr_loss, lr_mult, freeze = map(
+        arch, loss, optimizer, scheduler, metrics, evaluation, offset_fidelity, aligned_lr_loss, lr_mult, freeze, ema = map(
             _plain, (arch, loss, optimizer, scheduler, metrics, evaluation, offset_fidelity, aligned_lr_loss,
-                     lr_mult, freeze))
+                     lr_mult, freeze, ema))
         self.save_hyperparameters({"arch": arch, "loss": loss, "optimizer": optimizer, "scheduler": scheduler,
                                    "metrics": metrics, "evaluation": evaluation, "offset_fidelity": offset_fidelity,
-                                   "aligned_lr_loss": aligned_lr_loss, "lr_mult": lr_mult, "freeze": freeze})
+                                   "aligned_lr_loss": aligned_lr_loss, "lr_mult": lr_mult, "freeze": freeze,
+                                   "ema": ema})
         self.pretrained = {k: arch.get(k) for k in PRETRAINED_KEYS}
         self.net: nn.Module = build_arch(arch, load_weights=False)
+        self.ema = self._check_ema(ema)
+        self.net_ema: AveragedModel | None = None
+        if self.ema is not None:
+            self.net_ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(self.ema["decay"]),
+                                         use_buffers=False).requires_grad_(False)
         self.loss_fn: nn.Module | None = instantiate(loss) if loss else None
         self.aligned_lr_loss: nn.Module | None = instantiate(aligned_lr_loss) if aligned_lr_loss else None
         self.offset_fidelity = dict(offset_fidelity or {})
@@ -127,6 +143,51 @@ class VSRModule(pl.LightningModule):
         self.clip_names: dict[int, str] = {}
 
     @staticmethod
+    def _check_ema(ema: dict[str, Any] | None) -> dict[str, Any] | None:
+        if not ema:
+            return None
+        unknown = sorted(set(ema) - set(_DEFAULT_EMA))
+        if unknown:
+            raise KeyError(f"unknown model.ema keys {unknown}; known: {sorted(_DEFAULT_EMA)}")
+        ema = {**_DEFAULT_EMA, **ema}
+        if not 0.0 < float(ema["decay"]) < 1.0:
+            raise ValueError(f"model.ema.decay must be in (0, 1), got {ema['decay']}")
+        return ema
+
+    def evaluation_net(self, stage: str = "test") -> nn.Module:
+        """The network ``stage`` (``val`` or ``test``; inference is ``test``) evaluates: the EMA
+        weights when ``model.ema`` says so, else the trained ones."""
+        if self.net_ema is not None and self.ema["validate" if stage == "val" else "test"]:
+            return self.net_ema.module
+        return self.net
+
+    def update_ema(self, step: int) -> None:
+        """After optimizer step ``step`` (1 for the first): blend the weights into the EMA (copy
+        them up to ``start_step``)."""
+        if self.net_ema is None:
+            return
+        with torch.no_grad():
+            if step <= int(self.ema["start_step"]):
+                for average, current in zip(self.net_ema.module.parameters(), self.net.parameters()):
+                    average.copy_(current)
+            else:
+                self.net_ema.update_parameters(self.net)
+
+    def on_fit_start(self) -> None:
+        # a fresh run's EMA starts from the initial (pretrained) weights, as BasicSR's model_ema(0)
+        if self.net_ema is not None and self.trainer.ckpt_path is None and self.global_step == 0:
+            with torch.no_grad():
+                self.net_ema.n_averaged.zero_()
+                self.net_ema.update_parameters(self.net)
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # here, not in on_train_batch_end: callbacks that checkpoint at the step's end (pre-emption,
+        # ModelCheckpoint every n steps) run before the module's hook and must see the update;
+        # global_step counts this step only once the hook returned
+        self.update_ema(self.global_step + 1)
+
+    @staticmethod
     def _make_metrics(args: dict[str, Any]) -> nn.ModuleDict:
         return nn.ModuleDict({"psnr": VideoPSNR(**args), "ssim": VideoSSIM(**args), "psnr_bicubic": VideoPSNR(**args)})
 
@@ -138,38 +199,42 @@ class VSRModule(pl.LightningModule):
     def is_recurrent(self) -> bool:
         return not hasattr(self.net, "num_frame")
 
-    def predict_clip(self, lq: Tensor, frames: list[int] | None = None, mirror: bool = False) -> Tensor:
-        """Super-resolve a clip ``(L, C, h, w)`` -> ``(len(frames), C, s*h, s*w)``.
+    def predict_clip(self, lq: Tensor, frames: list[int] | None = None, mirror: bool = False,
+                     stage: str = "test") -> Tensor:
+        """Super-resolve a clip ``(L, C, h, w)`` -> ``(len(frames), C, s*h, s*w)`` with the network
+        ``stage`` evaluates (:meth:`evaluation_net`).
 
         Sliding-window networks see one window per wanted frame (default: every frame), padded
         at the clip ends as ``evaluation.padding`` says; recurrent networks see the whole clip,
         with ``mirror`` followed by its time reversal (outputs of a frame's two positions averaged).
         """
+        net = self.evaluation_net(stage)
         length = lq.shape[0]
         frames = list(range(length)) if frames is None else list(frames)
         if self.is_recurrent:
             if mirror:
-                out = self.net(torch.cat([lq, lq.flip(0)]).unsqueeze(0))[0]
+                out = net(torch.cat([lq, lq.flip(0)]).unsqueeze(0))[0]
                 out = 0.5 * (out[:length] + out[length:].flip(0))
             else:
-                out = self.net(lq.unsqueeze(0))[0]
+                out = net(lq.unsqueeze(0))[0]
             return out[frames]
         n = self.net.num_frame
         windows = torch.tensor([window_indices(t, length, n, self.eval_cfg["padding"]) for t in frames],
                                device=lq.device)
         chunk = int(self.eval_cfg["chunk_size"])
-        return torch.cat([self.net(lq[windows[s:s + chunk]]) for s in range(0, len(frames), chunk)])
+        return torch.cat([net(lq[windows[s:s + chunk]]) for s in range(0, len(frames), chunk)])
 
-    def window_offsets(self, lq: Tensor) -> dict[str, Tensor]:
+    def window_offsets(self, lq: Tensor, stage: str = "val") -> dict[str, Tensor]:
         """Offsets of every alignment module for the window centred on the middle frame of a clip
         ``(L, C, h, w)`` (sliding-window networks): ``{module: (calls*B, 2*G*N, h', w')}``."""
         if self.is_recurrent:
             raise ValueError(f"window_offsets needs a sliding-window network, {type(self.net).__name__} is recurrent")
+        net = self.evaluation_net(stage)
         length = lq.shape[0]
         window = torch.tensor(window_indices(length // 2, length, self.net.num_frame, self.eval_cfg["padding"]),
                               device=lq.device)
-        with torch.no_grad(), record_offsets(self.net) as records:
-            self.net(lq[window].unsqueeze(0))
+        with torch.no_grad(), record_offsets(net) as records:
+            net(lq[window].unsqueeze(0))
         return {name: torch.cat(calls) for name, calls in records.items() if calls}
 
     def measure_offset_diversity(self, clips: list[Tensor]) -> dict[str, Any] | None:
@@ -193,7 +258,7 @@ class VSRModule(pl.LightningModule):
         limit = int(self.eval_cfg.get("log_offsets", 0))
         if self.is_recurrent or not modules or limit <= 0:
             return
-        for name, offset in list(self.window_offsets(lq).items())[:limit]:
+        for name, offset in list(self.window_offsets(lq, stage).items())[:limit]:
             module = modules[name]
             first = offset[:1].float()
             mean_yx = sampling_positions(first, module.taps)[0, 0].mean(0)  # group 0: (2, h, w) as (dy, dx)
@@ -368,7 +433,7 @@ class VSRModule(pl.LightningModule):
             gt = gt[frames]
         elif gt.shape[0] != len(frames):
             raise ValueError(f"clip {batch['key'][0]} has {length} LR and {gt.shape[0]} GT frames")
-        out = self.predict_clip(lq, frames, mirror=self.protocol["mirror"])
+        out = self.predict_clip(lq, frames, mirror=self.protocol["mirror"], stage=stage)
         bicubic = matlab_imresize_tensor(lq[frames], scale)
         clip = int(batch["clip_index"][0])
         self.clip_names[clip] = str(batch["key"][0])

@@ -56,9 +56,38 @@ def git_state(repo: str | os.PathLike = SOURCE_DIR) -> dict[str, Any]:
             "dirty": bool(diff) or bool(untracked), "untracked": untracked, "diff": diff}
 
 
+#: distributions whose versions are recorded in every run directory (``environment.json``)
+KEY_PACKAGES = ("vsrlab", "torch", "pytorch-lightning", "lightning-fabric", "torchmetrics", "hydra-core", "omegaconf",
+                "wandb", "numpy", "scipy", "opencv-python-headless", "kornia", "scikit-image", "lmdb", "submitit",
+                "hydra-submitit-launcher")
+
+
+def environment_state() -> dict[str, Any]:
+    """``{'python', 'platform', 'packages': {name: version or None}, 'torch': {cuda, cudnn, devices}}``
+    of this process: what a result depends on besides the code and the config."""
+    import platform
+    import sys
+    from importlib import metadata
+
+    import torch
+
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return {"python": sys.version.split()[0], "platform": platform.platform(),
+            "packages": {name: version(name) for name in KEY_PACKAGES},
+            "torch": {"cuda": torch.version.cuda, "cudnn": cudnn,
+                      "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}}
+
+
 def save_job_files(cfg: DictConfig, job_dir: str | os.PathLike) -> dict[str, Any]:
-    """Write ``resolved_config.yaml``, ``git.json`` and ``git.diff`` into ``job_dir``; returns the
-    git state without the diff (for loggers)."""
+    """Write ``resolved_config.yaml``, ``git.json``, ``git.diff`` and ``environment.json`` (package
+    versions) into ``job_dir``; returns ``{'git': state without the diff, 'environment': ...}`` for
+    the loggers."""
     job_dir = Path(job_dir)
     with atomic_write(job_dir / RESOLVED_CONFIG, "w") as f:
         f.write(OmegaConf.to_yaml(cfg, resolve=True))
@@ -67,7 +96,9 @@ def save_job_files(cfg: DictConfig, job_dir: str | os.PathLike) -> dict[str, Any
     write_json(job_dir / "git.json", state)
     with atomic_write(job_dir / "git.diff", "w") as f:
         f.write(diff)
-    return state
+    environment = environment_state()
+    write_json(job_dir / "environment.json", environment)
+    return {"git": state, "environment": environment}
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
