@@ -53,6 +53,12 @@ def test_vsrlab_eval_bicubic_on_vid4_reproduces_the_published_baseline(tmp_path)
         "calendar": 41, "city": 34, "foliage": 49, "walk": 47}
     assert round(results["mean"]["psnr"], 2) == 23.78
     assert round(results["mean"]["ssim"], 4) == 0.6347
+    # the real set is the published one: no problem reported, the fingerprint covers every frame
+    data = results["data"]
+    assert data["test_set"] == "Vid4" and data["problems"] == []
+    assert data["fingerprint"]["clips"] == 4 and data["fingerprint"]["frames"] == 171
+    assert {c: tuple(fp["gt_size"]) for c, fp in data["clips"].items()} == {
+        "calendar": (720, 576), "city": (704, 576), "foliage": (720, 480), "walk": (720, 480)}
 
 
 @pytest.mark.skipif(not (VID4_ROOT / "GT").is_dir(), reason=f"{VID4_ROOT} is absent")

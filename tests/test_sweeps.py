@@ -210,6 +210,8 @@ def test_ddp_job_of_a_sweep_two_cpu_ranks_share_the_job_dir_and_reduce_metrics(t
     assert "training" in (job / "rank1.log").read_text()
     metrics = json.loads((job / "metrics.json").read_text())
     assert set(metrics["test"]["clips"]) == {"val_00000", "val_00001", "val_00002"}  # gathered from both ranks
+    assert set(metrics["test"]["data"]["clips"]) == set(metrics["test"]["clips"])  # fingerprints too
+    assert metrics["test"]["data"]["fingerprint"]["clips"] == 3
 
     # a single process scoring the final weights on the same clips gives the DDP numbers
     cfg = compose_config("eval", ["extras.print_config=false", f"ckpt_path={job / 'checkpoints' / 'last.ckpt'}",

@@ -17,6 +17,7 @@ worker can make any sample, and a resumed run sees the same data as an uninterru
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, Sequence
@@ -27,6 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vsrlab.data.degradations import bicubic_downsample
+from vsrlab.data.fingerprint import clip_fingerprint
 from vsrlab.utils.images import frames_to_tensor
 
 # Every colour or grey sample image scikit-image ships in its wheel (nothing is downloaded).
@@ -221,7 +223,7 @@ class SyntheticVideoDataset(Dataset):
         gt = clip.render()
         lq = bicubic_downsample(gt, self.scale)
         flow, valid = clip.flow_to(self.num_frames // 2, self.scale)
-        return {
+        sample = {
             "lq": frames_to_tensor(lq),
             "gt": frames_to_tensor(gt),
             "flow": torch.from_numpy(flow),
@@ -229,3 +231,7 @@ class SyntheticVideoDataset(Dataset):
             "clip_index": index,
             "key": self.clip_name(index),
         }
+        if self.split != "train":  # evaluation clips: what was evaluated (metrics.json's data fingerprint)
+            sample["fingerprint"] = json.dumps({"dataset": f"synthetic/{self.split}", "degradation": "BI",
+                                                **clip_fingerprint(lq, gt, scale=self.scale, lq_from_files=False)})
+        return sample

@@ -29,6 +29,7 @@ drops).
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -38,6 +39,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vsrlab.data.degradations import degrade
+from vsrlab.data.fingerprint import clip_fingerprint
 from vsrlab.data.frames import (Backend, DataError, FrameStore, check_numbering, frame_name, open_stores, read_flo,
                                 read_meta_file)
 from vsrlab.data.sampling import Padding, window_indices
@@ -288,6 +290,11 @@ class VideoDataset(Dataset):
                 raise DataError(f"clip {clip!r}: {err}") from None
             gt = source[[lq_keys.index(k) for k in gt_keys]]
 
+        fingerprint = None
+        if self.sampling == "clip":  # evaluation: what was read, and whether LR belongs to GT
+            fingerprint = json.dumps({"dataset": self.name, "degradation": self.degradation,
+                                      **clip_fingerprint(lq, gt, scale=self.scale, degradation=self.degradation,
+                                                         lq_from_files=self.lq is not None)})
         if self.use_hflip or self.use_rot:
             hflip = self.use_hflip and rng.random() < 0.5
             vflip = self.use_rot and rng.random() < 0.5
@@ -307,6 +314,8 @@ class VideoDataset(Dataset):
             "clip_index": clip_idx,
             "frame_index": min(positions),
         }
+        if fingerprint is not None:
+            sample["fingerprint"] = fingerprint  # a JSON string: collated as is, also from loader workers
         if flows is not None:
             sample["flow"] = torch.from_numpy(np.ascontiguousarray(flows))
             sample["flow_valid"] = torch.ones(flows.shape[0], 1, *flows.shape[2:])

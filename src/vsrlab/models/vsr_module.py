@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +21,14 @@ from torchmetrics import MaxMetric
 
 from vsrlab.archs.pretrained import PRETRAINED_KEYS, build_arch, load_arch_weights
 from vsrlab.data.degradations import matlab_imresize_tensor
+from vsrlab.data.fingerprint import alignment_problem, data_report
 from vsrlab.data.sampling import window_indices
 from vsrlab.metrics import VideoPSNR, VideoSSIM
 from vsrlab.ops import (alignment_modules, offset_diversity, offsets_per_frame, record_offsets, resize_flow,
                         sampling_positions)
 from vsrlab.utils.images import enlarge, flow_to_rgb, heatmap_rgb, save_rgb, side_by_side, to_uint8_hwc
+
+log = logging.getLogger(__name__)
 
 _DEFAULT_EMA = {"decay": 0.999, "start_step": 0, "validate": True, "test": True}
 _DEFAULT_EVAL = {"padding": "reflection", "chunk_size": 8, "log_images": 2, "save_images": False, "log_offsets": 4}
@@ -141,6 +146,8 @@ class VSRModule(pl.LightningModule):
         self.val_psnr_best = MaxMetric()
         self.val_history: list[dict[str, float]] = []  # one entry per validation, kept in checkpoints
         self.clip_names: dict[int, str] = {}
+        self.clip_fingerprints: dict[str, dict[str, Any]] = {}  # of the current evaluation (data.fingerprint)
+        self._reported: set[str] = set()
 
     @staticmethod
     def _check_ema(ema: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -437,6 +444,8 @@ class VSRModule(pl.LightningModule):
         bicubic = matlab_imresize_tensor(lq[frames], scale)
         clip = int(batch["clip_index"][0])
         self.clip_names[clip] = str(batch["key"][0])
+        if "fingerprint" in batch:
+            self._record_fingerprint(self.clip_names[clip], json.loads(batch["fingerprint"][0]))
         clip_ids = torch.full((len(frames),), clip, dtype=torch.long)
         frame_ids = torch.tensor(frames)
         metrics["psnr"].update(out, gt, clip_ids, frame_ids)
@@ -450,6 +459,16 @@ class VSRModule(pl.LightningModule):
             mid = len(frames) // 2
             self._log_frame(stage, self.clip_names[clip], bicubic[mid], out[mid], gt[mid])
             self._log_offsets(stage, self.clip_names[clip], lq)
+
+    def _record_fingerprint(self, name: str, fingerprint: dict[str, Any]) -> None:
+        """Keep a clip's fingerprint for the results; warn (once per clip) when its LR frames do
+        not belong to its GT (shifted, another degradation)."""
+        self.clip_fingerprints[name] = fingerprint
+        check = fingerprint.get("lr_check")
+        problem = alignment_problem(name, check, fingerprint.get("degradation")) if check else None
+        if problem and name not in self._reported:
+            self._reported.add(name)
+            log.warning(problem)
 
     def _log_frame(self, stage: str, name: str, bicubic: Tensor, out: Tensor, gt: Tensor) -> None:
         grid = side_by_side(*(to_uint8_hwc(x) for x in (bicubic, out, gt)))
@@ -479,6 +498,7 @@ class VSRModule(pl.LightningModule):
         for metric in self.val_metrics.values():
             metric.reset()
         self.skipped_clips = 0
+        self.clip_fingerprints = {}
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "test", self.test_metrics)
@@ -489,6 +509,7 @@ class VSRModule(pl.LightningModule):
         for metric in self.test_metrics.values():
             metric.reset()
         self.skipped_clips = 0
+        self.clip_fingerprints = {}
 
     def per_clip_results(self, metrics: nn.ModuleDict) -> dict[str, Any]:
         """``{'clips': {name: {psnr, ssim, psnr_bicubic, frames}}, 'mean': {...}}`` of the current state,
@@ -497,15 +518,19 @@ class VSRModule(pl.LightningModule):
         for name, metric in metrics.items():
             with metric.sync_context():
                 per_metric[name] = metric.per_clip()
-        names = dict(self.clip_names)
+        names, fingerprints = dict(self.clip_names), dict(self.clip_fingerprints)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            gathered: list[dict[int, str]] = [{} for _ in range(torch.distributed.get_world_size())]
-            torch.distributed.all_gather_object(gathered, names)
-            for part in gathered:
-                names.update(part)
+            gathered: list[Any] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, (names, fingerprints))
+            for part_names, part_fingerprints in gathered:
+                names.update(part_names)
+                fingerprints.update(part_fingerprints)
         clips = {}
         for clip, (psnr, frames) in per_metric["psnr"].items():
             row = {name: values[clip][0] for name, values in per_metric.items()}
             clips[names.get(clip, str(clip))] = {**row, "frames": frames}
         mean = {name: float(metric.compute()) for name, metric in metrics.items()}
-        return {"clips": clips, "mean": mean, "skipped_clips": self.skipped_clips}
+        data = data_report(fingerprints)
+        for problem in data.get("problems", []):
+            rank_zero_warn(f"evaluation data: {problem}")
+        return {"clips": clips, "mean": mean, "skipped_clips": self.skipped_clips, "data": data}
