@@ -3,6 +3,7 @@
 #   make test         run the test suite (what CI runs)
 #   make test-all     also the slow tests (minutes)
 #   make test-slow    only the slow tests
+#   make test-slurm   the SLURM tests: a real single-node cluster (scripts/slurm_local.sh; installs it as root)
 #   make sweep-demo   a 2 x 2 G x N sweep on the synthetic data (submitit local launcher), then its report;
 #                     run it again: finished jobs are skipped and only the report is printed
 #   make bench        alignment benchmark -> docs/benchmarks.md
@@ -20,7 +21,7 @@ PIP_VERSION := 26.3
 LOCK ?= requirements.lock
 STAMP := $(VENV)/.installed-$(TORCH_VERSION)
 
-.PHONY: install lock train eval infer sweep-demo test test-all test-slow bench bench-data clean
+.PHONY: install lock train eval infer sweep-demo test test-all test-slow test-slurm bench bench-data clean
 
 # torch first (the CPU or CUDA build of this machine's pip configuration), then the locked
 # versions of everything else, then vsrlab itself without re-resolving its dependencies
@@ -68,6 +69,9 @@ test-all: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+test-slurm: $(STAMP)
+	$(BIN)/python -m pytest -m slurm $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_align.py $(ARGS)

@@ -44,7 +44,7 @@ pid_of() {  # prints the pid of a running daemon started by this script, or fail
     local file=${PIDFILE[$1]} pid
     [[ -r $file ]] || return 1
     pid=$(tr -dc 0-9 <"$file")
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 1
+    [[ -n $pid && -e /proc/$pid ]] || return 1   # (not kill -0: other users may ask too)
     # a stale pid file may name another process by now: check the program's name
     [[ $(basename "$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n 1)") == "$1" ]] || return 1
     echo "$pid"
@@ -66,14 +66,17 @@ install_packages() {
     if [[ ! -e $policy ]]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && created_policy=1
     fi
-    apt-get update -qq || log "apt-get update failed; trying the install with the current package lists"
+    # (apt's and dpkg's messages go to stderr: stdout is only the `export SLURM_CONF=...` line)
+    apt-get update -qq >&2 || log "apt-get update failed; trying the install with the current package lists"
     apt-get install -y -qq --no-install-recommends \
-        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${PACKAGES[@]}" \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${PACKAGES[@]}" >&2 \
         || { log "apt-get install reported errors (often a service that cannot start here); finishing the configuration"
-             dpkg --configure -a || true; }
-    [[ $created_policy -eq 1 ]] && rm -f "$policy"
-    command -v sbatch >/dev/null && command -v slurmctld >/dev/null && command -v slurmd >/dev/null \
-        && command -v munged >/dev/null || die "the install did not provide sbatch, slurmctld, slurmd and munged"
+             dpkg --configure -a >&2 || true; }
+    if [[ $created_policy -eq 1 ]]; then rm -f "$policy"; fi
+    local tool
+    for tool in sbatch slurmctld slurmd munged; do
+        command -v "$tool" >/dev/null || die "the install did not provide $tool"
+    done
 }
 
 real_memory_mb() {  # ~90% of MemTotal, in MB: slurmd drains a node that has less memory than configured
@@ -105,7 +108,8 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$MUNGE_SOCKET
+# cred_expire: also how long a requeued job waits before it may start again (default 120 s)
+AuthInfo=socket=$MUNGE_SOCKET,cred_expire=10
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
 SlurmctldPidFile=${PIDFILE[slurmctld]}
@@ -119,6 +123,8 @@ MailProg=/bin/true
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SchedulerType=sched/backfill
+# look at pending jobs every 2 s (defaults 60 s / 30 s): a requeued job restarts promptly
+SchedulerParameters=sched_interval=2,bf_interval=2
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 AccountingStorageType=accounting_storage/none
@@ -166,10 +172,14 @@ start_munged() {
     else
         runuser -u "$user" -- munged "${args[@]}"
     fi
-    local i
-    for i in $(seq 50); do [[ -S $MUNGE_SOCKET ]] && running munged && return 0; sleep 0.1; done
+    local _
+    for _ in $(seq 50); do [[ -S $MUNGE_SOCKET ]] && running munged && return 0; sleep 0.1; done
     tail -n 20 "$MUNGE_DIR/munged.log" >&2 || true
     die "munged did not start"
+}
+
+port_in_use() {  # something listens on 127.0.0.1:$1
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
 cluster_state() {  # the node's state as sinfo reports it (idle, down*, ...), empty if slurmctld does not answer
@@ -192,6 +202,12 @@ cmd_start() {
         return 0
     fi
     [[ $(id -u) -eq 0 ]] || die "starting the daemons needs root (SlurmUser=root); run '$0 start' as root"
+    local port
+    for port in "$CTLD_PORT" "$SLURMD_PORT"; do
+        if ! running slurmctld && ! running slurmd && port_in_use "$port"; then
+            die "port $port on 127.0.0.1 is in use (another SLURM?): choose others with VSRLAB_SLURMCTLD_PORT / VSRLAB_SLURMD_PORT"
+        fi
+    done
     local t0=$SECONDS
     mkdir -p "$DIR"/{state,spool,run,log}
     chmod 0755 "$DIR"
@@ -210,42 +226,58 @@ cmd_start() {
     while (( SECONDS - t0 < START_TIMEOUT )); do
         state=$(cluster_state)
         [[ $state == idle || $state == mixed || $state == allocated ]] && break
+        if (( SECONDS - t0 >= 3 )) && ! { running slurmctld && running slurmd; }; then
+            state="a daemon exited"; break
+        fi
         # a node left down/drained by an earlier run: bring it back
-        [[ $state == down* || $state == drain* ]] && scontrol update nodename="$NODE" state=resume >/dev/null 2>&1 || true
+        if [[ $state == down* || $state == drain* ]]; then
+            scontrol update nodename="$NODE" state=resume >/dev/null 2>&1 || true
+        fi
         sleep 1
     done
     if [[ $state != idle && $state != mixed && $state != allocated ]]; then
         log_tails
-        die "node $NODE is not idle after ${START_TIMEOUT}s (state: '${state:-no answer from slurmctld}')"
+        die "node $NODE is not idle after $((SECONDS - t0))s (state: '${state:-no answer from slurmctld}');" \
+            "'$0 stop' stops what did start"
     fi
     log "cluster vsrlab up in $((SECONDS - t0))s: node $NODE $state, partition debug ($DIR)"
     echo "export SLURM_CONF=$CONF"
 }
 
 stop_daemon() {  # SIGTERM, then SIGKILL after 15 s
-    local name=$1 pid i
+    local name=$1 pid _
     pid=$(pid_of "$name") || return 0
     log "stopping $name ($pid)"
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 150); do kill -0 "$pid" 2>/dev/null || { rm -f "${PIDFILE[$name]}"; return 0; }; sleep 0.1; done
+    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || { rm -f "${PIDFILE[$name]}"; return 0; }; sleep 0.1; done
     log "$name ($pid) ignored SIGTERM: killing it"
     kill -KILL "$pid" 2>/dev/null || true
-    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     rm -f "${PIDFILE[$name]}"
 }
 
 cmd_stop() {
     local purge=0
-    [[ ${1:-} == --purge ]] && purge=1
+    case ${1:-} in
+        --purge) purge=1 ;;
+        "") ;;
+        *) die "stop takes only --purge" ;;
+    esac
+    if [[ $(id -u) -ne 0 ]] && { running slurmd || running slurmctld || running munged; }; then
+        die "stopping the daemons needs root: run '$0 stop' as root"
+    fi
     if running slurmctld; then
-        local jobs i
-        jobs=$(squeue -h -o %A 2>/dev/null || true)
-        if [[ -n $jobs ]]; then
-            log "cancelling jobs: $(echo $jobs)"
-            # shellcheck disable=SC2086
-            scancel $jobs 2>/dev/null || true
+        local jobs waited
+        mapfile -t jobs < <(squeue -h -o %A 2>/dev/null || true)
+        if (( ${#jobs[@]} )); then
+            log "cancelling jobs: ${jobs[*]}"
+            scancel "${jobs[@]}" 2>/dev/null || true
             # let slurmd kill the job steps (KillWait=5) before it goes away
-            for i in $(seq 30); do [[ -z $(squeue -h -o %A 2>/dev/null) ]] && break; sleep 1; done
+            for waited in $(seq 30); do
+                [[ -z $(squeue -h -o %A 2>/dev/null) ]] && break
+                sleep 1
+            done
+            (( waited < 30 )) || log "jobs still listed after 30 s: $(squeue -h -o '%A %T' | tr '\n' ' ')"
         fi
     fi
     stop_daemon slurmd

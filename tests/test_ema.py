@@ -65,23 +65,25 @@ class SignalAtStep(pl.Callback):
             signal.raise_signal(signal.SIGUSR2)
 
 
-@pytest.mark.parametrize("interruption", ["preempted", "stopped"])
-def test_interrupted_and_resumed_run_ends_with_the_same_ema(make_cfg, tmp_path, interruption):
-    # batch 2, 12 clips: 6 steps per epoch; the interruption falls mid-epoch
-    common = [*EMA, "test=false", "trainer.max_steps=8", "trainer.val_check_interval=4", "data.train.num_clips=12"]
+@pytest.mark.parametrize("interruption,stop_step", [("preempted", 3), ("preempted", 6), ("stopped", 4)],
+                         ids=["preempted-mid-epoch", "preempted-at-epoch-end", "stopped"])
+def test_interrupted_and_resumed_run_ends_with_the_same_ema(make_cfg, tmp_path, interruption, stop_step):
+    # batch 2, 12 clips: 6 steps per epoch; a checkpoint after step 6 is written after the epoch's
+    # last batch (the next epoch must then start from its beginning, with its own order)
+    common = [*EMA, "test=false", "trainer.max_steps=9", "trainer.val_check_interval=4", "data.train.num_clips=12"]
     train(make_cfg(overrides=common, run="full"))
-    if interruption == "preempted":  # SIGUSR2 after step 2: checkpoint after step 3 (the next boundary)
+    if interruption == "preempted":  # SIGUSR2 after step n - 1: checkpoint after step n (the next boundary)
         with pytest.raises(SystemExit) as stop:
             train(make_cfg(overrides=[*common, "+callbacks.signal._target_=test_ema.SignalAtStep",
-                                      "+callbacks.signal.step=2"], run="part"))
+                                      f"+callbacks.signal.step={stop_step - 1}"], run="part"))
         assert stop.value.code == 128 + signal.SIGUSR2
-        assert torch.load(tmp_path / "part/checkpoints/last.ckpt", weights_only=False)["global_step"] == 3
+        assert torch.load(tmp_path / "part/checkpoints/last.ckpt", weights_only=False)["global_step"] == stop_step
         resumed = train(make_cfg(overrides=[*common, "+callbacks.signal._target_=test_ema.SignalAtStep",
                                             "+callbacks.signal.step=-1"], run="part"))
     else:  # a run stopped at step 4 and continued to 8
         train(make_cfg(overrides=[*common, "trainer.max_steps=4"], run="part"))
         resumed = train(make_cfg(overrides=[*common, "ckpt_path=last"], run="part"))
-    assert resumed["global_step"] == 8
+    assert resumed["global_step"] == 9
     full, part = _state(tmp_path / "full/checkpoints/last.ckpt"), _state(tmp_path / "part/checkpoints/last.ckpt")
     ema_keys = [k for k in full if k.startswith("net_ema.module.")]
     assert ema_keys and full.keys() == part.keys()

@@ -224,26 +224,23 @@ def test_ddp_job_of_a_sweep_two_cpu_ranks_share_the_job_dir_and_reduce_metrics(t
         assert metrics["test"]["clips"][name]["psnr"] == pytest.approx(row["psnr"], abs=1e-6)
 
 
-def test_slurm_launcher_config_renders_one_task_per_gpu_and_requeue(tmp_path, monkeypatch):
-    """conf/hydra/launcher/slurm.yaml through submitit's own parameter checks and sbatch rendering, as
-    the submitit launcher passes it (a fake `srun` stands in for a cluster)."""
+def render_sbatch(tmp_path, monkeypatch, overrides: list[str]) -> tuple[str, object, str]:
+    """The sbatch script submitit writes for conf/hydra/launcher/slurm.yaml with ``overrides``, after
+    submitit's own parameter checks, as the submitit launcher passes the config (a fake `srun`
+    stands in for a cluster); returns (script, executor, submitit folder)."""
     import submitit
     from hydra.core.hydra_config import HydraConfig
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
     from omegaconf import OmegaConf
 
-    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin").mkdir(exist_ok=True)
     (tmp_path / "bin" / "srun").write_text("#!/bin/sh\nexit 0\n")
     (tmp_path / "bin" / "srun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=offset_diversity", "hydra/launcher=slurm", "trainer=ddp",
-                                          "trainer.devices=4", "trainer.num_nodes=2", "hydra.launcher.partition=gpu",
-                                          "hydra.launcher.account=lab", "hydra.launcher.qos=high",
-                                          "hydra.launcher.setup=[module load cuda]", f"paths.log_dir={tmp_path}",
-                                          "hydra.mode=MULTIRUN"],
-                      return_hydra_config=True)
+        cfg = compose("train", overrides=["hydra/launcher=slurm", f"paths.log_dir={tmp_path}", "hydra.mode=MULTIRUN",
+                                          *overrides], return_hydra_config=True)
     GlobalHydra.instance().clear()
     HydraConfig.instance().set_config(cfg)
     params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
@@ -253,7 +250,29 @@ def test_slurm_launcher_config_renders_one_task_per_gpu_and_requeue(tmp_path, mo
     executor = submitit.AutoExecutor(cluster="slurm", folder=folder, slurm_max_num_timeout=params.pop("max_num_timeout"))
     generic = set(OmegaConf.structured(BaseQueueConf).keys())
     executor.update_parameters(**{k if k in generic else f"slurm_{k}": v for k, v in params.items()})
-    sbatch = executor._executor._make_submission_file_text("python -m submitit.core._submit", "uid")
+    return executor._executor._make_submission_file_text("python -m submitit.core._submit", "uid"), executor, folder
+
+
+@pytest.mark.parametrize("trainer,lines,absent", [
+    (["trainer=default"], ["--nodes=1", "--ntasks-per-node=1"], "--gpus-per-node"),
+    (["trainer=gpu"], ["--nodes=1", "--ntasks-per-node=1", "--gpus-per-node=1"], None),
+    (["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"], ["--nodes=1", "--ntasks-per-node=2"],
+     "--gpus-per-node"),
+], ids=["cpu", "gpu", "ddp-cpu"])
+def test_slurm_launcher_works_with_every_trainer_config(tmp_path, monkeypatch, trainer, lines, absent):
+    sbatch, _, _ = render_sbatch(tmp_path, monkeypatch, ["experiment=sweep_demo", *trainer])
+    for line in lines:
+        assert f"#SBATCH {line}\n" in sbatch, (line, sbatch)
+    assert absent is None or absent not in sbatch
+
+
+def test_slurm_launcher_config_renders_one_task_per_gpu_and_requeue(tmp_path, monkeypatch):
+    """conf/hydra/launcher/slurm.yaml through submitit's own parameter checks and sbatch rendering, as
+    the submitit launcher passes it (a fake `srun` stands in for a cluster)."""
+    sbatch, executor, folder = render_sbatch(tmp_path, monkeypatch, [
+        "experiment=offset_diversity", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2",
+        "hydra.launcher.partition=gpu", "hydra.launcher.account=lab", "hydra.launcher.qos=high",
+        "hydra.launcher.setup=[module load cuda]"])
     for line in ("--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=4", "--partition=gpu", "--account=lab",
                  "--qos=high", "--signal=USR2@120", "--cpus-per-task=8", "--time=1440", "--mem=64GB"):
         assert f"#SBATCH {line}" in sbatch, (line, sbatch)

@@ -81,7 +81,7 @@ class EpochSampler(Sampler[int]):
         self.length, self.shuffle, self.seed, self.stream, self.drop_last = length, shuffle, seed, stream, drop_last
         self._world = world
         self.epoch = 0
-        self._skip = 0
+        self._skip: tuple[int, int] | None = None  # (epoch, samples to skip in it)
 
     @property
     def world(self) -> tuple[int, int]:
@@ -90,9 +90,11 @@ class EpochSampler(Sampler[int]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def skip(self, num_samples: int) -> None:
-        """Skip the first ``num_samples`` of this rank's share at the next iteration."""
-        self._skip = num_samples
+    def skip(self, num_samples: int, epoch: int | None = None) -> None:
+        """Skip the first ``num_samples`` of this rank's share at the next iteration, if it is of
+        ``epoch`` (default: the current one). A checkpoint written after the last batch of an
+        epoch resumes in the next epoch (Lightning moves on), which then starts from its beginning."""
+        self._skip = (self.epoch if epoch is None else int(epoch), int(num_samples))
 
     def __len__(self) -> int:
         size, rank = self.world
@@ -108,7 +110,8 @@ class EpochSampler(Sampler[int]):
         if self.stream:
             order = order + self.epoch * self.length
         mine = order[rank::size][: len(self)]
-        start, self._skip = self._skip, 0
+        skip, self._skip = self._skip, None
+        start = skip[1] if skip is not None and skip[0] == self.epoch else 0
         return iter(mine[start:].tolist())
 
 
@@ -133,4 +136,4 @@ class ResumableDataLoader(DataLoader):
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.sampler.set_epoch(state["epoch"])
-        self.sampler.skip(state["samples"])
+        self.sampler.skip(state["samples"], epoch=state["epoch"])

@@ -43,14 +43,35 @@ def default_run_name() -> str:
     return datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
 
 
+def device_count(devices: Any) -> int:
+    """Devices per node of a ``trainer.devices`` value (an int, a list of ids, or their string forms)."""
+    if isinstance(devices, (list, tuple)) or (hasattr(devices, "__len__") and not isinstance(devices, str)):
+        return len(devices)
+    text = str(devices).strip()
+    if text.lstrip("-").isdigit() and int(text) > 0:
+        return int(text)
+    if "," in text:
+        return len([d for d in text.split(",") if d.strip()])
+    raise ValueError(f"trainer.devices={devices!r}: a cluster job needs a number of devices (e.g. trainer.devices=4)")
+
+
+def slurm_gpus_per_node(accelerator: Any, devices: Any) -> int | None:
+    """GPUs to request per node: ``trainer.devices`` for GPU runs, None (no ``--gpus-per-node``,
+    which clusters without GPUs refuse even as 0) for CPU runs."""
+    return device_count(devices) if str(accelerator).lower() in ("gpu", "cuda") else None
+
+
 RESOLVERS = {"vsrlab.sampling": (training_sampling, False), "vsrlab.recurrent": (is_recurrent, False),
-             "vsrlab.run_name": (default_run_name, True)}
+             "vsrlab.run_name": (default_run_name, True), "vsrlab.devices": (device_count, False),
+             "vsrlab.slurm_gpus": (slurm_gpus_per_node, False)}
 
 
 def register_resolvers() -> None:
     """``${vsrlab.sampling:${oc.select:arch.num_frame,null}}`` (window | sequence) and
     ``${vsrlab.recurrent:${oc.select:arch.num_frame,null}}`` (bool) adapt data configs to the arch;
-    ``${vsrlab.run_name:}`` is :func:`default_run_name` (cached: one value per config)."""
+    ``${vsrlab.run_name:}`` is :func:`default_run_name` (cached: one value per config);
+    ``${vsrlab.devices:${trainer.devices}}`` and ``${vsrlab.slurm_gpus:${trainer.accelerator},${trainer.devices}}``
+    size SLURM jobs from the trainer config."""
     for name, (fn, cache) in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn, use_cache=cache)
