@@ -73,6 +73,17 @@ def test_replacing_last_keeps_the_previous_version(make_cfg, tmp_path):
     assert not list(folder.glob(".*tmp*"))
 
 
+def test_last_holds_the_newest_state_also_when_validation_did_not_improve(make_cfg, tmp_path):
+    """With a learning rate of 0 no validation improves on the first: best stays at step 2 while
+    last.ckpt follows every validation and the end of training (step 7, not a validation step)."""
+    results = train(make_cfg(overrides=["test=false", "trainer.max_steps=7", "trainer.val_check_interval=2",
+                                        "model.optimizer.lr=0.0", "model.scheduler.eta_min=0.0",
+                                        "model.scheduler.periods=[7]"]))
+    folder = tmp_path / "run" / "checkpoints"
+    assert checkpoint_step(results["best"]["ckpt_path"]) == 2
+    assert checkpoint_step(folder / "last.ckpt") == 7 and checkpoint_step(folder / "last.previous.ckpt") == 6
+
+
 @pytest.mark.parametrize("damage", ["truncated", "missing"])
 def test_auto_resume_falls_back_to_the_newest_readable_checkpoint(make_cfg, tmp_path, caplog, damage):
     common = ["test=false", "trainer.max_steps=8", "trainer.val_check_interval=2", "model.scheduler.periods=[8]",
