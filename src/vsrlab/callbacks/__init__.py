@@ -1,7 +1,8 @@
 """Lightning callbacks."""
 
+from vsrlab.callbacks.last_checkpoint import LastCheckpoint
 from vsrlab.callbacks.offset_monitor import OffsetMonitor
 from vsrlab.callbacks.preemption import PreemptionCheckpoint
 from vsrlab.callbacks.status import StatusFile
 
-__all__ = ["OffsetMonitor", "PreemptionCheckpoint", "StatusFile"]
+__all__ = ["LastCheckpoint", "OffsetMonitor", "PreemptionCheckpoint", "StatusFile"]

@@ -1,8 +1,4 @@
-"""``checkpoints/last.ckpt``: the state a run stopped at, so that a relaunched or requeued job resumes.
-
-:class:`PreemptionCheckpoint` writes it after every validation, at the end of training, and when
-a pre-emption signal stops the run (Lightning's ``ModelCheckpoint(save_last=True)`` writes it only
-when the monitored metric improved, so a resumed run could silently go back to the best step).
+"""Save a checkpoint when the cluster is about to stop a run, so that the requeued job resumes.
 
 SLURM (through submitit) sends ``SIGUSR2`` ``signal_delay_s`` seconds before a job's time limit or
 pre-emption; schedulers and ``kill`` send ``SIGTERM``; ``srun`` delivers to every task, ``kill``
@@ -68,8 +64,7 @@ def _quiet_signal_registration(trainer: pl.Trainer) -> None:
 
 
 class PreemptionCheckpoint(pl.Callback):
-    """Keeps ``last.ckpt`` current (after every validation and at the end of training) and, on one
-    of ``signals``, checkpoints at the next step boundary, on every rank, and stops.
+    """On one of ``signals``, checkpoint at the next step boundary, on every rank, and stop.
 
     Args:
         signals: names of the signals to handle (``SIGUSR2``: submitit/SLURM; ``SIGTERM``).
@@ -92,7 +87,6 @@ class PreemptionCheckpoint(pl.Callback):
         self.stopped: Preempted | None = None
         self._previous: dict[int, Any] = {}
         self._active = False
-        self._saved_step: int | None = None
 
     # ------------------------------------------------------------- handlers
     def _handle(self, signum: int, frame: Any) -> None:
@@ -117,7 +111,7 @@ class PreemptionCheckpoint(pl.Callback):
         if stage != "fit":
             return
         _quiet_signal_registration(trainer)
-        self.pending, self.stopped, self._active, self._saved_step = None, None, True, None
+        self.pending, self.stopped, self._active = None, None, True
         for signum in self.signals:
             current = signal.getsignal(signum)
             if current != self._handle:
@@ -145,27 +139,14 @@ class PreemptionCheckpoint(pl.Callback):
     def checkpoint_path(self, trainer: pl.Trainer) -> Path:
         return checkpoint_dir(trainer) / self.filename
 
-    def save(self, trainer: pl.Trainer) -> Path:
-        """Write ``last.ckpt`` (every rank takes part: Lightning's barrier, rank 0 writes)."""
-        path = self.checkpoint_path(trainer)
-        trainer.save_checkpoint(path)
-        self._saved_step = int(trainer.global_step)
-        return path
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.state.fn == "fit" and not trainer.sanity_checking and not trainer.fast_dev_run:
-            self.save(trainer)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.fast_dev_run and self._saved_step != int(trainer.global_step):
-            self.save(trainer)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         signum = self.agreed_signal(trainer)
         if not signum:
             return
-        path = self.save(trainer)
+        path = self.checkpoint_path(trainer)
+        trainer.save_checkpoint(path)  # every rank: Lightning's barrier, rank 0 writes
         step = int(trainer.global_step)
         log.warning("checkpoint at step %d written to %s after %s", step, path, signal.Signals(signum).name)
         self.stopped = Preempted(signum, step, str(path))
