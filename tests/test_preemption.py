@@ -23,7 +23,8 @@ from vsrlab.train import train
 BIN = Path(sys.executable).parent
 TESTS = Path(__file__).resolve().parent
 DDP_CPU = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.benchmark=false"]
-MAX_STEPS = 200
+MAX_STEPS = 200  # two DDP ranks take about 50 ms a step: the signal always arrives long before the end
+SINGLE_STEPS = 600  # one process takes about 14 ms a step
 
 
 def _env() -> dict[str, str]:
@@ -32,9 +33,9 @@ def _env() -> dict[str, str]:
             "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
 
 
-def _args(tmp_path: Path, extra: list[str]) -> list[str]:
-    return [f"paths.log_dir={tmp_path}", "run_name=preempt", "test=false", *FAST, f"trainer.max_steps={MAX_STEPS}",
-            f"trainer.val_check_interval={MAX_STEPS}", f"model.scheduler.periods=[{MAX_STEPS}]",
+def _args(tmp_path: Path, extra: list[str], steps: int = MAX_STEPS) -> list[str]:
+    return [f"paths.log_dir={tmp_path}", "run_name=preempt", "test=false", *FAST, f"trainer.max_steps={steps}",
+            f"trainer.val_check_interval={steps}", f"model.scheduler.periods=[{steps}]",
             "data.train.num_clips=64", "callbacks.status.every_n_steps=1", *extra]
 
 
@@ -100,10 +101,10 @@ class Run:
         return self.proc.returncode, out
 
 
-def _assert_stopped_at_one_step(run_dir: Path, signum: int, ddp: bool) -> int:
+def _assert_stopped_at_one_step(run_dir: Path, signum: int, ddp: bool, steps: int = MAX_STEPS) -> int:
     status = json.loads((run_dir / "status.json").read_text())
     step = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"]
-    assert status["state"] == "preempted" and status["step"] == step and 1 <= step < MAX_STEPS, status
+    assert status["state"] == "preempted" and status["step"] == step and 1 <= step < steps, status
     assert status["signal"] == signal.Signals(signum).name and status["preemptions"] == 1
     assert not (run_dir / "done").exists() and not (run_dir / "metrics.json").exists()
     if ddp:  # both ranks agreed on the step
@@ -112,29 +113,29 @@ def _assert_stopped_at_one_step(run_dir: Path, signum: int, ddp: bool) -> int:
     return step
 
 
-def _assert_relaunch_resumes(args: list[str], run_dir: Path, step: int) -> None:
+def _assert_relaunch_resumes(args: list[str], run_dir: Path, step: int, steps: int = MAX_STEPS) -> None:
     resumed = subprocess.run([str(BIN / "vsrlab-train"), *args], capture_output=True, text=True, timeout=600,
                              env=_env())
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "done" and [s["start_step"] for s in status["sessions"]] == [0, step]
     assert status["preemptions"] == 1
-    assert json.loads((run_dir / "metrics.json").read_text())["global_step"] == MAX_STEPS
+    assert json.loads((run_dir / "metrics.json").read_text())["global_step"] == steps
 
 
 # --------------------------------------------------------------------------------- single process
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGUSR2"])
 def test_signal_checkpoints_and_the_relaunch_resumes(tmp_path, signame):
     signum = getattr(signal, signame)
-    args = _args(tmp_path, [])
+    args = _args(tmp_path, [], SINGLE_STEPS)
     run_dir = tmp_path / "train" / "runs" / "preempt"
     run = Run(args)
     run.wait_for_step(run_dir / "status.json", 3)
     run.proc.send_signal(signum)
     code, out = run.wait()
     assert code == 128 + signum, out[-3000:]
-    step = _assert_stopped_at_one_step(run_dir, signum, ddp=False)
-    _assert_relaunch_resumes(args, run_dir, step)
+    step = _assert_stopped_at_one_step(run_dir, signum, ddp=False, steps=SINGLE_STEPS)
+    _assert_relaunch_resumes(args, run_dir, step, SINGLE_STEPS)
 
 
 # ------------------------------------------------------------------------------------ two DDP ranks
