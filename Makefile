@@ -1,6 +1,7 @@
 # vsrlab — every target sets up .venv on first use (torch pinned first, never torchvision).
 #   make train        train the default experiment on the embedded synthetic data
 #   make test         run the test suite (what CI runs)
+#   make lint         ruff: the rule set of pyproject.toml, and the formatting
 #   make test-all     also the slow tests (minutes)
 #   make test-slow    only the slow tests
 #   make test-slurm   the SLURM tests: a real single-node cluster (scripts/slurm_local.sh; installs it as root)
@@ -21,7 +22,7 @@ PIP_VERSION := 26.3
 LOCK ?= requirements.lock
 STAMP := $(VENV)/.installed-$(TORCH_VERSION)
 
-.PHONY: install lock train eval infer sweep-demo test test-all test-slow test-slurm bench bench-data clean
+.PHONY: install lock lint train eval infer sweep-demo test test-all test-slow test-slurm bench bench-data clean
 
 # torch first (the CPU or CUDA build of this machine's pip configuration), then the locked
 # versions of everything else, then vsrlab itself without re-resolving its dependencies
@@ -46,6 +47,10 @@ lock:
 	@if grep -q '^torchvision' requirements.lock; then echo "torchvision in requirements.lock"; exit 1; fi
 
 install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 train: $(STAMP)
 	$(BIN)/vsrlab-train $(ARGS)

@@ -46,8 +46,18 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def run_case(impl: str, groups: int, n: int, device: str, repeats: int, measure: str, malloc_cache: bool,
-             channels: int = 64, size: int = 64, batch: int = 4) -> dict:
+def run_case(
+    impl: str,
+    groups: int,
+    n: int,
+    device: str,
+    repeats: int,
+    measure: str,
+    malloc_cache: bool,
+    channels: int = 64,
+    size: int = 64,
+    batch: int = 4,
+) -> dict:
     """Peak memory (``measure='memory'``) or median time (``'time'``) of one implementation, in a
     fresh process: peak RSS only tracks live tensors while glibc returns freed memory, so memory is
     measured with glibc's defaults and time with the allocator setting under test."""
@@ -107,40 +117,63 @@ def torchvision_available() -> bool:
 
 
 def render(rows: list[dict], device: str, note: str) -> str:
-    lines = [SECTION, "", note, "",
-             "| G x N | implementation | fwd+bwd ms | time vs Eq. 1 | peak MB | memory vs Eq. 1 |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    lines = [
+        SECTION,
+        "",
+        note,
+        "",
+        "| G x N | implementation | fwd+bwd ms | time vs Eq. 1 | peak MB | memory vs Eq. 1 |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
     for g, n in CASES:
         case = [r for r in rows if r["G"] == g and r["N"] == n]
         ref = next(r for r in case if r["impl"] == "eq1_gather")
         for r in case:
-            lines.append(f"| {g} x {n} | {r['impl']} | {r['ms']:.1f} | {r['ms'] / ref['ms']:.2f}x | "
-                         f"{r['peak_mb']:.0f} | {r['peak_mb'] / max(ref['peak_mb'], 1e-9):.2f}x |")
+            lines.append(
+                f"| {g} x {n} | {r['impl']} | {r['ms']:.1f} | {r['ms'] / ref['ms']:.2f}x | "
+                f"{r['peak_mb']:.0f} | {r['peak_mb'] / max(ref['peak_mb'], 1e-9):.2f}x |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def write_section(path: Path, text: str) -> None:
-    old = path.read_text() if path.exists() else "# Benchmarks\n\nTables written by the scripts in `scripts/`.\n\n"
+    old = (
+        path.read_text()
+        if path.exists()
+        else "# Benchmarks\n\nTables written by the scripts in `scripts/`.\n\n"
+    )
     pattern = re.compile(rf"{re.escape(SECTION)}\n.*?(?=\n## |\Z)", re.S)
-    new = pattern.sub(lambda _: text.rstrip("\n") + "\n", old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
+    new = (
+        pattern.sub(lambda _: text.rstrip("\n") + "\n", old)
+        if pattern.search(old)
+        else old.rstrip("\n") + "\n\n" + text
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(new)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per case (median reported)")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
-    parser.add_argument("--no-malloc-cache", dest="malloc_cache", action="store_false",
-                        help="keep glibc's default of unmapping freed large blocks (vsrlab-train keeps them, "
-                             "see vsrlab.utils.system.keep_freed_memory)")
+    parser.add_argument(
+        "--no-malloc-cache",
+        dest="malloc_cache",
+        action="store_false",
+        help="keep glibc's default of unmapping freed large blocks (vsrlab-train keeps them, "
+        "see vsrlab.utils.system.keep_freed_memory)",
+    )
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case, print JSON
     args = parser.parse_args()
 
     if args.case:
         impl, g, n, measure = args.case.split(",")
-        print(json.dumps(run_case(impl, int(g), int(n), args.device, args.repeats, measure, args.malloc_cache)))
+        print(
+            json.dumps(run_case(impl, int(g), int(n), args.device, args.repeats, measure, args.malloc_cache))
+        )
         return
 
     impls = [i for i in IMPLS if i != "torchvision" or torchvision_available()]
@@ -149,8 +182,16 @@ def main() -> None:
     for impl, g, n in track(jobs, description=f"benchmarking on {args.device}"):
         row = {"impl": impl, "G": g, "N": n}
         for measure in ("memory", "time"):
-            cmd = [sys.executable, __file__, "--device", args.device, "--repeats", str(args.repeats),
-                   "--case", f"{impl},{g},{n},{measure}"] + ([] if args.malloc_cache else ["--no-malloc-cache"])
+            cmd = [
+                sys.executable,
+                __file__,
+                "--device",
+                args.device,
+                "--repeats",
+                str(args.repeats),
+                "--case",
+                f"{impl},{g},{n},{measure}",
+            ] + ([] if args.malloc_cache else ["--no-malloc-cache"])
             out = subprocess.run(cmd, capture_output=True, text=True, check=True)
             row.update(json.loads(out.stdout.strip().splitlines()[-1]))
         rows.append(row)
@@ -158,14 +199,23 @@ def main() -> None:
         hw = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     else:
         hw = torch.cuda.get_device_name(0)
-    note = (f"Forward + backward of a modulated deformable convolution, 64 channels, 64x64, batch 4, on "
-            f"{args.device} ({hw}), torch {torch.__version__}; median of {args.repeats} repeats. Peak memory: "
-            f"{'peak RSS growth of a fresh process, with glibc defaults' if args.device == 'cpu' else 'max_memory_allocated'}. "
-            f"torchvision: {'measured' if 'torchvision' in impls else 'not importable here, not measured'}. "
-            f"Timed with glibc keeping freed memory (vsrlab-train's default, `extras.cpu_malloc_cache`): "
-            f"{'yes' if args.malloc_cache else 'no'}, for every implementation alike. "
-            "Written by `python scripts/bench_align.py" + (" --device cuda" if args.device != "cpu" else "")
-            + ("" if args.malloc_cache else " --no-malloc-cache") + "`.")
+    note = (
+        f"Forward + backward of a modulated deformable convolution, 64 channels, 64x64, batch 4, on "
+        f"{args.device} ({hw}), torch {torch.__version__}; median of {args.repeats} repeats. Peak memory: "
+        + (
+            "peak RSS growth of a fresh process, with glibc defaults"
+            if args.device == "cpu"
+            else "max_memory_allocated"
+        )
+        + ". "
+        f"torchvision: {'measured' if 'torchvision' in impls else 'not importable here, not measured'}. "
+        f"Timed with glibc keeping freed memory (vsrlab-train's default, `extras.cpu_malloc_cache`): "
+        f"{'yes' if args.malloc_cache else 'no'}, for every implementation alike. "
+        "Written by `python scripts/bench_align.py"
+        + (" --device cuda" if args.device != "cpu" else "")
+        + ("" if args.malloc_cache else " --no-malloc-cache")
+        + "`."
+    )
     text = render(rows, args.device, note)
     write_section(args.output, text)
     print(text)

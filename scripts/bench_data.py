@@ -66,8 +66,12 @@ GT_SIZE = 256
 BACKENDS = ("folder", "lmdb")
 WORKERS = (0, 2)
 # Vid4 GT: (clip, frames, height, width), for the synthetic fallback
-VID4_SHAPES = [("calendar", 41, 576, 720), ("city", 34, 576, 704), ("foliage", 49, 480, 720),
-               ("walk", 47, 480, 720)]
+VID4_SHAPES = [
+    ("calendar", 41, 576, 720),
+    ("city", 34, 576, 704),
+    ("foliage", 49, 480, 720),
+    ("walk", 47, 480, 720),
+]
 REDS_PIXELS = 1280 * 720
 
 
@@ -124,9 +128,17 @@ def write_gt(vid4: Path, gt_root: Path) -> dict[str, Any]:
                 out.mkdir(parents=True, exist_ok=True)
                 rng = np.random.default_rng(i)
                 # per channel 4 waves: (channel, fx, fy, speed, phase, amplitude)
-                waves = np.stack([np.repeat(np.arange(3), 4), rng.uniform(-0.2, 0.2, 12),
-                                  rng.uniform(-0.2, 0.2, 12), rng.uniform(-0.3, 0.3, 12),
-                                  rng.uniform(0, 2 * np.pi, 12), rng.uniform(10, 30, 12)], axis=1)
+                waves = np.stack(
+                    [
+                        np.repeat(np.arange(3), 4),
+                        rng.uniform(-0.2, 0.2, 12),
+                        rng.uniform(-0.2, 0.2, 12),
+                        rng.uniform(-0.3, 0.3, 12),
+                        rng.uniform(0, 2 * np.pi, 12),
+                        rng.uniform(10, 30, 12),
+                    ],
+                    axis=1,
+                )
                 for t in range(n):
                     (out / f"{t:08d}.png").write_bytes(encode_png(_synthetic_frame(waves, h, w, t, rng), 3))
                     bar.update()
@@ -171,9 +183,18 @@ def make_dataset(gt_root: Path, lq_root: Path, backend: str) -> Any:
     """EDVR-M's REDS training set (5-frame windows, GT patch 256, flips and rotations)."""
     from vsrlab.data import VideoDataset
 
-    return VideoDataset(gt_root=str(gt_root), lq_root=str(lq_root), backend=backend, sampling="window",
-                        num_frames=NUM_FRAME, centers="all", gt_size=GT_SIZE, use_hflip=True, use_rot=True,
-                        seed=0)
+    return VideoDataset(
+        gt_root=str(gt_root),
+        lq_root=str(lq_root),
+        backend=backend,
+        sampling="window",
+        num_frames=NUM_FRAME,
+        centers="all",
+        gt_size=GT_SIZE,
+        use_hflip=True,
+        use_rot=True,
+        seed=0,
+    )
 
 
 def encoded_frames(store: Any) -> dict[str, bytes]:
@@ -216,20 +237,30 @@ def clip_reads(ds: Any, backend: str) -> dict[str, float]:
         nbytes.append(sum(len(lq[k]) for k in window) + len(gt[keys[center]]))
         ms.append(sum(lq_ms[k] for k in window) + gt_ms[keys[center]])
         frames.append(len(window))
-    return {"kb_clip": statistics.mean(nbytes) / 1024, "lr_frames": statistics.mean(frames),
-            "decode_ms": statistics.mean(ms)}
+    return {
+        "kb_clip": statistics.mean(nbytes) / 1024,
+        "lr_frames": statistics.mean(frames),
+        "decode_ms": statistics.mean(ms),
+    }
 
 
-def time_loader(gt_root: Path, lq_root: Path, backend: str, workers: int, batch_size: int, warmup: int,
-                batches: int) -> dict[str, float]:
+def time_loader(
+    gt_root: Path, lq_root: Path, backend: str, workers: int, batch_size: int, warmup: int, batches: int
+) -> dict[str, float]:
     """Clips/s and tensor MB/s of ``train_dataloader()`` after ``warmup`` batches."""
     from vsrlab.data import VSRDataModule
 
     ds = make_dataset(gt_root, lq_root, backend)
     # one epoch long enough for warm-up + timing (stream=True: indices past the items wrap around)
     ds.samples_per_epoch = max(len(ds.items), (warmup + batches) * batch_size)
-    dm = VSRDataModule(train=ds, batch_size=batch_size, num_workers=workers, pin_memory=False,
-                       persistent_workers=False, stream=True)
+    dm = VSRDataModule(
+        train=ds,
+        batch_size=batch_size,
+        num_workers=workers,
+        pin_memory=False,
+        persistent_workers=False,
+        stream=True,
+    )
     it = iter(dm.train_dataloader())
     t_start = time.perf_counter()
     for _ in range(warmup):
@@ -243,8 +274,13 @@ def time_loader(gt_root: Path, lq_root: Path, backend: str, workers: int, batch_
     seconds = time.perf_counter() - t0
     del it  # shuts the workers down
     clips = batch_size * batches
-    return {"seconds": seconds, "clips_s": clips / seconds, "mb_s": nbytes / seconds / 2**20,
-            "tensor_mb_clip": nbytes / clips / 2**20, "warmup_s": startup}
+    return {
+        "seconds": seconds,
+        "clips_s": clips / seconds,
+        "mb_s": nbytes / seconds / 2**20,
+        "tensor_mb_clip": nbytes / clips / 2**20,
+        "warmup_s": startup,
+    }
 
 
 def run_case(workdir: Path, backend: str, workers: int, args: argparse.Namespace) -> dict[str, float]:
@@ -254,9 +290,20 @@ def run_case(workdir: Path, backend: str, workers: int, args: argparse.Namespace
     to open an environment in a forked worker when the parent process had it open at fork time
     ("already open in this process"), which the size and decode measurements here do.
     """
-    cmd = [sys.executable, __file__, "--workdir", str(workdir), "--batches", str(args.batches),
-           "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
-           "--case", f"{backend},{workers}"]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--workdir",
+        str(workdir),
+        "--batches",
+        str(args.batches),
+        "--warmup",
+        str(args.warmup),
+        "--batch-size",
+        str(args.batch_size),
+        "--case",
+        f"{backend},{workers}",
+    ]
     out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -268,8 +315,14 @@ def time_model(steps: int, batch_size: int) -> float:
     from vsrlab.losses import CharbonnierLoss
 
     torch.manual_seed(0)
-    model = EDVR(num_feat=64, num_frame=NUM_FRAME, deformable_groups=8, num_extract_block=5,
-                 num_reconstruct_block=10, with_tsa=True)
+    model = EDVR(
+        num_feat=64,
+        num_frame=NUM_FRAME,
+        deformable_groups=8,
+        num_extract_block=5,
+        num_reconstruct_block=10,
+        with_tsa=True,
+    )
     opt = torch.optim.Adam(model.parameters(), lr=4e-4, betas=(0.9, 0.99))
     loss_fn = CharbonnierLoss()
     p = GT_SIZE // SCALE
@@ -299,25 +352,38 @@ def _fmt(x: float) -> str:
 def render(rows: list[dict], ref: dict[str, Any], notes: str, bullets: list[str]) -> str:
     """The Markdown section: notes, the loader table, the consumer table and the reading bullets."""
     lo, hi = ref["gpu_clips"]
-    lines = [SECTION, "", notes, "",
-             f"| backend | workers | clips/s (median) | range | MB/s (tensors) | encoded KB/clip | "
-             f"decode ms/clip (share at 0 workers) | vs EDVR-M CPU step | vs assumed GPU need {lo:g}-{hi:g} "
-             "clips/s |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        SECTION,
+        "",
+        notes,
+        "",
+        f"| backend | workers | clips/s (median) | range | MB/s (tensors) | encoded KB/clip | "
+        f"decode ms/clip (share at 0 workers) | vs EDVR-M CPU step | vs assumed GPU need {lo:g}-{hi:g} "
+        "clips/s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in rows:
         share = r["decode_ms"] * r["clips_s0"] / 1000
-        lines.append(f"| {r['backend']} | {r['workers']} | {_fmt(r['clips_s'])} | "
-                     f"{r['min']:.0f}-{r['max']:.0f} | {_fmt(r['mb_s'])} | "
-                     f"{r['kb_clip']:.0f} | {r['decode_ms']:.1f} ({100 * share:.0f}%) | "
-                     f"{r['clips_s'] / ref['cpu_clips']:.0f}x | "
-                     f"{r['clips_s'] / hi:.2f}-{r['clips_s'] / lo:.2f}x |")
-    lines += ["", "| consumer | s/step (batch 4) | clips/s | source |", "| --- | ---: | ---: | --- |",
-              f"| EDVR-M training step, CPU ({ref['threads']} threads) | {ref['cpu_step_s']:.2f} | "
-              f"{ref['cpu_clips']:.2f} | measured, mean of {ref['steps']} step{'s' * (ref['steps'] > 1)} "
-              "after 1 warm-up |",
-              f"| EDVR-M training step, one modern GPU | {1 / ref['gpu_steps'][1]:.2f}-"
-              f"{1 / ref['gpu_steps'][0]:.2f} | {lo:g}-{hi:g} | **assumption, not measured** |",
-              "", "### Reading the data-loading table", ""]
+        lines.append(
+            f"| {r['backend']} | {r['workers']} | {_fmt(r['clips_s'])} | "
+            f"{r['min']:.0f}-{r['max']:.0f} | {_fmt(r['mb_s'])} | "
+            f"{r['kb_clip']:.0f} | {r['decode_ms']:.1f} ({100 * share:.0f}%) | "
+            f"{r['clips_s'] / ref['cpu_clips']:.0f}x | "
+            f"{r['clips_s'] / hi:.2f}-{r['clips_s'] / lo:.2f}x |"
+        )
+    lines += [
+        "",
+        "| consumer | s/step (batch 4) | clips/s | source |",
+        "| --- | ---: | ---: | --- |",
+        f"| EDVR-M training step, CPU ({ref['threads']} threads) | {ref['cpu_step_s']:.2f} | "
+        f"{ref['cpu_clips']:.2f} | measured, mean of {ref['steps']} step{'s' * (ref['steps'] > 1)} "
+        "after 1 warm-up |",
+        f"| EDVR-M training step, one modern GPU | {1 / ref['gpu_steps'][1]:.2f}-"
+        f"{1 / ref['gpu_steps'][0]:.2f} | {lo:g}-{hi:g} | **assumption, not measured** |",
+        "",
+        "### Reading the data-loading table",
+        "",
+    ]
     lines += [f"- {b}" for b in bullets]
     return "\n".join(lines) + "\n"
 
@@ -344,6 +410,7 @@ def _vs_folder(ratio: float) -> str:
 
 def _spread(lmdb0: dict, folder0: dict, lmdb2: dict, folder2: dict) -> str:
     """Whether the run ranges of the LMDB and folder rows overlap, at 0 and at 2 workers, in words."""
+
     def overlap(a: dict, b: dict) -> bool:
         return a["min"] <= b["max"] and b["min"] <= a["max"]
 
@@ -355,23 +422,27 @@ def _spread(lmdb0: dict, folder0: dict, lmdb2: dict, folder2: dict) -> str:
     return f"their run ranges overlap at {0 if at0 else 2} workers only"
 
 
-def reading_bullets(rows: list[dict], ref: dict[str, Any], summary: dict[str, Any], lr_per_clip: float
-                    ) -> list[str]:
+def reading_bullets(
+    rows: list[dict], ref: dict[str, Any], summary: dict[str, Any], lr_per_clip: float
+) -> list[str]:
     """Interpretation of the measured numbers, in words (every figure comes from this run)."""
     by = {(r["backend"], r["workers"]): r for r in rows}
     f0, l0, f2, l2 = by["folder", 0], by["lmdb", 0], by["folder", 2], by["lmdb", 2]
     lo, hi = ref["gpu_clips"]
     pixels = statistics.mean(h * w for _, _, h, w in summary["clips"].values())
     share_f, share_l = (r["decode_ms"] * r["clips_s"] / 1000 for r in (f0, l0))
-    dominant = ("**PNG decoding dominates.**" if min(share_f, share_l) >= 0.5 else
-                "**PNG decoding is a minor part.**")
+    dominant = (
+        "**PNG decoding dominates.**" if min(share_f, share_l) >= 0.5 else "**PNG decoding is a minor part.**"
+    )
     rates2 = (f2["clips_s"], l2["clips_s"])
     per_worker = max(rates2) / 2
     reds = REDS_PIXELS / pixels
     need, need_reds = math.ceil(hi / per_worker), math.ceil(hi * reds / per_worker)
     if min(rates2) > hi:
-        verdict = (f"exceed all of that range, by {min(rates2) / hi:.1f}x or more over its top "
-                   f"and {min(rates2) / lo:.1f}x or more over its bottom")
+        verdict = (
+            f"exceed all of that range, by {min(rates2) / hi:.1f}x or more over its top "
+            f"and {min(rates2) / lo:.1f}x or more over its bottom"
+        )
     elif max(rates2) < lo:
         verdict = f"fall short of all of that range (at best {max(rates2) / lo:.2f}x its bottom)"
     else:
@@ -417,29 +488,49 @@ def reading_bullets(rows: list[dict], ref: dict[str, Any], summary: dict[str, An
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vid4", type=Path, default=ROOT.parent / "shared" / "data" / "vid4" / "GT",
-                        help="Vid4 GT folder (<clip>/*.png); synthetic frames of the same sizes when absent")
-    parser.add_argument("--workdir", type=Path,
-                        help="where to write the layout (default: a temporary folder, removed at the end)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--vid4",
+        type=Path,
+        default=ROOT.parent / "shared" / "data" / "vid4" / "GT",
+        help="Vid4 GT folder (<clip>/*.png); synthetic frames of the same sizes when absent",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="where to write the layout (default: a temporary folder, removed at the end)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the written layout")
     parser.add_argument("--batches", type=int, default=100, help="timed batches per configuration")
     parser.add_argument("--warmup", type=int, default=3, help="untimed batches first (worker start-up)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="timed runs per row, each in a fresh process (median and range reported)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed runs per row, each in a fresh process (median and range reported)",
+    )
     parser.add_argument("--batch-size", type=int, default=4, help="clips per batch (EDVR-M's REDS recipe: 4)")
-    parser.add_argument("--model-steps", type=int, default=3,
-                        help="timed EDVR-M training steps on the CPU (after 1 warm-up)")
+    parser.add_argument(
+        "--model-steps", type=int, default=3, help="timed EDVR-M training steps on the CPU (after 1 warm-up)"
+    )
     parser.add_argument("--prep-workers", type=int, default=2, help="processes for writing the LR frames")
-    parser.add_argument("--gpu-steps", type=float, nargs=2, default=(5.0, 10.0), metavar=("LOW", "HIGH"),
-                        help="ASSUMED EDVR-M steps/s of batch 4 on one modern GPU (not measured)")
+    parser.add_argument(
+        "--gpu-steps",
+        type=float,
+        nargs=2,
+        default=(5.0, 10.0),
+        metavar=("LOW", "HIGH"),
+        help="ASSUMED EDVR-M steps/s of batch 4 on one modern GPU (not measured)",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: time one loader row, print JSON
     args = parser.parse_args()
     if min(args.batches, args.model_steps, args.batch_size, args.repeats) < 1 or args.warmup < 0:
-        parser.error("--batches, --repeats, --model-steps and --batch-size must be positive, "
-                     "--warmup not negative")
+        parser.error(
+            "--batches, --repeats, --model-steps and --batch-size must be positive, --warmup not negative"
+        )
 
     from vsrlab.utils.system import keep_freed_memory
 
@@ -447,8 +538,19 @@ def main() -> None:
     if args.case:
         backend, workers = args.case.split(",")
         root = args.workdir
-        print(json.dumps(time_loader(root / "train_sharp", root / "train_sharp_bicubic" / "X4", backend,
-                                     int(workers), args.batch_size, args.warmup, args.batches)))
+        print(
+            json.dumps(
+                time_loader(
+                    root / "train_sharp",
+                    root / "train_sharp_bicubic" / "X4",
+                    backend,
+                    int(workers),
+                    args.batch_size,
+                    args.warmup,
+                    args.batches,
+                )
+            )
+        )
         return
     t_all = time.perf_counter()
     tmp = None
@@ -475,55 +577,77 @@ def main() -> None:
         for backend, workers in cases:
             rates = [r["clips_s"] for r in runs[backend, workers]]
             mb_clip = runs[backend, workers][0]["tensor_mb_clip"]
-            rows.append({"backend": backend, "workers": workers, "clips_s": statistics.median(rates),
-                         "min": min(rates), "max": max(rates), "mb_s": statistics.median(rates) * mb_clip,
-                         "tensor_mb_clip": mb_clip, **reads[backend]})
+            rows.append(
+                {
+                    "backend": backend,
+                    "workers": workers,
+                    "clips_s": statistics.median(rates),
+                    "min": min(rates),
+                    "max": max(rates),
+                    "mb_s": statistics.median(rates) * mb_clip,
+                    "tensor_mb_clip": mb_clip,
+                    **reads[backend],
+                }
+            )
         for r in rows:
-            r["clips_s0"] = next(q["clips_s"] for q in rows
-                                 if q["backend"] == r["backend"] and not q["workers"])
+            r["clips_s0"] = next(
+                q["clips_s"] for q in rows if q["backend"] == r["backend"] and not q["workers"]
+            )
         step_s = time_model(args.model_steps, args.batch_size)
     finally:
         if tmp is not None and not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     gpu_steps = tuple(sorted(args.gpu_steps))
-    ref = {"cpu_step_s": step_s, "cpu_clips": args.batch_size / step_s, "steps": args.model_steps,
-           "threads": torch.get_num_threads(), "gpu_steps": gpu_steps,
-           "gpu_clips": (gpu_steps[0] * args.batch_size, gpu_steps[1] * args.batch_size)}
+    ref = {
+        "cpu_step_s": step_s,
+        "cpu_clips": args.batch_size / step_s,
+        "steps": args.model_steps,
+        "threads": torch.get_num_threads(),
+        "gpu_steps": gpu_steps,
+        "gpu_clips": (gpu_steps[0] * args.batch_size, gpu_steps[1] * args.batch_size),
+    }
     total_s = time.perf_counter() - t_all
 
     clips = summary["clips"]
     n_frames = sum(n for _, n, _, _ in clips.values())
-    data = (f"the real Vid4 GT frames (`{shown_path(args.vid4)}`)" if summary["source"] == "vid4" else
-            f"**synthetic** frames (smooth moving textures + noise; `{args.vid4}` was not found) with the "
-            "sizes and counts of Vid4's")
+    data = (
+        f"the real Vid4 GT frames (`{shown_path(args.vid4)}`)"
+        if summary["source"] == "vid4"
+        else f"**synthetic** frames (smooth moving textures + noise; `{args.vid4}` was not found) with the "
+        "sizes and counts of Vid4's"
+    )
     clip_desc = ", ".join(f"{c} = {name} ({n} frames, {w}x{h})" for c, (name, n, h, w) in clips.items())
     tensor_mb = rows[0]["tensor_mb_clip"]
     hw = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    notes = " ".join([
-        f"Training loader of EDVR-M's REDS recipe (`VideoDataset`, window sampling, {NUM_FRAME} frames,",
-        f"every frame a centre, GT patch {GT_SIZE}, h-flip + rotation;",
-        f"`VSRDataModule(batch_size={args.batch_size}, stream=True, pin_memory=False,",
-        "persistent_workers=False)`, each row in a fresh process) on a REDS-like layout written by the",
-        f"script from {data}: {len(clips)} clips,",
-        f"{n_frames} frames ({clip_desc}), {summary['cropped']} cropped to a multiple of 4; LR by",
-        "`make_lr_folder` (BI x4), LMDBs by `make_lmdb` (PNG level 1).",
-        f"{args.warmup} warm-up batches (worker start-up included there), then {args.batches} timed",
-        f"batches; each row was run {args.repeats} times (rows interleaved, each run a fresh process):",
-        "median and range of the runs.",
-        f"**Warm page cache**: every file ({cached / 2**20:.0f} MB) was read once before",
-        "timing, so no row waits on the disk. MB/s counts the float32 `lq` + `gt` tensors delivered",
-        f"({tensor_mb:.2f} MB per clip; MB = 2^20 bytes); encoded KB/clip is the compressed PNG data a clip",
-        "reads (mean over all windows); decode ms/clip is the time `decode_image` takes for those PNGs from",
-        "memory (per frame the best of 3 decodes, summed per window, averaged over all windows).",
-        "Reference: one EDVR-M training step (Charbonnier loss, Adam) on a random batch of",
-        f"{args.batch_size} x {NUM_FRAME} x 3 x {GT_SIZE // SCALE} x {GT_SIZE // SCALE} LR (GT {GT_SIZE})",
-        "on the CPU, measured in the same run (loader and model timed one after the other, not together).",
-        f"The GPU rate is an **assumption** ({gpu_steps[0]:g}-{gpu_steps[1]:g} steps/s of batch 4 on one",
-        "modern GPU, an order-of-magnitude guess for EDVR-M), *not a measurement*.",
-        f"Machine: {hw} (shared), torch {torch.__version__}, {torch.get_num_threads()} threads, glibc",
-        f"keeping freed memory (vsrlab-train's default). Layout written in {layout_s:.0f} s; whole run",
-        f"{total_s:.0f} s. Written by `python scripts/bench_data.py`.",
-    ])
+    notes = " ".join(
+        [
+            f"Training loader of EDVR-M's REDS recipe (`VideoDataset`, window sampling, {NUM_FRAME} frames,",
+            f"every frame a centre, GT patch {GT_SIZE}, h-flip + rotation;",
+            f"`VSRDataModule(batch_size={args.batch_size}, stream=True, pin_memory=False,",
+            "persistent_workers=False)`, each row in a fresh process) on a REDS-like layout written by the",
+            f"script from {data}: {len(clips)} clips,",
+            f"{n_frames} frames ({clip_desc}), {summary['cropped']} cropped to a multiple of 4; LR by",
+            "`make_lr_folder` (BI x4), LMDBs by `make_lmdb` (PNG level 1).",
+            f"{args.warmup} warm-up batches (worker start-up included there), then {args.batches} timed",
+            f"batches; each row was run {args.repeats} times (rows interleaved, each run a fresh process):",
+            "median and range of the runs.",
+            f"**Warm page cache**: every file ({cached / 2**20:.0f} MB) was read once before",
+            "timing, so no row waits on the disk. MB/s counts the float32 `lq` + `gt` tensors delivered",
+            f"({tensor_mb:.2f} MB per clip; MB = 2^20 bytes); encoded KB/clip is the compressed PNG data",
+            "a clip reads (mean over all windows); decode ms/clip is the time `decode_image` takes for those",
+            "PNGs from memory (per frame the best of 3 decodes, summed per window, averaged over all",
+            "windows).",
+            "Reference: one EDVR-M training step (Charbonnier loss, Adam) on a random batch of",
+            f"{args.batch_size} x {NUM_FRAME} x 3 x {GT_SIZE // SCALE} x {GT_SIZE // SCALE} LR",
+            f"(GT {GT_SIZE}) on the CPU, measured in the same run (loader and model timed one after the",
+            "other, not together).",
+            f"The GPU rate is an **assumption** ({gpu_steps[0]:g}-{gpu_steps[1]:g} steps/s of batch 4 on one",
+            "modern GPU, an order-of-magnitude guess for EDVR-M), *not a measurement*.",
+            f"Machine: {hw} (shared), torch {torch.__version__}, {torch.get_num_threads()} threads, glibc",
+            f"keeping freed memory (vsrlab-train's default). Layout written in {layout_s:.0f} s; whole run",
+            f"{total_s:.0f} s. Written by `python scripts/bench_data.py`.",
+        ]
+    )
     text = render(rows, ref, notes, reading_bullets(rows, ref, summary, lr_per_clip))
     write_section(args.output, text)
     print(text)

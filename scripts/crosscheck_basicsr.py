@@ -20,8 +20,9 @@ import importlib.util
 import logging
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -37,8 +38,18 @@ def _module(name: str, **attrs: Any) -> types.ModuleType:
 class _ModulatedDeformConvPack(nn.Module):
     """Stand-in for BasicSR's compiled ``ModulatedDeformConvPack``: same parameters and forward."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                 dilation: int = 1, groups: int = 1, deformable_groups: int = 1, bias: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        dilation: int = 1,
+        groups: int = 1,
+        deformable_groups: int = 1,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = (kernel_size, kernel_size)
@@ -46,8 +57,14 @@ class _ModulatedDeformConvPack(nn.Module):
         self.groups, self.deformable_groups = groups, deformable_groups
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-        self.conv_offset = nn.Conv2d(in_channels, deformable_groups * 3 * kernel_size * kernel_size, kernel_size,
-                                     stride, padding, dilation)
+        self.conv_offset = nn.Conv2d(
+            in_channels,
+            deformable_groups * 3 * kernel_size * kernel_size,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+        )
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -66,16 +83,24 @@ def import_basicsr_archs(basicsr_root: str | Path, names: list[str]) -> dict[str
 
     pkg_root = Path(basicsr_root) / "basicsr"
     if not (pkg_root / "archs").is_dir():
-        raise FileNotFoundError(f"{pkg_root / 'archs'} not found: --basicsr must be a BasicSR source checkout")
+        raise FileNotFoundError(
+            f"{pkg_root / 'archs'} not found: --basicsr must be a BasicSR source checkout"
+        )
 
     def tv_deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None):
-        return deform_conv2d(x, offset, weight, bias, stride=stride, padding=padding, dilation=dilation, mask=mask)
+        return deform_conv2d(
+            x, offset, weight, bias, stride=stride, padding=padding, dilation=dilation, mask=mask
+        )
 
     tv_ops = _module("torchvision.ops", deform_conv2d=tv_deform_conv2d)
     _module("torchvision", __version__="0.20.0", ops=tv_ops)
     _module("basicsr", __path__=[str(pkg_root)])
-    _module("basicsr.utils", __path__=[], get_root_logger=lambda *a, **k: logging.getLogger("basicsr"),
-            scandir=None)
+    _module(
+        "basicsr.utils",
+        __path__=[],
+        get_root_logger=lambda *a, **k: logging.getLogger("basicsr"),
+        scandir=None,
+    )
 
     class Registry:
         def register(self, obj: Any = None) -> Callable:
@@ -83,8 +108,7 @@ def import_basicsr_archs(basicsr_root: str | Path, names: list[str]) -> dict[str
 
     _module("basicsr.utils.registry", ARCH_REGISTRY=Registry())
     _module("basicsr.ops", __path__=[])
-    _module("basicsr.ops.dcn", ModulatedDeformConvPack=_ModulatedDeformConvPack,
-            modulated_deform_conv=None)
+    _module("basicsr.ops.dcn", ModulatedDeformConvPack=_ModulatedDeformConvPack, modulated_deform_conv=None)
     _module("basicsr.archs", __path__=[str(pkg_root / "archs")])
     loaded = {}
     for name in ["arch_util", *names]:
@@ -120,16 +144,24 @@ def compare(ref: nn.Module, ours: nn.Module, inputs: tuple[torch.Tensor, ...]) -
     ref.eval(), ours.eval()
     with torch.no_grad():
         a, b = ref(*inputs), ours(*inputs)
-    return {"params_ref": num_params(ref), "params_ours": num_params(ours),
-            "max_abs_diff": float((a - b).abs().max()), "ref_abs_mean": float(a.abs().mean())}
+    return {
+        "params_ref": num_params(ref),
+        "params_ours": num_params(ours),
+        "max_abs_diff": float((a - b).abs().max()),
+        "ref_abs_mean": float(a.abs().mean()),
+    }
 
 
 def cases(basicsr_root: Path) -> list[tuple[str, Callable[[], tuple[nn.Module, nn.Module, tuple]]]]:
     """(name, builder) pairs; each builder returns (BasicSR model, vsrlab model, inputs)."""
     from vsrlab import archs as ours
 
-    mods = import_basicsr_archs(basicsr_root, ["spynet_arch", "edvr_arch", "basicvsr_arch", "basicvsrpp_arch"])
-    edvr, bvsr, bvsrpp, spy = (mods[k] for k in ("edvr_arch", "basicvsr_arch", "basicvsrpp_arch", "spynet_arch"))
+    mods = import_basicsr_archs(
+        basicsr_root, ["spynet_arch", "edvr_arch", "basicvsr_arch", "basicvsrpp_arch"]
+    )
+    edvr, bvsr, bvsrpp, spy = (
+        mods[k] for k in ("edvr_arch", "basicvsr_arch", "basicvsrpp_arch", "spynet_arch")
+    )
     g = torch.Generator().manual_seed(0)
 
     def rand(*shape: int) -> torch.Tensor:
@@ -143,20 +175,39 @@ def cases(basicsr_root: Path) -> list[tuple[str, Callable[[], tuple[nn.Module, n
                     p.copy_(torch.randn(p.shape, generator=g) * 1e-2)
         return model
 
-    edvr_m = dict(num_feat=64, num_frame=5, deformable_groups=8, num_extract_block=5, num_reconstruct_block=10)
+    edvr_m = dict(
+        num_feat=64, num_frame=5, deformable_groups=8, num_extract_block=5, num_reconstruct_block=10
+    )
     edvr_l = dict(edvr_m, num_feat=128, num_reconstruct_block=40)
     return [
         ("SPyNet", lambda: (spy.SpyNet(), ours.SPyNet(), (rand(1, 3, 64, 80), rand(1, 3, 64, 80)))),
         ("EDVR-M", lambda: (perturb(edvr.EDVR(**edvr_m)), ours.EDVR(**edvr_m), (rand(1, 5, 3, 32, 32),))),
-        ("EDVR-M without TSA", lambda: (perturb(edvr.EDVR(**edvr_m, with_tsa=False)),
-                                        ours.EDVR(**edvr_m, with_tsa=False), (rand(1, 5, 3, 32, 32),))),
+        (
+            "EDVR-M without TSA",
+            lambda: (
+                perturb(edvr.EDVR(**edvr_m, with_tsa=False)),
+                ours.EDVR(**edvr_m, with_tsa=False),
+                (rand(1, 5, 3, 32, 32),),
+            ),
+        ),
         ("EDVR-L", lambda: (perturb(edvr.EDVR(**edvr_l)), ours.EDVR(**edvr_l), (rand(1, 5, 3, 32, 32),))),
         ("BasicVSR", lambda: (bvsr.BasicVSR(64, 30), ours.BasicVSR(64, 30), (rand(1, 4, 3, 64, 64),))),
-        ("IconVSR", lambda: (perturb(bvsr.IconVSR(64, 30, keyframe_stride=5, temporal_padding=2)),
-                             ours.IconVSR(64, 30, keyframe_stride=5, temporal_padding=2), (rand(1, 6, 3, 64, 64),))),
-        ("BasicVSR++", lambda: (perturb(with_cuda_reported(bvsrpp.BasicVSRPlusPlus, 64, 7, 10, is_low_res_input=True)),
-                                ours.BasicVSRPlusPlus(64, 7, 10, is_low_res_input=True),
-                                (rand(1, 4, 3, 64, 64),))),
+        (
+            "IconVSR",
+            lambda: (
+                perturb(bvsr.IconVSR(64, 30, keyframe_stride=5, temporal_padding=2)),
+                ours.IconVSR(64, 30, keyframe_stride=5, temporal_padding=2),
+                (rand(1, 6, 3, 64, 64),),
+            ),
+        ),
+        (
+            "BasicVSR++",
+            lambda: (
+                perturb(with_cuda_reported(bvsrpp.BasicVSRPlusPlus, 64, 7, 10, is_low_res_input=True)),
+                ours.BasicVSRPlusPlus(64, 7, 10, is_low_res_input=True),
+                (rand(1, 4, 3, 64, 64),),
+            ),
+        ),
     ]
 
 
@@ -174,11 +225,20 @@ def main() -> None:
         ref, ours, inputs = build()
         res = compare(ref, ours, inputs)
         rows.append((name, res))
-        print(f"{name:22s} params BasicSR {res['params_ref']:>10,d} vsrlab {res['params_ours']:>10,d}  "
-              f"max |diff| {res['max_abs_diff']:.2e} (output mean |y| {res['ref_abs_mean']:.3f})", flush=True)
+        print(
+            f"{name:22s} params BasicSR {res['params_ref']:>10,d} vsrlab {res['params_ours']:>10,d}  "
+            f"max |diff| {res['max_abs_diff']:.2e} (output mean |y| {res['ref_abs_mean']:.3f})",
+            flush=True,
+        )
     if args.out:
-        lines = ["| model | params (BasicSR) | params (vsrlab) | max abs output diff |", "| --- | ---: | ---: | ---: |"]
-        lines += [f"| {n} | {r['params_ref']:,d} | {r['params_ours']:,d} | {r['max_abs_diff']:.1e} |" for n, r in rows]
+        lines = [
+            "| model | params (BasicSR) | params (vsrlab) | max abs output diff |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        lines += [
+            f"| {n} | {r['params_ref']:,d} | {r['params_ours']:,d} | {r['max_abs_diff']:.1e} |"
+            for n, r in rows
+        ]
         args.out.write_text("\n".join(lines) + "\n")
 
 

@@ -22,21 +22,39 @@ import sys
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("src", help="frame folder (clip folders of image frames, any depth)")
     parser.add_argument("dst", help="LMDB folder to create or complete, conventionally <name>.lmdb")
-    parser.add_argument("--clips-from", metavar="FILE",
-                        help="text file of clip folders relative to SRC, one per line "
-                             "(e.g. Vimeo-90K's sep_trainlist.txt)")
-    parser.add_argument("--frames", nargs="+", metavar="NAME",
-                        help="only frames with these names, e.g. --frames im4 (Vimeo-90K GT)")
-    parser.add_argument("--compress-level", type=int, default=1, choices=range(10), metavar="0-9",
-                        help="PNG compression level of the stored images (default 1, as BasicSR)")
+    parser.add_argument(
+        "--clips-from",
+        metavar="FILE",
+        help="text file of clip folders relative to SRC, one per line (e.g. Vimeo-90K's sep_trainlist.txt)",
+    )
+    parser.add_argument(
+        "--frames",
+        nargs="+",
+        metavar="NAME",
+        help="only frames with these names, e.g. --frames im4 (Vimeo-90K GT)",
+    )
+    parser.add_argument(
+        "--compress-level",
+        type=int,
+        default=1,
+        choices=range(10),
+        metavar="0-9",
+        help="PNG compression level of the stored images (default 1, as BasicSR)",
+    )
     parser.add_argument("--batch", type=int, default=1000, help="images per commit (default 1000)")
-    parser.add_argument("--map-size", type=int, metavar="BYTES",
-                        help="LMDB map size (default: first image's size x count x 10, doubled when full)")
+    parser.add_argument(
+        "--map-size",
+        type=int,
+        metavar="BYTES",
+        help="LMDB map size (default: first image's size x count x 10, doubled when full)",
+    )
     return parser.parse_args(argv)
 
 
@@ -47,17 +65,28 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         clips = read_clip_list(args.clips_from) if args.clips_from else None
-        counts = make_lmdb(args.src, args.dst, clips=clips, frames=args.frames,
-                           compress_level=args.compress_level, batch=args.batch, map_size=args.map_size,
-                           progress=True)
+        counts = make_lmdb(
+            args.src,
+            args.dst,
+            clips=clips,
+            frames=args.frames,
+            compress_level=args.compress_level,
+            batch=args.batch,
+            map_size=args.map_size,
+            progress=True,
+        )
     except (DataError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"{args.dst}: {counts['written']} written, {counts['skipped']} skipped (already stored), "
-          f"{counts['total']} images listed in meta_info.txt")
+    print(
+        f"{args.dst}: {counts['written']} written, {counts['skipped']} skipped (already stored), "
+        f"{counts['total']} images listed in meta_info.txt"
+    )
     if counts["extra"]:
-        print(f"note: {counts['extra']} other keys in {args.dst} are not listed in meta_info.txt",
-              file=sys.stderr)
+        print(
+            f"note: {counts['extra']} other keys in {args.dst} are not listed in meta_info.txt",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -20,17 +20,26 @@ import sys
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("src", help="GT frame folder (clip folders of image frames, any depth)")
     parser.add_argument("dst", help="output folder for the LR frames (PNG)")
     parser.add_argument("--scale", type=int, default=4, help="downscaling factor (default 4)")
-    parser.add_argument("--degradation", type=str.upper, choices=["BI", "BD"], default="BI",
-                        help="BI: MATLAB bicubic; BD: Gaussian blur + subsample (default BI)")
-    parser.add_argument("--clips-from", metavar="FILE",
-                        help="text file of clip folders relative to SRC, one per line "
-                             "(e.g. Vimeo-90K's sep_trainlist.txt)")
+    parser.add_argument(
+        "--degradation",
+        type=str.upper,
+        choices=["BI", "BD"],
+        default="BI",
+        help="BI: MATLAB bicubic; BD: Gaussian blur + subsample (default BI)",
+    )
+    parser.add_argument(
+        "--clips-from",
+        metavar="FILE",
+        help="text file of clip folders relative to SRC, one per line (e.g. Vimeo-90K's sep_trainlist.txt)",
+    )
     parser.add_argument("--workers", type=int, default=0, help="worker processes (default 0: this process)")
     parser.add_argument("--overwrite", action="store_true", help="rewrite existing output frames")
     return parser.parse_args(argv)
@@ -43,13 +52,23 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         clips = read_clip_list(args.clips_from) if args.clips_from else None
-        counts = make_lr_folder(args.src, args.dst, scale=args.scale, degradation=args.degradation,
-                                clips=clips, workers=args.workers, overwrite=args.overwrite, progress=True)
+        counts = make_lr_folder(
+            args.src,
+            args.dst,
+            scale=args.scale,
+            degradation=args.degradation,
+            clips=clips,
+            workers=args.workers,
+            overwrite=args.overwrite,
+            progress=True,
+        )
     except (DataError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"{args.degradation}x{args.scale} {args.dst}: {counts['written']} written, {counts['skipped']} "
-          f"skipped (already there), {counts['cropped']} mod-cropped, {counts['total']} frames")
+    print(
+        f"{args.degradation}x{args.scale} {args.dst}: {counts['written']} written, {counts['skipped']} "
+        f"skipped (already there), {counts['cropped']} mod-cropped, {counts['total']} frames"
+    )
     return 0
 
 

@@ -48,7 +48,7 @@ FAST = [
 def offline_run_ids(run_dirs: list[Path]) -> list[str]:
     """The W&B run id of each offline run directory, from its ``run-<id>.wandb`` file (the directory's
     name is no guide: wandb appends ``-part-1`` to one taken in the same second)."""
-    return [next(d.glob("run-*.wandb")).name[len("run-"):-len(".wandb")] for d in run_dirs]
+    return [next(d.glob("run-*.wandb")).name[len("run-") : -len(".wandb")] for d in run_dirs]
 
 
 def compose_config(name: str, overrides: list[str], run_dir: Path) -> DictConfig:
@@ -70,8 +70,9 @@ def make_cfg(tmp_path: Path):
     """``make_cfg(name='train', overrides=[...], run='run')`` -> composed config."""
 
     def _make(name: str = "train", overrides: list[str] | None = None, run: str = "run") -> DictConfig:
-        return compose_config(name, [*FAST, *(overrides or [])] if name == "train" else list(overrides or []),
-                              tmp_path / run)
+        return compose_config(
+            name, [*FAST, *(overrides or [])] if name == "train" else list(overrides or []), tmp_path / run
+        )
 
     yield _make
     GlobalHydra.instance().clear()

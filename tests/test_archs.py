@@ -25,12 +25,15 @@ def test_default_sliding_window_shape_and_parameter_count():
     assert count(net.dcn) == 40460 and isinstance(net.dcn, DeformableAlignment)
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(align_type="none"),
-    dict(deformable_groups=1, num_offsets=1, modulated=False),  # flow-based alignment
-    dict(deformable_groups=2, num_offsets=5),  # free offsets, N not a square
-    dict(num_frame=3, upscale=2),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(align_type="none"),
+        dict(deformable_groups=1, num_offsets=1, modulated=False),  # flow-based alignment
+        dict(deformable_groups=2, num_offsets=5),  # free offsets, N not a square
+        dict(num_frame=3, upscale=2),
+    ],
+)
 def test_variants_run_and_all_parameters_get_gradients(kwargs):
     net = SlidingWindowVSR(num_feat=8, num_extract_block=1, num_reconstruct_block=1, **kwargs)
     scale = kwargs.get("upscale", 4)

@@ -32,6 +32,7 @@ def with_fixed_flow(net: BasicVSR | IconVSR) -> BasicVSR | IconVSR:
 
     (SPyNet, like BasicSR's, needs sides above 32 pixels and costs ~1 GFLOP per frame pair there.)
     """
+
     def get_flow(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, t, _, h, w = x.shape
         flow = x.new_full((b, t - 1, 2, h, w), 0.4)
@@ -132,13 +133,17 @@ def test_iconvsr_rejects_clips_shorter_than_its_refill_window():
 
 def to_mmagic(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Our (BasicSR) key names as MMagic's BasicVSRNet / IconVSRNet name them."""
-    conv_modules = (r"(offset_conv\d\.l\d|feat_conv\.l\d|cas_offset_conv\d|feat_fusion|spatial_attn[1-4]"
-                    r"|spatial_attn_l\d|spatial_attn_add1|feat_l\d_conv\d)")
+    conv_modules = (
+        r"(offset_conv\d\.l\d|feat_conv\.l\d|cas_offset_conv\d|feat_fusion|spatial_attn[1-4]"
+        r"|spatial_attn_l\d|spatial_attn_add1|feat_l\d_conv\d)"
+    )
     rules = [
         (r"^(backward|forward)_trunk\.", r"\1_resblocks."),
         (r"^upconv(\d)\.", r"upsample\1.upsample_conv."),
-        (r"^spynet\.basic_module\.(\d)\.basic_module\.(\d)\.",
-         lambda m: f"spynet.basic_module.{m[1]}.basic_module.{int(m[2]) // 2}.conv."),
+        (
+            r"^spynet\.basic_module\.(\d)\.basic_module\.(\d)\.",
+            lambda m: f"spynet.basic_module.{m[1]}.basic_module.{int(m[2]) // 2}.conv.",
+        ),
         (r"^edvr\.conv_l(\d)_(\d)\.", r"edvr.feat_l\1_conv\2."),
         (r"^edvr\.pcd_align\.", "edvr.pcd_alignment."),
         (rf"^edvr\.(.*\.)?{conv_modules}\.(weight|bias)$", r"edvr.\1\2.conv.\3"),  # MMCV ConvModule level

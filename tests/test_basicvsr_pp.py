@@ -75,7 +75,8 @@ def test_alignments_are_deformable_alignment_modules_with_recorded_offsets(small
     offset_net = [f"conv_offset.{i}.{p}" for i in (0, 2, 4, 6) for p in ("weight", "bias")]
     per_branch = ["weight", "bias", *offset_net]
     assert set(dict(net.deform_align.named_parameters())) == {
-        f"{b}.{k}" for b in ("backward_1", "forward_1", "backward_2", "forward_2") for k in per_branch}
+        f"{b}.{k}" for b in ("backward_1", "forward_1", "backward_2", "forward_2") for k in per_branch
+    }
 
 
 def test_offsets_are_bounded_residues_around_the_two_flows():
@@ -159,8 +160,11 @@ def to_mmagic(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out = {}
     for key, value in sd.items():
         key = re.sub(r"^upconv(\d)\.", r"upsample\1.upsample_conv.", key)
-        key = re.sub(r"^spynet\.basic_module\.(\d+)\.basic_module\.(\d+)\.",
-                     lambda m: f"spynet.basic_module.{m[1]}.basic_module.{int(m[2]) // 2}.conv.", key)
+        key = re.sub(
+            r"^spynet\.basic_module\.(\d+)\.basic_module\.(\d+)\.",
+            lambda m: f"spynet.basic_module.{m[1]}.basic_module.{int(m[2]) // 2}.conv.",
+            key,
+        )
         out["generator." + key] = value
     return out
 
@@ -183,12 +187,14 @@ def test_incompatible_checkpoint_names_the_key(small):
     sd = net.state_dict()
     missing = dict(sd)
     del missing["deform_align.forward_2.conv_offset.6.bias"]
-    with pytest.raises(IncompatibleCheckpointError,
-                       match=r"missing keys: deform_align\.forward_2\.conv_offset\.6\.bias"):
+    with pytest.raises(
+        IncompatibleCheckpointError, match=r"missing keys: deform_align\.forward_2\.conv_offset\.6\.bias"
+    ):
         load_pretrained(BasicVSRPlusPlus(**SMALL), {"params": missing})
     extra = dict(sd, **{"backbone.forward_3.main.0.weight": torch.zeros(1)})
-    with pytest.raises(IncompatibleCheckpointError,
-                       match=r"unexpected keys: backbone\.forward_3\.main\.0\.weight"):
+    with pytest.raises(
+        IncompatibleCheckpointError, match=r"unexpected keys: backbone\.forward_3\.main\.0\.weight"
+    ):
         load_pretrained(BasicVSRPlusPlus(**SMALL), {"params": extra})
 
 

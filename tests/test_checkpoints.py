@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from vsrlab.archs import load_pretrained
 from vsrlab.archs.sliding_window_arch import SlidingWindowVSR
 from vsrlab.eval import evaluate
@@ -47,7 +48,9 @@ def test_every_reader_names_the_unreadable_file(make_cfg, tmp_path, damage):
     with pytest.raises(CheckpointError, match=pattern):
         evaluate(make_cfg("eval", overrides=[f"ckpt_path={path}", "extras.print_config=false"], run="eval"))
     with pytest.raises(CheckpointError, match=pattern):
-        load_infer_model(make_cfg("infer", overrides=[f"ckpt={path}", "input=x.mp4", "output=y"], run="infer"))
+        load_infer_model(
+            make_cfg("infer", overrides=[f"ckpt={path}", "input=x.mp4", "output=y"], run="infer")
+        )
     with pytest.raises(CheckpointError, match=pattern):
         load_pretrained(SlidingWindowVSR(num_feat=8), path)
     with pytest.raises(CheckpointError, match=pattern):
@@ -56,16 +59,30 @@ def test_every_reader_names_the_unreadable_file(make_cfg, tmp_path, damage):
 
 def test_cli_eval_of_a_corrupt_checkpoint_names_it(tmp_path):
     path = _corrupt(tmp_path / "broken.ckpt")
-    proc = subprocess.run([str(BIN / "vsrlab-eval"), f"ckpt_path={path}", f"paths.log_dir={tmp_path}"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(BIN / "vsrlab-eval"), f"ckpt_path={path}", f"paths.log_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode != 0
     final = [line for line in proc.stderr.splitlines() if "Error" in line][-1]  # the error Hydra reports
-    assert final.startswith(f"vsrlab.utils.checkpoint.CheckpointError: cannot read checkpoint {path}"), proc.stderr
+    assert final.startswith(f"vsrlab.utils.checkpoint.CheckpointError: cannot read checkpoint {path}"), (
+        proc.stderr
+    )
 
 
 def test_replacing_last_keeps_the_previous_version(make_cfg, tmp_path):
-    train(make_cfg(overrides=["test=false", "trainer.max_steps=6", "trainer.val_check_interval=2",
-                              "model.scheduler.periods=[6]"]))
+    train(
+        make_cfg(
+            overrides=[
+                "test=false",
+                "trainer.max_steps=6",
+                "trainer.val_check_interval=2",
+                "model.scheduler.periods=[6]",
+            ]
+        )
+    )
     folder = tmp_path / "run" / "checkpoints"
     assert checkpoint_step(folder / "last.ckpt") == 6
     assert previous_version(folder / "last.ckpt") == folder / "last.previous.ckpt"
@@ -76,9 +93,18 @@ def test_replacing_last_keeps_the_previous_version(make_cfg, tmp_path):
 def test_last_holds_the_newest_state_also_when_validation_did_not_improve(make_cfg, tmp_path):
     """With a learning rate of 0 no validation improves on the first: best stays at step 2 while
     last.ckpt follows every validation and the end of training (step 7, not a validation step)."""
-    results = train(make_cfg(overrides=["test=false", "trainer.max_steps=7", "trainer.val_check_interval=2",
-                                        "model.optimizer.lr=0.0", "model.scheduler.eta_min=0.0",
-                                        "model.scheduler.periods=[7]"]))
+    results = train(
+        make_cfg(
+            overrides=[
+                "test=false",
+                "trainer.max_steps=7",
+                "trainer.val_check_interval=2",
+                "model.optimizer.lr=0.0",
+                "model.scheduler.eta_min=0.0",
+                "model.scheduler.periods=[7]",
+            ]
+        )
+    )
     folder = tmp_path / "run" / "checkpoints"
     assert checkpoint_step(results["best"]["ckpt_path"]) == 2
     assert checkpoint_step(folder / "last.ckpt") == 7 and checkpoint_step(folder / "last.previous.ckpt") == 6
@@ -86,8 +112,13 @@ def test_last_holds_the_newest_state_also_when_validation_did_not_improve(make_c
 
 @pytest.mark.parametrize("damage", ["truncated", "missing"])
 def test_auto_resume_falls_back_to_the_newest_readable_checkpoint(make_cfg, tmp_path, caplog, damage):
-    common = ["test=false", "trainer.max_steps=8", "trainer.val_check_interval=2", "model.scheduler.periods=[8]",
-              "callbacks.model_checkpoint.save_top_k=-1"]
+    common = [
+        "test=false",
+        "trainer.max_steps=8",
+        "trainer.val_check_interval=2",
+        "model.scheduler.periods=[8]",
+        "callbacks.model_checkpoint.save_top_k=-1",
+    ]
     train(make_cfg(overrides=[*common, "trainer.max_steps=6"]))  # as if stopped at step 6 ...
     run = tmp_path / "run"
     (run / "done").unlink()

@@ -47,8 +47,11 @@ def test_every_arch_config_builds_and_runs(make_cfg, arch):
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
 def test_every_experiment_composes(tmp_path, experiment):
     needs_stage1 = experiment in ("edvr_m", "edvr_l")
-    cfg = compose_config("train", [f"experiment={experiment}", *(["stage1_ckpt=null"] if needs_stage1 else [])],
-                         tmp_path / "run")
+    cfg = compose_config(
+        "train",
+        [f"experiment={experiment}", *(["stage1_ckpt=null"] if needs_stage1 else [])],
+        tmp_path / "run",
+    )
     instantiate(cfg.model)
 
 
@@ -67,7 +70,11 @@ def test_typo_inside_a_config_names_the_argument(make_cfg):
 
 def test_cli_reports_typo_and_exits_nonzero(tmp_path):
     exe = Path(sys.executable).parent / "vsrlab-train"
-    proc = subprocess.run([str(exe), "trainer.max_stepz=3", f"paths.log_dir={tmp_path}"], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [str(exe), "trainer.max_stepz=3", f"paths.log_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert "max_stepz" in proc.stderr

@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import lmdb
 import pytest
-
 from test_datasets import compose, frames, vid4_layout, write_clip, write_pair
+
 from vsrlab.data import DataError, VideoDataset
 from vsrlab.data.frames import LmdbStore, decode_image, list_frames, open_store
 from vsrlab.data.prepare import make_lmdb
@@ -43,21 +43,28 @@ def test_gap_in_frame_numbering_names_the_folder(tmp_path):
 def test_frame_of_another_size_names_both_files(tmp_path):
     pair_layout(tmp_path)
     write_clip(tmp_path / "GT/a", frames(5, 1, 36, 32), ["0003"])
-    with pytest.raises(DataError, match=r"GT/a/0003\.png is 32x36 but .*GT/a/0000\.png of the same clip is 32x32"):
+    with pytest.raises(
+        DataError, match=r"GT/a/0003\.png is 32x36 but .*GT/a/0000\.png of the same clip is 32x32"
+    ):
         dataset(tmp_path)[0]
 
 
 def test_lr_gt_scale_mismatch_names_both_files(tmp_path):
     pair_layout(tmp_path)
-    with pytest.raises(DataError, match=r"LR frame .*LR/a/0000\.png is 8x8 and GT frame .*GT/a/0000\.png is 32x32: not x2"):
+    with pytest.raises(
+        DataError, match=r"LR frame .*LR/a/0000\.png is 8x8 and GT frame .*GT/a/0000\.png is 32x32: not x2"
+    ):
         dataset(tmp_path, scale=2)[0]
 
 
-@pytest.mark.parametrize("damage,message", [
-    (lambda b: b[: len(b) // 2], "truncated PNG"),
-    (lambda b: b"\x89PNG" + bytes(60) + b"IEND\xaeB`\x82", "cannot decode image"),
-    (lambda b: b"", "empty image file"),
-])
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        (lambda b: b[: len(b) // 2], "truncated PNG"),
+        (lambda b: b"\x89PNG" + bytes(60) + b"IEND\xaeB`\x82", "cannot decode image"),
+        (lambda b: b"", "empty image file"),
+    ],
+)
 def test_unreadable_or_truncated_frame_names_the_file(tmp_path, damage, message):
     pair_layout(tmp_path)
     path = tmp_path / "LR/b/0001.png"
@@ -108,7 +115,9 @@ def test_corrupt_or_missing_lmdb_key_names_the_key(tmp_path):
         txn.put(b"b/0002", b"\x89PNG garbage")
         txn.delete(b"a/0001")
     env.close()
-    ds = VideoDataset(gt_root=str(tmp_path / "GT"), lq_root=str(tmp_path / "LR"), backend="lmdb", sampling="clip")
+    ds = VideoDataset(
+        gt_root=str(tmp_path / "GT"), lq_root=str(tmp_path / "LR"), backend="lmdb", sampling="clip"
+    )
     with pytest.raises(DataError, match=r"key 'a/0001' is not in LMDB .*GT\.lmdb"):
         ds[0]
     with pytest.raises(DataError, match=r"LMDB .*GT\.lmdb key 'b/0002'"):
@@ -126,8 +135,13 @@ def test_skip_bad_skips_and_counts_clips(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         assert ds[1] is None and ds[0] is not None and ds[2] is not None
     assert list(ds.bad_clips) == ["b"] and "skipping bad clip 'b' (1 bad so far)" in caplog.text
-    train = VideoDataset(gt_root=str(tmp_path / "GT"), lq_root=str(tmp_path / "LR"), sampling="window",
-                         num_frames=3, skip_bad=True)
+    train = VideoDataset(
+        gt_root=str(tmp_path / "GT"),
+        lq_root=str(tmp_path / "LR"),
+        sampling="window",
+        num_frames=3,
+        skip_bad=True,
+    )
     keys = [train[i]["key"] for i in range(len(train))]
     assert not any(k.startswith("b/") for k in keys) and len(keys) == 12  # b's windows replaced by others
     assert list(train.bad_clips) == ["b"]

@@ -18,8 +18,13 @@ from vsrlab.data.video import augment_arrays
 from vsrlab.eval import evaluate
 from vsrlab.utils.images import frames_to_tensor
 
-TINY_ARCH = ["arch.num_feat=8", "arch.num_extract_block=1", "arch.num_reconstruct_block=1",
-             "arch.deformable_groups=2", "arch.num_frame=3"]
+TINY_ARCH = [
+    "arch.num_feat=8",
+    "arch.num_extract_block=1",
+    "arch.num_reconstruct_block=1",
+    "arch.deformable_groups=2",
+    "arch.num_frame=3",
+]
 LOADER = ["data.batch_size=2", "data.num_workers=0", "data.pin_memory=false", "extras.print_config=false"]
 
 
@@ -33,12 +38,19 @@ def frames(seed: int, t: int, h: int, w: int) -> np.ndarray:
 
 def write_clip(folder: Path, clip: np.ndarray, names: list[str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    for name, frame in zip(names, clip):
+    for name, frame in zip(names, clip, strict=True):
         cv2.imwrite(str(folder / f"{name}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
 
 
-def write_pair(gt_dir: Path, lq_dir: Path | None, clip: str, gt: np.ndarray, names: list[str], scale: int = 4,
-               degradation: str = "BI") -> None:
+def write_pair(
+    gt_dir: Path,
+    lq_dir: Path | None,
+    clip: str,
+    gt: np.ndarray,
+    names: list[str],
+    scale: int = 4,
+    degradation: str = "BI",
+) -> None:
     write_clip(gt_dir / clip, gt, names)
     if lq_dir is not None:
         write_clip(lq_dir / clip, degrade(gt, scale, degradation), names)
@@ -48,10 +60,17 @@ def reds_layout(root: Path, size: tuple[int, int] = (32, 48)) -> dict[str, np.nd
     clips = {}
     for i, clip in enumerate(["000", "001", "002", "011", "015", "020"]):
         clips[clip] = frames(i, 6, *size)
-        write_pair(root / "train_sharp", root / "train_sharp_bicubic/X4", clip, clips[clip],
-                   [f"{t:08d}" for t in range(6)])
+        write_pair(
+            root / "train_sharp",
+            root / "train_sharp_bicubic/X4",
+            clip,
+            clips[clip],
+            [f"{t:08d}" for t in range(6)],
+        )
     clips["240"] = frames(99, 6, *size)  # REDS's val clip 000 is clip 240
-    write_pair(root / "val_sharp", root / "val_sharp_bicubic/X4", "000", clips["240"], [f"{t:08d}" for t in range(6)])
+    write_pair(
+        root / "val_sharp", root / "val_sharp_bicubic/X4", "000", clips["240"], [f"{t:08d}" for t in range(6)]
+    )
     return clips
 
 
@@ -59,8 +78,14 @@ def vimeo_layout(root: Path, degradation: str = "BI") -> dict[str, np.ndarray]:
     clips = {}
     for i, clip in enumerate(["00001/0001", "00001/0002", "00002/0001"]):
         clips[clip] = frames(10 + i, 7, 32, 32)
-        write_pair(root / "vimeo_septuplet/sequences", root / f"{degradation}x4", clip, clips[clip],
-                   [f"im{t + 1}" for t in range(7)], degradation=degradation)
+        write_pair(
+            root / "vimeo_septuplet/sequences",
+            root / f"{degradation}x4",
+            clip,
+            clips[clip],
+            [f"im{t + 1}" for t in range(7)],
+            degradation=degradation,
+        )
     (root / "vimeo_septuplet/sep_trainlist.txt").write_text("00001/0001\n00001/0002\n")
     (root / "vimeo_septuplet/sep_testlist.txt").write_text("00002/0001\n")
     return clips
@@ -94,8 +119,18 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 # --------------------------------------------------------------------------- REDS
 def test_reds_window_training_patches_match_stored_frames_and_split(tmp_path):
     clips = reds_layout(tmp_path / "REDS")
-    cfg = compose("train", tmp_path, ["data=reds", f"data.root={tmp_path / 'REDS'}", *TINY_ARCH,
-                                      "data.train.gt_size=16", "data.train.use_rot=false", "data.train.use_hflip=false"])
+    cfg = compose(
+        "train",
+        tmp_path,
+        [
+            "data=reds",
+            f"data.root={tmp_path / 'REDS'}",
+            *TINY_ARCH,
+            "data.train.gt_size=16",
+            "data.train.use_rot=false",
+            "data.train.use_hflip=false",
+        ],
+    )
     dm = instantiate(cfg.data)
     train, val = dm.train_set, dm.val_set
     assert train.sampling == "window" and train.num_frames == 3
@@ -110,22 +145,37 @@ def test_reds_window_training_patches_match_stored_frames_and_split(tmp_path):
         gt_full = clips[clip]
         lq_full = degrade(gt_full, 4)
         top, left = locate(to_uint8(batch["lq"][i])[1], lq_full[t])
-        assert np.array_equal(to_uint8(batch["gt"][i])[0], gt_full[t, top * 4:top * 4 + 16, left * 4:left * 4 + 16])
+        assert np.array_equal(
+            to_uint8(batch["gt"][i])[0], gt_full[t, top * 4 : top * 4 + 16, left * 4 : left * 4 + 16]
+        )
         # neighbours are the reflected window around t, same crop
         window = [abs(t - 1) if t > 0 else 1, t, t + 1 if t < 5 else 4]
         for j, s in enumerate(window):
-            assert np.array_equal(to_uint8(batch["lq"][i])[j], lq_full[s, top:top + 4, left:left + 4])
+            assert np.array_equal(to_uint8(batch["lq"][i])[j], lq_full[s, top : top + 4, left : left + 4])
     sample = val[0]
-    assert sample["key"] == "000" and sample["lq"].shape == (6, 3, 8, 12) and sample["gt"].shape == (6, 3, 32, 48)
+    assert (
+        sample["key"] == "000"
+        and sample["lq"].shape == (6, 3, 8, 12)
+        and sample["gt"].shape == (6, 3, 32, 48)
+    )
     assert np.array_equal(to_uint8(sample["gt"]), clips["000"])
 
 
 def test_reds_official_split_and_recurrent_sequences(tmp_path):
     clips = reds_layout(tmp_path / "REDS")
-    common = ["data=reds_official", f"data.root={tmp_path / 'REDS'}", "arch=basicvsr", "data.train.num_frames=4",
-              "data.train.gt_size=16", "data.train.use_rot=false", "data.train.use_hflip=false"]
-    with pytest.raises(Exception, match="clip .241. requested is absent"):  # REDSofficial4: 240, 241, 246, 257
-        instantiate(compose("train", tmp_path, common, "a").data).val_set
+    common = [
+        "data=reds_official",
+        f"data.root={tmp_path / 'REDS'}",
+        "arch=basicvsr",
+        "data.train.num_frames=4",
+        "data.train.gt_size=16",
+        "data.train.use_rot=false",
+        "data.train.use_hflip=false",
+    ]
+    with pytest.raises(
+        Exception, match="clip .241. requested is absent"
+    ):  # REDSofficial4: 240, 241, 246, 257
+        _ = instantiate(compose("train", tmp_path, common, "a").data).val_set
     dm = instantiate(compose("train", tmp_path, [*common, "data.val.clips=[240]"], "b").data)
     assert dm.train_set.sampling == "sequence"
     assert dm.train_set.clips == ["000", "001", "002", "011", "015", "020"]
@@ -135,12 +185,14 @@ def test_reds_official_split_and_recurrent_sequences(tmp_path):
     clip = clips[sample["key"]]
     lq = degrade(clip, 4)
     top, left = locate(to_uint8(sample["lq"])[0], lq[start])
-    assert np.array_equal(to_uint8(sample["lq"]), lq[start:start + 4, top:top + 4, left:left + 4])
+    assert np.array_equal(to_uint8(sample["lq"]), lq[start : start + 4, top : top + 4, left : left + 4])
 
 
 def test_reds_official_val_clip_from_val_folder(tmp_path):
     clips = reds_layout(tmp_path / "REDS")
-    cfg = compose("eval", tmp_path, ["data=reds_official", f"data.root={tmp_path / 'REDS'}", "data.val.clips=[240]"])
+    cfg = compose(
+        "eval", tmp_path, ["data=reds_official", f"data.root={tmp_path / 'REDS'}", "data.val.clips=[240]"]
+    )
     val = instantiate(cfg.data).val_set
     assert np.array_equal(to_uint8(val[0]["gt"]), clips["240"])
     assert np.array_equal(to_uint8(val[0]["lq"]), degrade(clips["240"], 4))
@@ -165,9 +217,19 @@ def test_lmdb_backend_gives_the_same_batches_as_folders(tmp_path):
 # ---------------------------------------------------------------------- Vimeo-90K
 def test_vimeo_sliding_window_centre_gt_and_recurrent_flip_sequence(tmp_path):
     clips = vimeo_layout(tmp_path / "vimeo")
-    cfg = compose("train", tmp_path, ["data=vimeo90k", f"data.root={tmp_path / 'vimeo'}", "arch=edvr",
-                                      "data.train.gt_size=32", "data.train.use_rot=false",
-                                      "data.train.use_hflip=false"], "a")
+    cfg = compose(
+        "train",
+        tmp_path,
+        [
+            "data=vimeo90k",
+            f"data.root={tmp_path / 'vimeo'}",
+            "arch=edvr",
+            "data.train.gt_size=32",
+            "data.train.use_rot=false",
+            "data.train.use_hflip=false",
+        ],
+        "a",
+    )
     dm = instantiate(cfg.data)
     train = dm.train_set
     assert train.clips == ["00001/0001", "00001/0002"] and len(train) == 2
@@ -176,9 +238,21 @@ def test_vimeo_sliding_window_centre_gt_and_recurrent_flip_sequence(tmp_path):
     assert sample["lq"].shape == (5, 3, 8, 8) and sample["gt"].shape == (1, 3, 32, 32)  # im2..im6, GT im4
     assert np.array_equal(to_uint8(sample["gt"])[0], clips["00001/0001"][3])
     assert np.array_equal(to_uint8(sample["lq"]), degrade(clips["00001/0001"][1:6], 4))
-    rec = instantiate(compose("train", tmp_path, ["data=vimeo90k", f"data.root={tmp_path / 'vimeo'}",
-                                                  "arch=basicvsr", "data.train.gt_size=32",
-                                                  "data.train.use_rot=false", "data.train.use_hflip=false"], "b").data)
+    rec = instantiate(
+        compose(
+            "train",
+            tmp_path,
+            [
+                "data=vimeo90k",
+                f"data.root={tmp_path / 'vimeo'}",
+                "arch=basicvsr",
+                "data.train.gt_size=32",
+                "data.train.use_rot=false",
+                "data.train.use_hflip=false",
+            ],
+            "b",
+        ).data
+    )
     sample = rec.train_set[1]
     assert rec.train_set.sampling == "sequence" and sample["lq"].shape == (14, 3, 8, 8)
     lq = degrade(clips["00001/0002"], 4)
@@ -188,8 +262,11 @@ def test_vimeo_sliding_window_centre_gt_and_recurrent_flip_sequence(tmp_path):
 
 def test_vimeo_eval_scores_only_the_centre_frame_on_y(tmp_path):
     clips = vimeo_layout(tmp_path / "vimeo", degradation="BD")
-    cfg = compose("eval", tmp_path, ["data=vimeo90k", f"data.root={tmp_path / 'vimeo'}", "data.degradation=BD",
-                                     "arch=bicubic"])
+    cfg = compose(
+        "eval",
+        tmp_path,
+        ["data=vimeo90k", f"data.root={tmp_path / 'vimeo'}", "data.degradation=BD", "arch=bicubic"],
+    )
     results = evaluate(cfg)
     from vsrlab.data import matlab_imresize
     from vsrlab.metrics import calculate_psnr
@@ -235,8 +312,11 @@ def test_vid4_natural_order_and_lr_made_from_gt_when_absent(tmp_path):
 
 def test_vid4_eval_saves_output_frames(tmp_path):
     clips = vid4_layout(tmp_path / "Vid4", names=3)
-    cfg = compose("eval", tmp_path, ["data=vid4", f"data.root={tmp_path / 'Vid4'}", "arch=bicubic",
-                                     "eval.save_images=true"])
+    cfg = compose(
+        "eval",
+        tmp_path,
+        ["data=vid4", f"data.root={tmp_path / 'Vid4'}", "arch=bicubic", "eval.save_images=true"],
+    )
     evaluate(cfg)
     saved = sorted((tmp_path / "run/images/test/city").glob("*.png"))
     assert [p.name for p in saved] == ["00000000.png", "00000001.png", "00000002.png"]
@@ -250,7 +330,11 @@ def test_vid4_eval_saves_output_frames(tmp_path):
 def test_other_test_sets_load(tmp_path, name, layout):
     root = tmp_path / name
     scale = 16 if name != "udm10" else 4
-    clip_names = ["050", "051", "052", "053", "054", "055", "056", "057", "058", "059"] if name == "intvid" else ["a", "b"]
+    clip_names = (
+        ["050", "051", "052", "053", "054", "055", "056", "057", "058", "059"]
+        if name == "intvid"
+        else ["a", "b"]
+    )
     for i, clip in enumerate(clip_names):
         write_clip(root / layout / clip, frames(i, 3, 64, 64), ["0", "1", "2"])
     val = instantiate(compose("eval", tmp_path, [f"data={name}", f"data.root={root}"]).data).val_set
@@ -264,9 +348,14 @@ def test_vid3oc_training_x16_patches(tmp_path):
     root = tmp_path / "Vid3oC"
     for i in range(2):
         gt = frames(i, 5, 64, 64)
-        write_pair(root / "train/HR", root / "train/LR", f"{i:03d}", gt, [f"{t:03d}" for t in range(5)], scale=16)
-    cfg = compose("train", tmp_path, ["data=vid3oc", f"data.root={root}", *TINY_ARCH, "arch.upscale=4",
-                                      "data.train.gt_size=32"])
+        write_pair(
+            root / "train/HR", root / "train/LR", f"{i:03d}", gt, [f"{t:03d}" for t in range(5)], scale=16
+        )
+    cfg = compose(
+        "train",
+        tmp_path,
+        ["data=vid3oc", f"data.root={root}", *TINY_ARCH, "arch.upscale=4", "data.train.gt_size=32"],
+    )
     sample = instantiate(cfg.data).train_set[3]
     assert sample["lq"].shape == (3, 3, 2, 2) and sample["gt"].shape == (1, 3, 32, 32)
 
@@ -280,7 +369,12 @@ def test_flips_and_transpose_keep_flow_consistent():
     stack = np.stack([base, moved])
     flow = np.zeros((2, 2, 24, 24), np.float32)
     flow[1, 0], flow[1, 1] = dx, dy  # from frame 0 to frame 1: p -> p + (dx, dy)
-    for hflip, vflip, transpose in [(True, False, False), (False, True, False), (False, False, True), (True, True, True)]:
+    for hflip, vflip, transpose in [
+        (True, False, False),
+        (False, True, False),
+        (False, False, True),
+        (True, True, True),
+    ]:
         (out,), f = augment_arrays([stack], flow, hflip, vflip, transpose)
         fx, fy = int(f[1, 0, 5, 5]), int(f[1, 1, 5, 5])
         assert np.array_equal(np.roll(out[0], (fy, fx), axis=(0, 1)), out[1]), (hflip, vflip, transpose)
@@ -294,11 +388,19 @@ def test_precomputed_flow_files_enter_the_batch(tmp_path):
     for t in (1, 3):
         expected[t] = rng.normal(size=(2, 8, 12)).astype(np.float32)
         write_flo(tmp_path / f"flow/001/00000002/{t:08d}.flo", expected[t])
-    ds = VideoDataset(gt_root=str(root / "train_sharp"), lq_root=str(root / "train_sharp_bicubic/X4"),
-                      clips=["001"], sampling="window", num_frames=3, flow_root=str(tmp_path / "flow"))
+    ds = VideoDataset(
+        gt_root=str(root / "train_sharp"),
+        lq_root=str(root / "train_sharp_bicubic/X4"),
+        clips=["001"],
+        sampling="window",
+        num_frames=3,
+        flow_root=str(tmp_path / "flow"),
+    )
     sample = ds[2]  # window 1, 2, 3 around frame 2
     assert sample["flow"].shape == (3, 2, 8, 12)
-    assert np.array_equal(sample["flow"][0].numpy(), expected[1]) and np.array_equal(sample["flow"][2].numpy(), expected[3])
+    assert np.array_equal(sample["flow"][0].numpy(), expected[1]) and np.array_equal(
+        sample["flow"][2].numpy(), expected[3]
+    )
     assert not sample["flow"][1].any()  # the centre's flow to itself is zero
     with pytest.raises(ValueError, match="001/00000001/00000000.flo"):
         ds[1]  # window 0, 1, 2 around frame 1 has no flow files
@@ -307,9 +409,17 @@ def test_precomputed_flow_files_enter_the_batch(tmp_path):
 def test_samples_are_functions_of_their_index_and_streams_draw_new_crops(tmp_path):
     root = tmp_path / "REDS"
     reds_layout(root)
-    ds = VideoDataset(gt_root=str(root / "train_sharp"), lq_root=str(root / "train_sharp_bicubic/X4"),
-                      clips=["001", "002"], sampling="window", num_frames=3, gt_size=16, use_hflip=True,
-                      use_rot=True, seed=3)
+    ds = VideoDataset(
+        gt_root=str(root / "train_sharp"),
+        lq_root=str(root / "train_sharp_bicubic/X4"),
+        clips=["001", "002"],
+        sampling="window",
+        num_frames=3,
+        gt_size=16,
+        use_hflip=True,
+        use_rot=True,
+        seed=3,
+    )
     assert len(ds) == 12
     assert torch.equal(ds[5]["lq"], ds[5]["lq"])
     assert ds[5]["key"] == ds[17]["key"]  # the same window centre one epoch later ...
@@ -327,8 +437,10 @@ def _other_layout(root: Path, layout: str, clip_names: list[str]) -> None:
 
 
 LMDB_CASES = {  # config: (layout writer, folders converted to <folder>.lmdb)
-    "reds": (lambda r: reds_layout(r), ["train_sharp", "train_sharp_bicubic/X4", "val_sharp",
-                                        "val_sharp_bicubic/X4"]),
+    "reds": (
+        lambda r: reds_layout(r),
+        ["train_sharp", "train_sharp_bicubic/X4", "val_sharp", "val_sharp_bicubic/X4"],
+    ),
     "vimeo90k": (lambda r: vimeo_layout(r), ["vimeo_septuplet/sequences", "BIx4"]),
     "vid4": (lambda r: vid4_layout(r, names=3), ["GT"]),
     "udm10": (lambda r: _other_layout(r, "GT", ["a", "b"]), ["GT"]),
@@ -345,8 +457,9 @@ def test_every_dataset_config_reads_folders_and_lmdb_alike(tmp_path, name):
     for folder in folders:
         make_lmdb(root / folder, root / f"{folder}.lmdb")
     folder_dm = instantiate(compose("eval", tmp_path, [f"data={name}", f"data.root={root}"], "a").data)
-    lmdb_dm = instantiate(compose("eval", tmp_path, [f"data={name}", f"data.root={root}", "data.backend=lmdb"],
-                                  "b").data)
+    lmdb_dm = instantiate(
+        compose("eval", tmp_path, [f"data={name}", f"data.root={root}", "data.backend=lmdb"], "b").data
+    )
     assert type(lmdb_dm.val_set.gt).__name__ in ("LmdbStore", "CombinedStore")
     assert lmdb_dm.val_set.clips == folder_dm.val_set.clips
     for index in range(len(folder_dm.val_set)):
@@ -356,16 +469,25 @@ def test_every_dataset_config_reads_folders_and_lmdb_alike(tmp_path, name):
 
 
 def test_lmdb_read_in_the_main_process_then_in_loader_workers(tmp_path):
-    """py-lmdb refuses to reopen a path a forked worker inherited as open; the stores close inherited copies."""
+    """py-lmdb refuses to reopen a path a forked worker inherited as open; the stores close
+    inherited copies."""
     root = tmp_path / "REDS"
     reds_layout(root)
     for sub in ("train_sharp", "train_sharp_bicubic/X4"):
         make_lmdb(root / sub, root / f"{sub}.lmdb")
-    ds = VideoDataset(gt_root=str(root / "train_sharp"), lq_root=str(root / "train_sharp_bicubic/X4"),
-                      backend="lmdb", sampling="window", num_frames=3, gt_size=16)
+    ds = VideoDataset(
+        gt_root=str(root / "train_sharp"),
+        lq_root=str(root / "train_sharp_bicubic/X4"),
+        backend="lmdb",
+        sampling="window",
+        num_frames=3,
+        gt_size=16,
+    )
     expected = ds[0]
     from vsrlab.data import VSRDataModule
 
-    dm = VSRDataModule(train=ds, batch_size=2, num_workers=2, persistent_workers=False, shuffle=False, stream=True)
+    dm = VSRDataModule(
+        train=ds, batch_size=2, num_workers=2, persistent_workers=False, shuffle=False, stream=True
+    )
     batch = next(iter(dm.train_dataloader()))
     assert torch.equal(batch["lq"][0], expected["lq"]) and torch.equal(batch["gt"][0], expected["gt"])

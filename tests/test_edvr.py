@@ -42,12 +42,16 @@ def meta(**kwargs) -> EDVR:
 # Each row's count, number of state-dict entries and layout digest were produced by BasicSR's own
 # basicsr/archs/edvr_arch.py EDVR with the same arguments (BasicSR imported from a source checkout
 # with scripts/crosscheck_basicsr.py); the digests equal, entry for entry and in order, BasicSR's.
-@pytest.mark.parametrize("kwargs, params, entries, digest", [
-    ({}, 3_300_131, 144, "ea145ba07333cc73"),  # EDVR-M, published 3.3M
-    (EDVR_L, 20_633_827, 264, "b4d8dfb38165273c"),  # EDVR-L, published 20.6M
-    (dict(with_tsa=False), 2_996_259, 120, "02a93d725342a5d8"),
-    (dict(with_predeblur=True, hr_in=True), 4_042_851, 186, "c7a65222ca20dc43"),
-], ids=["EDVR-M", "EDVR-L", "no-TSA", "predeblur-hr_in"])
+@pytest.mark.parametrize(
+    "kwargs, params, entries, digest",
+    [
+        ({}, 3_300_131, 144, "ea145ba07333cc73"),  # EDVR-M, published 3.3M
+        (EDVR_L, 20_633_827, 264, "b4d8dfb38165273c"),  # EDVR-L, published 20.6M
+        (dict(with_tsa=False), 2_996_259, 120, "02a93d725342a5d8"),
+        (dict(with_predeblur=True, hr_in=True), 4_042_851, 186, "c7a65222ca20dc43"),
+    ],
+    ids=["EDVR-M", "EDVR-L", "no-TSA", "predeblur-hr_in"],
+)
 def test_parameter_counts_and_state_dict_layout_equal_basicsr(kwargs, params, entries, digest):
     net = meta(**kwargs)
     assert count(net) == params
@@ -72,13 +76,16 @@ def test_basicsr_key_names_spot_check():
     assert "conv_first.weight" not in deblur and "predeblur.stride_conv_hr1.weight" not in deblur
 
 
-@pytest.mark.parametrize("kwargs, size, out_size", [
-    ({}, (16, 20), (64, 80)),
-    (dict(with_tsa=False), (16, 16), (64, 64)),
-    (dict(with_predeblur=True), (16, 16), (64, 64)),
-    (dict(with_predeblur=True, hr_in=True), (32, 32), (32, 32)),
-    (dict(num_frame=5, center_frame_idx=0), (12, 16), (48, 64)),
-])
+@pytest.mark.parametrize(
+    "kwargs, size, out_size",
+    [
+        ({}, (16, 20), (64, 80)),
+        (dict(with_tsa=False), (16, 16), (64, 64)),
+        (dict(with_predeblur=True), (16, 16), (64, 64)),
+        (dict(with_predeblur=True, hr_in=True), (32, 32), (32, 32)),
+        (dict(num_frame=5, center_frame_idx=0), (12, 16), (48, 64)),
+    ],
+)
 def test_output_shapes(kwargs, size, out_size):
     net = EDVR(**{**SMALL, **kwargs})
     assert net.num_frame == kwargs.get("num_frame", 3)
@@ -88,14 +95,17 @@ def test_output_shapes(kwargs, size, out_size):
     assert out.shape == (2, 3, *out_size)
 
 
-@pytest.mark.parametrize("align_type, extra, offsets, weight_shape", [
-    ("dcn", {}, 2 * 4 * 9, (16, 16, 3, 3)),
-    ("dcn", dict(num_offsets=25, modulated=False), 2 * 4 * 25, (16, 16, 5, 5)),
-    ("decomposed", dict(num_offsets=5), 2 * 4 * 5, (16, 16, 1, 5)),
-    ("decomposed", dict(deformable_groups=1, num_offsets=9), 2 * 9, (16, 16, 1, 9)),
-    ("flow", {}, 2, (16, 16, 1, 1)),
-    ("image", {}, 2, (16, 16, 1, 1)),
-])
+@pytest.mark.parametrize(
+    "align_type, extra, offsets, weight_shape",
+    [
+        ("dcn", {}, 2 * 4 * 9, (16, 16, 3, 3)),
+        ("dcn", dict(num_offsets=25, modulated=False), 2 * 4 * 25, (16, 16, 5, 5)),
+        ("decomposed", dict(num_offsets=5), 2 * 4 * 5, (16, 16, 1, 5)),
+        ("decomposed", dict(deformable_groups=1, num_offsets=9), 2 * 9, (16, 16, 1, 9)),
+        ("flow", {}, 2, (16, 16, 1, 1)),
+        ("image", {}, 2, (16, 16, 1, 1)),
+    ],
+)
 def test_alignment_variants_offsets_and_gradients(align_type, extra, offsets, weight_shape):
     net = EDVR(**{**SMALL, **extra}, align_type=align_type)
     packs = [*net.pcd_align.dcn_pack.values(), net.pcd_align.cas_dcnpack]
@@ -104,7 +114,7 @@ def test_alignment_variants_offsets_and_gradients(align_type, extra, offsets, we
     x = torch.rand(1, 3, 3, 16, 16)
     out = net(x)
     assert out.shape == (1, 3, 64, 64)
-    for pack, side in zip(packs, (4, 8, 16, 16)):
+    for pack, side in zip(packs, (4, 8, 16, 16), strict=True):
         assert tuple(pack.last_offset.shape) == (3, offsets, side, side)  # all B*T frames
         mask = pack.last_mask
         if pack.modulated and align_type != "image":
@@ -129,8 +139,9 @@ def test_alignment_variants_offsets_and_gradients(align_type, extra, offsets, we
 
 def test_flow_is_decomposed_with_one_group_one_offset_and_no_mask():
     flow = EDVR(**SMALL, align_type="flow")
-    decomposed = EDVR(**{**SMALL, "deformable_groups": 1}, align_type="decomposed", num_offsets=1,
-                      modulated=False)
+    decomposed = EDVR(
+        **{**SMALL, "deformable_groups": 1}, align_type="decomposed", num_offsets=1, modulated=False
+    )
     with torch.no_grad():
         for p in flow.parameters():
             p.add_(torch.randn_like(p) * 0.05)  # non-zero offsets

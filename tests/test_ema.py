@@ -12,7 +12,8 @@ import torch
 from vsrlab.archs import SlidingWindowVSR, load_pretrained
 from vsrlab.archs.pretrained import basicsr_weights
 from vsrlab.eval import evaluate
-from vsrlab.export import export_weights, main as export_main
+from vsrlab.export import export_weights
+from vsrlab.export import main as export_main
 from vsrlab.train import train
 
 EMA = ["+model.ema.decay=0.5"]  # a short memory, so that 6 steps move the average visibly
@@ -28,8 +29,13 @@ class RecordWeights(pl.Callback):
     history: list[tuple[int, list[torch.Tensor], list[torch.Tensor]]] = []
 
     def _record(self, trainer, module) -> None:
-        RecordWeights.history.append((trainer.global_step, [p.detach().clone() for p in module.net.parameters()],
-                                      [p.detach().clone() for p in module.net_ema.module.parameters()]))
+        RecordWeights.history.append(
+            (
+                trainer.global_step,
+                [p.detach().clone() for p in module.net.parameters()],
+                [p.detach().clone() for p in module.net_ema.module.parameters()],
+            )
+        )
 
     def on_fit_start(self, trainer, module) -> None:
         RecordWeights.history = []
@@ -42,18 +48,29 @@ class RecordWeights(pl.Callback):
 
 
 def test_ema_follows_basicsrs_recurrence_from_the_initial_weights(make_cfg):
-    train(make_cfg(overrides=[*EMA, "test=false", "trainer.max_steps=4", "+model.ema.start_step=1",
-                              "+callbacks.record._target_=test_ema.RecordWeights"]))
+    train(
+        make_cfg(
+            overrides=[
+                *EMA,
+                "test=false",
+                "trainer.max_steps=4",
+                "+model.ema.start_step=1",
+                "+callbacks.record._target_=test_ema.RecordWeights",
+            ]
+        )
+    )
     history = RecordWeights.history
     assert [step for step, _, _ in history] == [0, 1, 2, 3, 4]
     _, initial, ema0 = history[0]
-    assert all(torch.equal(a, b) for a, b in zip(initial, ema0))  # a copy of the initial weights
+    assert all(torch.equal(a, b) for a, b in zip(initial, ema0, strict=True))  # a copy of the initial weights
     _, weights1, ema1 = history[1]
-    assert all(torch.equal(a, b) for a, b in zip(weights1, ema1))  # start_step=1: follows the weights
-    for (_, _, previous), (step, weights, ema) in zip(history[1:], history[2:]):
-        for p, w, e in zip(previous, weights, ema):
+    assert all(
+        torch.equal(a, b) for a, b in zip(weights1, ema1, strict=True)
+    )  # start_step=1: follows the weights
+    for (_, _, previous), (step, weights, ema) in zip(history[1:], history[2:], strict=False):
+        for p, w, e in zip(previous, weights, ema, strict=True):
             torch.testing.assert_close(e, 0.5 * p + 0.5 * w, rtol=0, atol=1e-7, msg=f"step {step}")
-        assert not all(torch.equal(w, e) for w, e in zip(weights, ema))
+        assert not all(torch.equal(w, e) for w, e in zip(weights, ema, strict=True))
 
 
 class SignalAtStep(pl.Callback):
@@ -65,26 +82,57 @@ class SignalAtStep(pl.Callback):
             signal.raise_signal(signal.SIGUSR2)
 
 
-@pytest.mark.parametrize("interruption,stop_step", [("preempted", 3), ("preempted", 6), ("stopped", 4)],
-                         ids=["preempted-mid-epoch", "preempted-at-epoch-end", "stopped"])
+@pytest.mark.parametrize(
+    "interruption,stop_step",
+    [("preempted", 3), ("preempted", 6), ("stopped", 4)],
+    ids=["preempted-mid-epoch", "preempted-at-epoch-end", "stopped"],
+)
 def test_interrupted_and_resumed_run_ends_with_the_same_ema(make_cfg, tmp_path, interruption, stop_step):
     # batch 2, 12 clips: 6 steps per epoch; a checkpoint after step 6 is written after the epoch's
     # last batch (the next epoch must then start from its beginning, with its own order)
-    common = [*EMA, "test=false", "trainer.max_steps=9", "trainer.val_check_interval=4", "data.train.num_clips=12"]
+    common = [
+        *EMA,
+        "test=false",
+        "trainer.max_steps=9",
+        "trainer.val_check_interval=4",
+        "data.train.num_clips=12",
+    ]
     train(make_cfg(overrides=common, run="full"))
     if interruption == "preempted":  # SIGUSR2 after step n - 1: checkpoint after step n (the next boundary)
         with pytest.raises(SystemExit) as stop:
-            train(make_cfg(overrides=[*common, "+callbacks.signal._target_=test_ema.SignalAtStep",
-                                      f"+callbacks.signal.step={stop_step - 1}"], run="part"))
+            train(
+                make_cfg(
+                    overrides=[
+                        *common,
+                        "+callbacks.signal._target_=test_ema.SignalAtStep",
+                        f"+callbacks.signal.step={stop_step - 1}",
+                    ],
+                    run="part",
+                )
+            )
         assert stop.value.code == 128 + signal.SIGUSR2
-        assert torch.load(tmp_path / "part/checkpoints/last.ckpt", weights_only=False)["global_step"] == stop_step
-        resumed = train(make_cfg(overrides=[*common, "+callbacks.signal._target_=test_ema.SignalAtStep",
-                                            "+callbacks.signal.step=-1"], run="part"))
+        assert (
+            torch.load(tmp_path / "part/checkpoints/last.ckpt", weights_only=False)["global_step"]
+            == stop_step
+        )
+        resumed = train(
+            make_cfg(
+                overrides=[
+                    *common,
+                    "+callbacks.signal._target_=test_ema.SignalAtStep",
+                    "+callbacks.signal.step=-1",
+                ],
+                run="part",
+            )
+        )
     else:  # a run stopped at step 4 and continued to 8
         train(make_cfg(overrides=[*common, "trainer.max_steps=4"], run="part"))
         resumed = train(make_cfg(overrides=[*common, "ckpt_path=last"], run="part"))
     assert resumed["global_step"] == 9
-    full, part = _state(tmp_path / "full/checkpoints/last.ckpt"), _state(tmp_path / "part/checkpoints/last.ckpt")
+    full, part = (
+        _state(tmp_path / "full/checkpoints/last.ckpt"),
+        _state(tmp_path / "part/checkpoints/last.ckpt"),
+    )
     ema_keys = [k for k in full if k.startswith("net_ema.module.")]
     assert ema_keys and full.keys() == part.keys()
     for key in full:
@@ -92,7 +140,9 @@ def test_interrupted_and_resumed_run_ends_with_the_same_ema(make_cfg, tmp_path, 
     assert not torch.equal(full[ema_keys[0]], full[ema_keys[0].replace("net_ema.module.", "net.")])
 
 
-def test_validation_and_test_evaluate_the_average_and_export_gives_params_and_params_ema(make_cfg, tmp_path, capsys):
+def test_validation_and_test_evaluate_the_average_and_export_gives_params_and_params_ema(
+    make_cfg, tmp_path, capsys
+):
     trained = train(make_cfg(overrides=EMA))
     ckpt = trained["best"]["ckpt_path"]
     state = _state(ckpt)
@@ -107,21 +157,39 @@ def test_validation_and_test_evaluate_the_average_and_export_gives_params_and_pa
         assert all(torch.equal(exported[key][k], weights[key][k]) for k in weights[key])
     assert export_weights(ckpt).name == ckpt.rsplit("/", 1)[-1].replace(".ckpt", ".pth")
 
-    eval_args = ["extras.print_config=false", "data.val.num_clips=2", "data.val.num_frames=5",
-                 "data.val.lq_size=[24,24]", "trainer.enable_progress_bar=false"]
-    arch = ["arch=sliding_window", "arch.num_feat=8", "arch.num_extract_block=1", "arch.num_reconstruct_block=1",
-            "arch.deformable_groups=2"]
+    eval_args = [
+        "extras.print_config=false",
+        "data.val.num_clips=2",
+        "data.val.num_frames=5",
+        "data.val.lq_size=[24,24]",
+        "trainer.enable_progress_bar=false",
+    ]
+    arch = [
+        "arch=sliding_window",
+        "arch.num_feat=8",
+        "arch.num_extract_block=1",
+        "arch.num_reconstruct_block=1",
+        "arch.deformable_groups=2",
+    ]
     ema = evaluate(make_cfg("eval", overrides=[*eval_args, f"ckpt_path={ckpt}"], run="ema"))
     assert ema["mean"]["psnr"] == pytest.approx(trained["test"]["mean"]["psnr"], abs=1e-6)
     # the same numbers from the exported params_ema loaded as official weights (preferred over params)
-    official = evaluate(make_cfg("eval", overrides=[*eval_args, *arch, f"arch.pretrained={tmp_path / 'weights.pth'}"],
-                                 run="official"))
+    official = evaluate(
+        make_cfg(
+            "eval",
+            overrides=[*eval_args, *arch, f"arch.pretrained={tmp_path / 'weights.pth'}"],
+            run="official",
+        )
+    )
     assert official["mean"]["psnr"] == pytest.approx(ema["mean"]["psnr"], abs=1e-6)
-    raw = evaluate(make_cfg("eval", overrides=[*eval_args, f"ckpt_path={ckpt}", "+model.ema.test=false"],
-                            run="raw"))
+    raw = evaluate(
+        make_cfg("eval", overrides=[*eval_args, f"ckpt_path={ckpt}", "+model.ema.test=false"], run="raw")
+    )
     assert raw["mean"]["psnr"] != pytest.approx(ema["mean"]["psnr"], abs=1e-4)
     # params (the trained weights) load by key
-    model = SlidingWindowVSR(num_feat=8, num_frame=3, num_extract_block=1, num_reconstruct_block=1, deformable_groups=2)
+    model = SlidingWindowVSR(
+        num_feat=8, num_frame=3, num_extract_block=1, num_reconstruct_block=1, deformable_groups=2
+    )
     load_pretrained(model, tmp_path / "weights.pth", param_key="params")
     assert all(torch.equal(v, weights["params"][k]) for k, v in model.state_dict().items())
 

@@ -8,12 +8,19 @@ import json
 
 import numpy as np
 import pytest
-
 from test_datasets import LOADER, frames, write_clip
+
 from conftest import compose_config
 from vsrlab.data.degradations import degrade
-from vsrlab.data.fingerprint import (KNOWN_TEST_SETS, alignment_problem, check_test_set, clip_fingerprint,
-                                     dataset_fingerprint, frames_sha256, lr_alignment)
+from vsrlab.data.fingerprint import (
+    KNOWN_TEST_SETS,
+    alignment_problem,
+    check_test_set,
+    clip_fingerprint,
+    dataset_fingerprint,
+    frames_sha256,
+    lr_alignment,
+)
 from vsrlab.eval import evaluate
 
 
@@ -24,7 +31,9 @@ def test_a_lr_frame_shifted_by_one_pixel_is_found(dx, dy):
     assert lr_alignment(lq, gt, 4, "BI") == {"psnr": 100.0, "best_shift": [0, 0], "best_psnr": 100.0}
     check = lr_alignment(np.roll(lq, (dy, dx), axis=(0, 1)), gt, 4, "BI")
     assert check["best_shift"] == [-dx, -dy] and check["best_psnr"] == 100.0 and check["psnr"] < 20
-    assert alignment_problem("walk", check, "BI").startswith(f"clip walk: the LR frames are shifted by ({-dx:+d}, {-dy:+d}) px")
+    assert alignment_problem("walk", check, "BI").startswith(
+        f"clip walk: the LR frames are shifted by ({-dx:+d}, {-dy:+d}) px"
+    )
 
 
 def test_lr_made_by_another_degradation_is_reported():
@@ -47,22 +56,36 @@ def test_fingerprints_hash_what_was_read():
     changed[2, 5, 5, 0] ^= 1  # one bit of one pixel
     whole = dataset_fingerprint({"a": fp, "b": fp})
     assert whole["clips"] == 2 and whole["frames"] == 8
-    assert dataset_fingerprint({"a": fp, "b": clip_fingerprint(lq, changed, scale=4)})["gt_sha256"] != whole["gt_sha256"]
-    assert dataset_fingerprint({"a": fp, "b": clip_fingerprint(lq, changed, scale=4)})["lq_sha256"] == whole["lq_sha256"]
+    assert (
+        dataset_fingerprint({"a": fp, "b": clip_fingerprint(lq, changed, scale=4)})["gt_sha256"]
+        != whole["gt_sha256"]
+    )
+    assert (
+        dataset_fingerprint({"a": fp, "b": clip_fingerprint(lq, changed, scale=4)})["lq_sha256"]
+        == whole["lq_sha256"]
+    )
 
 
 def test_known_test_sets_are_checked_clip_by_clip():
     vid4 = KNOWN_TEST_SETS["vid4"]
-    good = {c: {"frames": vid4.expected_frames(c), "gt_size": list(vid4.expected_size(c))} for c in vid4.clips}
+    good = {
+        c: {"frames": vid4.expected_frames(c), "gt_size": list(vid4.expected_size(c))} for c in vid4.clips
+    }
     assert check_test_set("vid4", good) == []
-    bad = {**good, "city": {"frames": 33, "gt_size": [704, 576]}, "walk": {"frames": 47, "gt_size": [720, 476]}}
+    bad = {
+        **good,
+        "city": {"frames": 33, "gt_size": [704, 576]},
+        "walk": {"frames": 47, "gt_size": [720, 476]},
+    }
     del bad["foliage"]
     assert check_test_set("vid4", bad) == [
         "Vid4: clips ['foliage'] are missing",
         "Vid4 clip city: 33 LR frames, the published set has 34",
-        "Vid4 clip walk: GT frames are 720x476, the published set's are 720x480"]
+        "Vid4 clip walk: GT frames are 720x476, the published set's are 720x480",
+    ]
     assert check_test_set("vimeo90k/test", {"00001/0001": {"frames": 7, "gt_size": [448, 256]}}) == [
-        "Vimeo-90K-T has 7824 clips (the septuplets of sep_testlist.txt); 1 were evaluated"]
+        "Vimeo-90K-T has 7824 clips (the septuplets of sep_testlist.txt); 1 were evaluated"
+    ]
     assert check_test_set("my_own_set", bad) == []
 
 
@@ -80,19 +103,26 @@ def test_eval_records_the_fingerprint_and_reports_a_shifted_clip_and_a_wrong_tes
         write_clip(root / "GT" / clip, gt, names)
         write_clip(root / "BIx4" / clip, lq, names)
         written[clip] = (lq, gt)
-    cfg = compose_config("eval", [*LOADER, "data=vid4", f"data.root={root}", "trainer.enable_progress_bar=false"],
-                         tmp_path / "run")
+    cfg = compose_config(
+        "eval",
+        [*LOADER, "data=vid4", f"data.root={root}", "trainer.enable_progress_bar=false"],
+        tmp_path / "run",
+    )
     results = evaluate(cfg)
     data = json.loads((tmp_path / "run" / "metrics.json").read_text())["data"]
     assert data == results["data"]
     assert data["dataset"] == "vid4" and data["test_set"] == "Vid4"
     for clip, (lq, gt) in written.items():
-        assert data["clips"][clip]["lq_sha256"] == frames_sha256(lq) and data["clips"][clip]["gt_sha256"] == frames_sha256(gt)
+        assert data["clips"][clip]["lq_sha256"] == frames_sha256(lq) and data["clips"][clip][
+            "gt_sha256"
+        ] == frames_sha256(gt)
     assert data["fingerprint"] == dataset_fingerprint(data["clips"])
     problems = data["problems"]
     assert "Vid4: clips ['foliage', 'walk'] are missing" in problems
     assert "Vid4 clip calendar: 5 LR frames, the published set has 41" in problems
     assert "Vid4 clip city: GT frames are 64x48, the published set's are 704x576" in problems
     shifted = [p for p in problems if "shifted" in p]
-    assert len(shifted) == 1 and shifted[0].startswith("clip calendar: the LR frames are shifted by (-1, +0) px")
+    assert len(shifted) == 1 and shifted[0].startswith(
+        "clip calendar: the LR frames are shifted by (-1, +0) px"
+    )
     assert "clip calendar: the LR frames are shifted" in caplog.text  # also warned while evaluating

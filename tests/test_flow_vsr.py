@@ -130,9 +130,12 @@ def test_every_parameter_gets_a_gradient(warp_level, num_flows):
 
 def to_mmagic(state_dict: dict[str, torch.Tensor]) -> dict:
     """MMagic layout: ``generator.`` prefix; SPyNet convs counted without ReLUs, inside ConvModules."""
+
     def rename(key: str) -> str:
-        return re.sub(r"(basic_module\.\d+\.basic_module\.)(\d+)\.",
-                      lambda m: f"{m[1]}{int(m[2]) // 2}.conv.", key)
+        return re.sub(
+            r"(basic_module\.\d+\.basic_module\.)(\d+)\.", lambda m: f"{m[1]}{int(m[2]) // 2}.conv.", key
+        )
+
     return {"meta": {}, "state_dict": {"generator." + rename(k): v for k, v in state_dict.items()}}
 
 

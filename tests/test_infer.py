@@ -17,16 +17,29 @@ from torch import Tensor
 from conftest import FAST, compose_config
 from vsrlab.data.degradations import matlab_imresize, matlab_imresize_tensor
 from vsrlab.data.frames import DataError
-from vsrlab.infer import (FrameWriter, infer, iter_chunks, iter_frames, load_infer_model, main,
-                          super_resolve_stream)
+from vsrlab.infer import (
+    FrameWriter,
+    infer,
+    iter_chunks,
+    iter_frames,
+    load_infer_model,
+    main,
+    super_resolve_stream,
+)
 from vsrlab.models import VSRModule
 from vsrlab.train import train
 from vsrlab.utils.images import frames_to_tensor, save_rgb, to_uint8_hwc
 
 NUM_FRAMES, H, W = 12, 32, 40
 # a 5-frame sliding-window net, trained for one step so that its weights are not the initial ones
-TINY_NET = ["arch=sliding_window", "arch.num_frame=5", "arch.num_feat=8", "arch.num_extract_block=1",
-            "arch.num_reconstruct_block=1", "arch.deformable_groups=2"]
+TINY_NET = [
+    "arch=sliding_window",
+    "arch.num_frame=5",
+    "arch.num_feat=8",
+    "arch.num_extract_block=1",
+    "arch.num_reconstruct_block=1",
+    "arch.deformable_groups=2",
+]
 
 
 def _clip(num: int = NUM_FRAMES, h: int = H, w: int = W, seed: int = 0) -> np.ndarray:
@@ -70,17 +83,30 @@ def _write_folder(folder: Path, frames: np.ndarray) -> Path:
 
 
 def _infer_cfg(tmp_path: Path, overrides: list[str]):
-    return compose_config("infer", ["extras.print_config=false", "progress=false", "device=cpu", *overrides],
-                          tmp_path / "infer_run")
+    return compose_config(
+        "infer",
+        ["extras.print_config=false", "progress=false", "device=cpu", *overrides],
+        tmp_path / "infer_run",
+    )
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """``last.ckpt`` of a one-step ``vsrlab-train`` run of a tiny 5-frame sliding-window net."""
     root = tmp_path_factory.mktemp("train")
-    cfg = compose_config("train", [*FAST, *TINY_NET, "trainer.max_steps=1", "trainer.val_check_interval=1",
-                                   "data.val.num_clips=1", "test=false", "callbacks=model_checkpoint"],
-                         root / "run")
+    cfg = compose_config(
+        "train",
+        [
+            *FAST,
+            *TINY_NET,
+            "trainer.max_steps=1",
+            "trainer.val_check_interval=1",
+            "data.val.num_clips=1",
+            "test=false",
+            "callbacks=model_checkpoint",
+        ],
+        root / "run",
+    )
     train(cfg)
     GlobalHydra.instance().clear()
     ckpt = root / "run" / "checkpoints" / "last.ckpt"
@@ -103,10 +129,21 @@ def test_video_file_end_to_end_bicubic_equals_matlab_upsampling(tmp_path, monkey
     np.testing.assert_array_equal(decoded, clip)  # FFV1 is lossless here: the reference is exact
     out = tmp_path / "sr" / "clip_x4.mkv"
     GlobalHydra.instance().clear()
-    monkeypatch.setattr(sys, "argv", ["vsrlab-infer", f"input={src}", f"output={out}", "arch=bicubic",
-                                      "chunk_size=5", "device=cpu", "progress=false",
-                                      "extras.print_config=false",
-                                      f"hydra.run.dir={tmp_path / 'run'}"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "vsrlab-infer",
+            f"input={src}",
+            f"output={out}",
+            "arch=bicubic",
+            "chunk_size=5",
+            "device=cpu",
+            "progress=false",
+            "extras.print_config=false",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+    )
     main()  # the Hydra app, as the console script runs it
     GlobalHydra.instance().clear()
     log_text = (tmp_path / "run" / "infer.log").read_text()
@@ -149,9 +186,17 @@ def test_frame_folder_chunked_output_equals_whole_clip_predict_clip(trained, tmp
     clip = _clip()
     folder = _write_folder(tmp_path / "frames", clip)
     # 4 windows per forward (model.evaluation.chunk_size), 4 output frames per chunk, overlap 2: 3 chunks
-    cfg = _infer_cfg(tmp_path, [f"ckpt={trained}", f"input={folder}", f"output={tmp_path / 'out'}",
-                                "chunk_size=4", "model.evaluation.chunk_size=4",
-                                "arch=bicubic"])  # the checkpoint's arch wins over arch=
+    cfg = _infer_cfg(
+        tmp_path,
+        [
+            f"ckpt={trained}",
+            f"input={folder}",
+            f"output={tmp_path / 'out'}",
+            "chunk_size=4",
+            "model.evaluation.chunk_size=4",
+            "arch=bicubic",
+        ],
+    )  # the checkpoint's arch wins over arch=
     model = load_infer_model(cfg)
     assert type(model.net).__name__ == "SlidingWindowVSR" and model.net.num_frame == 5 and not model.training
     assert model.eval_cfg["chunk_size"] == 4 and model.eval_cfg["padding"] == "reflection"
@@ -175,7 +220,7 @@ def test_frame_folder_chunked_output_equals_whole_clip_predict_clip(trained, tmp
         with torch.no_grad():
             whole = model.predict_clip(frames_to_tensor(small))
         ends.append(whole[[0, -1]])
-        for chunk_size in ((1, 4, 8) if padding == "reflection" else (3, 4)):
+        for chunk_size in (1, 4, 8) if padding == "reflection" else (3, 4):
             chunks = list(super_resolve_stream(model, iter(small), chunk_size, overlap))
             assert [c.shape[0] for c in chunks][:-1] == [chunk_size] * (len(chunks) - 1)
             if chunk_size % 4 == 0:
@@ -186,13 +231,13 @@ def test_frame_folder_chunked_output_equals_whole_clip_predict_clip(trained, tmp
             with pytest.raises(ValueError, match="overlap=2 is too small"):
                 next(super_resolve_stream(model, iter(small), 4, 2))
     # the four paddings give four different results at the clip ends: the comparisons above tell them apart
-    assert all(not torch.equal(a, b) for i, a in enumerate(ends) for b in ends[i + 1:])
+    assert all(not torch.equal(a, b) for i, a in enumerate(ends) for b in ends[i + 1 :])
 
 
 def test_official_weights_via_ckpt_or_arch_pretrained_and_spatial_padding(trained, tmp_path):
     hparams = torch.load(trained, map_location="cpu", weights_only=False)
     weights = tmp_path / "official.pth"  # BasicSR layout: {'params': state dict of the network}
-    net_weights = {k[len("net."):]: v for k, v in hparams["state_dict"].items() if k.startswith("net.")}
+    net_weights = {k[len("net.") :]: v for k, v in hparams["state_dict"].items() if k.startswith("net.")}
     torch.save({"params": net_weights}, weights)
     clip = _clip(num=6, h=30, w=37)  # not multiples of pad_to=4: reflect-padded to 32x40, cropped back
     folder = _write_folder(tmp_path / "frames", clip)
@@ -204,8 +249,12 @@ def test_official_weights_via_ckpt_or_arch_pretrained_and_spatial_padding(traine
 
     for weights_arg in ([f"ckpt={weights}"], [f"arch.pretrained={weights}"]):
         out = tmp_path / "sr.mkv"
-        infer(_infer_cfg(tmp_path, [*TINY_NET, *weights_arg, f"input={folder}", f"output={out}",
-                                    "chunk_size=4", "fps=10"]))
+        infer(
+            _infer_cfg(
+                tmp_path,
+                [*TINY_NET, *weights_arg, f"input={folder}", f"output={out}", "chunk_size=4", "fps=10"],
+            )
+        )
         sr, fps = _read_video(out)
         assert fps == pytest.approx(10.0)
         np.testing.assert_array_equal(sr, expected)
@@ -263,8 +312,11 @@ def test_errors_name_the_missing_or_unreadable_file(trained, tmp_path):
     with pytest.raises(FileNotFoundError, match="input not found: .*nothing.mp4"):
         infer(_infer_cfg(tmp_path, [f"input={tmp_path / 'nothing.mp4'}", f"output={tmp_path / 'o'}"]))
     with pytest.raises(FileNotFoundError, match="checkpoint not found: .*missing.ckpt"):
-        infer(_infer_cfg(tmp_path, [f"ckpt={tmp_path / 'missing.ckpt'}", f"input={folder}",
-                                    f"output={tmp_path / 'o'}"]))
+        infer(
+            _infer_cfg(
+                tmp_path, [f"ckpt={tmp_path / 'missing.ckpt'}", f"input={folder}", f"output={tmp_path / 'o'}"]
+            )
+        )
     fake = tmp_path / "fake.mp4"
     fake.write_text("not a video")
     with pytest.raises(DataError, match="cannot open video .*fake.mp4"):

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from importlib import metadata
 from pathlib import Path
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -37,7 +37,9 @@ def declared() -> list[Requirement]:
 def test_the_lock_pins_every_declared_dependency_within_its_range():
     pins = locked()
     assert pins["torch"] == "2.13.0" and "torchvision" not in pins
-    assert not any(re.search(r"\+", v) for v in pins.values()), "local version tags (+cpu) do not belong in the lock"
+    assert not any(re.search(r"\+", v) for v in pins.values()), (
+        "local version tags (+cpu) do not belong in the lock"
+    )
     for requirement in declared():
         name = canonicalize_name(requirement.name)
         assert name in pins, f"{name} is not in requirements.lock"
@@ -53,7 +55,9 @@ def test_installed_versions_are_the_locked_ones():
         installed = Version(metadata.version(name))
         if Version(installed.base_version if name == "torch" else str(installed)) != Version(pins[name]):
             differ[name] = (str(installed), pins[name])
-    assert not differ, f"installed != requirements.lock (run `make install`, or `make lock` after a change): {differ}"
+    assert not differ, (
+        f"installed != requirements.lock (run `make install`, or `make lock` after a change): {differ}"
+    )
 
 
 def test_a_run_directory_records_package_versions(make_cfg, tmp_path):

@@ -37,13 +37,29 @@ def test_y_channel_is_matlab_luma():
 def test_ssim_matches_scikit_image_gaussian_ssim():
     a = rand_img(2)
     b = np.clip(a.astype(int) + np.random.default_rng(3).integers(-40, 40, a.shape), 0, 255).astype(np.uint8)
-    expected = np.mean([structural_similarity(a[..., c].astype(float), b[..., c].astype(float), data_range=255,
-                                              gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
-                        for c in range(3)])
+    expected = np.mean(
+        [
+            structural_similarity(
+                a[..., c].astype(float),
+                b[..., c].astype(float),
+                data_range=255,
+                gaussian_weights=True,
+                sigma=1.5,
+                use_sample_covariance=False,
+            )
+            for c in range(3)
+        ]
+    )
     assert calculate_ssim(a, b) == pytest.approx(expected, abs=1e-9)
     assert calculate_ssim(a, a) == pytest.approx(1.0)
-    y_expected = structural_similarity(rgb_to_y(a), rgb_to_y(b), data_range=255, gaussian_weights=True, sigma=1.5,
-                                       use_sample_covariance=False)
+    y_expected = structural_similarity(
+        rgb_to_y(a),
+        rgb_to_y(b),
+        data_range=255,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+    )
     assert calculate_ssim(a, b, test_y_channel=True) == pytest.approx(y_expected, abs=1e-9)
 
 
@@ -66,8 +82,10 @@ def test_video_metric_is_mean_of_clip_means(metric_cls, fn):
     metric = metric_cls(test_y_channel=True)
     for i, (pred, gt) in enumerate(clips):
         metric.update(pred, gt, torch.full((len(gt),), i), torch.arange(len(gt)))
-    per_clip = [np.mean([fn(p, g, 0, True) for p, g in zip(to_uint8_hwc(pred), to_uint8_hwc(gt))])
-                for pred, gt in clips]
+    per_clip = [
+        np.mean([fn(p, g, 0, True) for p, g in zip(to_uint8_hwc(pred), to_uint8_hwc(gt), strict=True)])
+        for pred, gt in clips
+    ]
     assert float(metric.compute()) == pytest.approx(np.mean(per_clip), abs=1e-12)
     assert {c: n for c, (_, n) in metric.per_clip().items()} == {0: 2, 1: 5}
 

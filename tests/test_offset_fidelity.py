@@ -21,15 +21,15 @@ def _authors_formula(offset, flow, t):
     total = 0.0
     for i in range(n):
         for k in range(c // 2):
-            d = (offset[i, 2 * k:2 * k + 2] - flow[i].flip(0)).abs()
+            d = (offset[i, 2 * k : 2 * k + 2] - flow[i].flip(0)).abs()
             total += float((d * (d > t)).mean())
     return total
 
 
 def test_loss_values():
     offset = torch.zeros(1, 4, 2, 2)
-    offset[:, 0] = 15.0          # pair 0: dy = 15 > t, dx = 0  -> mean over (2, h, w) = 7.5
-    offset[:, 2:] = 5.0          # pair 1: both within t       -> 0
+    offset[:, 0] = 15.0  # pair 0: dy = 15 > t, dx = 0  -> mean over (2, h, w) = 7.5
+    offset[:, 2:] = 5.0  # pair 1: both within t       -> 0
     assert float(OffsetFidelityLoss(2.0, 10.0)(offset, torch.zeros(1, 2, 2, 2))) == pytest.approx(15.0)
     # flow is (x, y), offsets (y, x): a dx = 20 offset matches a flow of x = 20
     flow = torch.zeros(1, 2, 2, 2)
@@ -72,13 +72,20 @@ def _train(make_cfg, overrides, steps, callbacks=()):
     model = instantiate(cfg.model)
     model.initial_state = {k: v.clone() for k, v in model.net.state_dict().items()}
     dm = instantiate(cfg.data)
-    trainer = pl.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, limit_val_batches=0, callbacks=list(callbacks),
-                         log_every_n_steps=1, accelerator="cpu", devices=1)
+    trainer = pl.Trainer(
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=list(callbacks),
+        log_every_n_steps=1,
+        accelerator="cpu",
+        devices=1,
+    )
     trainer.fit(model, datamodule=dm)
     return model, trainer
-
-
 
 
 def test_offset_fidelity_keeps_offsets_bounded_at_an_exaggerated_learning_rate(make_cfg):
@@ -106,8 +113,11 @@ def test_offset_fidelity_with_a_spynet_teacher_trains(make_cfg):
 
 
 def test_lr_multipliers_and_freezing(make_cfg):
-    cfg_over = ["+model.lr_mult.dcn=0.25", "model.scheduler=null",
-                "model.freeze=[{modules: ['*'], exclude: [upsample], until_step: 2}]"]
+    cfg_over = [
+        "+model.lr_mult.dcn=0.25",
+        "model.scheduler=null",
+        "model.freeze=[{modules: ['*'], exclude: [upsample], until_step: 2}]",
+    ]
     model, _ = _train(make_cfg, cfg_over, 0)
     opt = model.configure_optimizers()
     lrs = sorted(g["lr"] for g in opt.param_groups)
@@ -116,8 +126,9 @@ def test_lr_multipliers_and_freezing(make_cfg):
     small = next(g for g in opt.param_groups if g["lr"] < 1e-3)
     assert {id(p) for p in small["params"]} == dcn_ids
 
-    frozen_names = {n for n, p in model.net.named_parameters()
-                    if any(p is q for q in model.frozen_parameters(0))}
+    frozen_names = {
+        n for n, p in model.net.named_parameters() if any(p is q for q in model.frozen_parameters(0))
+    }
     assert frozen_names and not any(n.startswith("upsample") for n in frozen_names)
     assert model.frozen_parameters(2) == []
 
@@ -139,8 +150,11 @@ def test_arch_pretrained_initialises_a_fresh_run_only(make_cfg, tmp_path):
         for p in src.parameters():
             p.add_(1.0)
     torch.save({"params": src.state_dict()}, tmp_path / "w.pth")
-    model, _ = _train(make_cfg, [f"+arch.pretrained={tmp_path / 'w.pth'}", "model.optimizer.lr=0.0",
-                                 "model.scheduler=null"], 1)
+    model, _ = _train(
+        make_cfg,
+        [f"+arch.pretrained={tmp_path / 'w.pth'}", "model.optimizer.lr=0.0", "model.scheduler=null"],
+        1,
+    )
     for k, v in src.state_dict().items():
         assert torch.allclose(model.net.state_dict()[k], v), k
     with pytest.raises(FileNotFoundError, match="missing.pth"):

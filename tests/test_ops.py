@@ -52,8 +52,22 @@ def naive_deform_conv2d(x, offset, weight, bias, stride, padding, dilation, mask
     return out
 
 
-def make_inputs(b=2, cin=4, cout=6, h=7, w=9, k=3, stride=1, padding=1, dilation=1, offset_groups=2, groups=1,
-                with_mask=True, offset_scale=3.0, dtype=torch.float64):
+def make_inputs(
+    b=2,
+    cin=4,
+    cout=6,
+    h=7,
+    w=9,
+    k=3,
+    stride=1,
+    padding=1,
+    dilation=1,
+    offset_groups=2,
+    groups=1,
+    with_mask=True,
+    offset_scale=3.0,
+    dtype=torch.float64,
+):
     ho = (h + 2 * padding - dilation * (k - 1) - 1) // stride + 1
     wo = (w + 2 * padding - dilation * (k - 1) - 1) // stride + 1
     x = torch.randn(b, cin, h, w, dtype=dtype)
@@ -93,7 +107,7 @@ def test_deform_conv2d_matches_eq1_forward_and_gradients(case):
     grad_out = torch.randn_like(ours)
     g_ours = torch.autograd.grad(ours, leaves, grad_out)
     g_ref = torch.autograd.grad(ref, leaves, grad_out)
-    for name, a, r in zip(["input", "offset", "weight", "bias", "mask"], g_ours, g_ref):
+    for name, a, r in zip(["input", "offset", "weight", "bias", "mask"], g_ours, g_ref, strict=True):
         torch.testing.assert_close(a, r, rtol=0, atol=1e-9, msg=f"gradient of {name} differs")
 
 
@@ -126,8 +140,12 @@ def test_matches_torchvision_if_importable():
     for case in CASES:
         x, off, w, b, m = make_inputs(**case)
         args = dict(stride=case["stride"], padding=case["padding"], dilation=case["dilation"])
-        torch.testing.assert_close(deform_conv2d(x, off, w, b, mask=m, **args),
-                                   tv_deform_conv2d(x, off, w, b, mask=m, **args), rtol=0, atol=1e-10)
+        torch.testing.assert_close(
+            deform_conv2d(x, off, w, b, mask=m, **args),
+            tv_deform_conv2d(x, off, w, b, mask=m, **args),
+            rtol=0,
+            atol=1e-10,
+        )
 
 
 def test_deform_conv2d_rejects_bad_shapes():
@@ -169,13 +187,16 @@ def test_flow_warp_nearest_and_fractional():
 
 @pytest.mark.parametrize("n,dilation", [(9, 1), (25, 1), (9, 2), (1, 1)])
 def test_alignment_with_kernel_grid_is_deform_conv2d(n, dilation):
-    align = DeformableAlignment(8, 6, 5, offset_groups=2, num_offsets=n, modulated=True, dilation=dilation).double()
+    align = DeformableAlignment(
+        8, 6, 5, offset_groups=2, num_offsets=n, modulated=True, dilation=dilation
+    ).double()
     torch.nn.init.normal_(align.conv_offset.weight, std=0.5)  # non-trivial offsets and masks
     x, cond = torch.randn(2, 8, 9, 11, dtype=torch.float64), torch.randn(2, 5, 9, 11, dtype=torch.float64)
     out = align(x, cond)
     k = math.isqrt(n)
-    expected = deform_conv2d(x, align.last_offset, align.weight, align.bias, 1, dilation * (k // 2), dilation,
-                             align.last_mask)
+    expected = deform_conv2d(
+        x, align.last_offset, align.weight, align.bias, 1, dilation * (k // 2), dilation, align.last_mask
+    )
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
     assert align.weight.shape == (6, 8, k, k)
     assert align.last_offset.shape == (2, 2 * 2 * n, 9, 11) and align.last_mask.shape == (2, 2 * n, 9, 11)
@@ -207,8 +228,13 @@ def test_alignment_free_offsets_warp_each_group_by_its_own_flows():
     x = torch.randn(1, c, 7, 7, dtype=torch.float64)
     flows = torch.randn(g, n, 2, 7, 7, dtype=torch.float64)  # (x, y) flows per group and offset
     offset = flows.flip(2).reshape(1, g * n * 2, 7, 7)
-    warped = torch.stack([torch.stack([flow_warp(x[:, gi * 2:(gi + 1) * 2], flows[gi, ni][None]) for ni in range(n)], 2)
-                          for gi in range(g)], 1).reshape(1, c * n, 7, 7)  # channel-major, then offset
+    warped = torch.stack(
+        [
+            torch.stack([flow_warp(x[:, gi * 2 : (gi + 1) * 2], flows[gi, ni][None]) for ni in range(n)], 2)
+            for gi in range(g)
+        ],
+        1,
+    ).reshape(1, c * n, 7, 7)  # channel-major, then offset
     expected = F.conv2d(warped, align.weight.reshape(5, c * n, 1, 1), align.bias)
     torch.testing.assert_close(align.align(x, offset), expected, rtol=0, atol=1e-12)
 
@@ -248,7 +274,9 @@ def test_offset_diversity_is_the_spread_of_the_sampling_positions():
     offset[0, 4:8] = 0.5
     taps = torch.zeros(2, 2)
     assert sampling_positions(offset, taps).shape == (1, 2, 2, 2, 1, 3)
-    torch.testing.assert_close(offset_diversity(offset, taps), torch.tensor([[[[1.0, 1.0, 1.0]], [[0.0, 0.0, 0.0]]]]))
+    torch.testing.assert_close(
+        offset_diversity(offset, taps), torch.tensor([[[[1.0, 1.0, 1.0]], [[0.0, 0.0, 0.0]]]])
+    )
     # a 3 x 3 DCN with zero offsets: the kernel grid itself, sqrt(mean |p|^2) = sqrt(12 / 9)
     grid = DeformableAlignment(4, 4, 4, offset_groups=1, num_offsets=9, offset_base="kernel")
     grid(torch.rand(1, 4, 5, 5), torch.rand(1, 4, 5, 5))

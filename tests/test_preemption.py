@@ -29,14 +29,28 @@ SINGLE_STEPS = 600  # one process takes about 14 ms a step
 
 def _env() -> dict[str, str]:
     # the tests folder is importable in every rank (SignalInValidation below)
-    return {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "1",
-            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    return {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "HYDRA_FULL_ERROR": "1",
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+    }
 
 
 def _args(tmp_path: Path, extra: list[str], steps: int = MAX_STEPS) -> list[str]:
-    return [f"paths.log_dir={tmp_path}", "run_name=preempt", "test=false", *FAST, f"trainer.max_steps={steps}",
-            f"trainer.val_check_interval={steps}", f"model.scheduler.periods=[{steps}]",
-            "data.train.num_clips=64", "callbacks.status.every_n_steps=1", *extra]
+    return [
+        f"paths.log_dir={tmp_path}",
+        "run_name=preempt",
+        "test=false",
+        *FAST,
+        f"trainer.max_steps={steps}",
+        f"trainer.val_check_interval={steps}",
+        f"model.scheduler.periods=[{steps}]",
+        "data.train.num_clips=64",
+        "callbacks.status.every_n_steps=1",
+        *extra,
+    ]
 
 
 def _children(pid: int) -> list[int]:
@@ -67,8 +81,14 @@ class Run:
     """``vsrlab-train`` in its own process group (killed whole if the test fails)."""
 
     def __init__(self, args: list[str]) -> None:
-        self.proc = subprocess.Popen([str(BIN / "vsrlab-train"), *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, env=_env(), start_new_session=True)
+        self.proc = subprocess.Popen(
+            [str(BIN / "vsrlab-train"), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=_env(),
+            start_new_session=True,
+        )
 
     def rank1(self, timeout: float = 120) -> int:
         deadline = time.monotonic() + timeout
@@ -95,15 +115,19 @@ class Run:
     def wait(self, timeout: float = 120) -> tuple[int, str]:
         try:
             out, _ = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as hung:
             out = self.output()
-            raise AssertionError(f"the run did not exit {timeout} s after the signal (hung):\n{out[-4000:]}")
+            raise AssertionError(
+                f"the run did not exit {timeout} s after the signal (hung):\n{out[-4000:]}"
+            ) from hung
         return self.proc.returncode, out
 
 
 def _assert_stopped_at_one_step(run_dir: Path, signum: int, ddp: bool, steps: int = MAX_STEPS) -> int:
     status = json.loads((run_dir / "status.json").read_text())
-    step = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"]
+    step = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)[
+        "global_step"
+    ]
     assert status["state"] == "preempted" and status["step"] == step and 1 <= step < steps, status
     assert status["signal"] == signal.Signals(signum).name and status["preemptions"] == 1
     assert not (run_dir / "done").exists() and not (run_dir / "metrics.json").exists()
@@ -114,8 +138,9 @@ def _assert_stopped_at_one_step(run_dir: Path, signum: int, ddp: bool, steps: in
 
 
 def _assert_relaunch_resumes(args: list[str], run_dir: Path, step: int, steps: int = MAX_STEPS) -> None:
-    resumed = subprocess.run([str(BIN / "vsrlab-train"), *args], capture_output=True, text=True, timeout=600,
-                             env=_env())
+    resumed = subprocess.run(
+        [str(BIN / "vsrlab-train"), *args], capture_output=True, text=True, timeout=600, env=_env()
+    )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "done" and [s["start_step"] for s in status["sessions"]] == [0, step]
@@ -179,8 +204,14 @@ class SignalInValidation(pl.Callback):
 
 def test_ddp_signal_during_validation_stops_after_the_next_step(tmp_path):
     """Validation finishes (its metrics are kept once), the ranks stop after the following step."""
-    extra = [*DDP_CPU, "trainer.val_check_interval=4", "+callbacks.signal._target_=test_preemption.SignalInValidation",
-             "+callbacks.signal.step=4", f"+callbacks.signal.signum={int(signal.SIGUSR2)}", "+callbacks.signal.ranks=[1]"]
+    extra = [
+        *DDP_CPU,
+        "trainer.val_check_interval=4",
+        "+callbacks.signal._target_=test_preemption.SignalInValidation",
+        "+callbacks.signal.step=4",
+        f"+callbacks.signal.signum={int(signal.SIGUSR2)}",
+        "+callbacks.signal.ranks=[1]",
+    ]
     args = _args(tmp_path, extra)
     run_dir = tmp_path / "train" / "runs" / "preempt"
     run = Run(args)
@@ -188,8 +219,9 @@ def test_ddp_signal_during_validation_stops_after_the_next_step(tmp_path):
     assert code == 128 + signal.SIGUSR2, out[-3000:]
     step = _assert_stopped_at_one_step(run_dir, signal.SIGUSR2, ddp=True)
     assert step == 5
-    history = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu",
-                         weights_only=False)["vsrlab_val_history"]
+    history = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)[
+        "vsrlab_val_history"
+    ]
     assert [h["step"] for h in history] == [4]
 
 
@@ -215,15 +247,29 @@ def test_sigusr2_under_submitit_checkpoints_and_finishes_wandb_before_submitit_r
     def submitit_like(signum, frame):
         ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
         status = json.loads((tmp_path / "run" / "status.json").read_text())
-        calls.append((signum, torch.load(ckpt, weights_only=False)["global_step"] if ckpt.exists() else None,
-                      status["state"], wandb.run))
+        calls.append(
+            (
+                signum,
+                torch.load(ckpt, weights_only=False)["global_step"] if ckpt.exists() else None,
+                status["state"],
+                wandb.run,
+            )
+        )
         raise SystemExit(-1)  # submitit requeues the job and exits
 
     previous = signal.signal(signal.SIGUSR2, submitit_like)
     try:
-        cfg = make_cfg(overrides=["trainer.max_steps=50", "trainer.val_check_interval=50", "test=false",
-                                  "logger=default", "+callbacks.signal._target_=test_preemption.SignalAtStep",
-                                  "+callbacks.signal.step=3", f"+callbacks.signal.signum={int(signal.SIGUSR2)}"])
+        cfg = make_cfg(
+            overrides=[
+                "trainer.max_steps=50",
+                "trainer.val_check_interval=50",
+                "test=false",
+                "logger=default",
+                "+callbacks.signal._target_=test_preemption.SignalAtStep",
+                "+callbacks.signal.step=3",
+                f"+callbacks.signal.signum={int(signal.SIGUSR2)}",
+            ]
+        )
         with pytest.raises(SystemExit) as stop:
             train(cfg)
     finally:
@@ -252,11 +298,11 @@ def _wandb_records(path: Path) -> dict:
     records, parts = {}, []
     while pos < len(data):
         left = block - pos % block
-        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6] if left >= 7 else 0
+        length, kind = int.from_bytes(data[pos + 4 : pos + 6], "little"), data[pos + 6] if left >= 7 else 0
         if left < 7 or (kind == 0 and length == 0):  # block padding
             pos += left
             continue
-        parts.append(data[pos + 7:pos + 7 + length])
+        parts.append(data[pos + 7 : pos + 7 + length])
         pos += 7 + length
         if kind in (1, 4):  # full or last chunk: a record is complete
             record = wandb_internal_pb2.Record()

@@ -15,8 +15,7 @@ import pytest
 
 import vsrlab.data.prepare as prepare
 from vsrlab.data.degradations import degrade
-from vsrlab.data.frames import DataError, LmdbStore, read_image
-from vsrlab.data.frames import read_clip_list
+from vsrlab.data.frames import DataError, LmdbStore, read_clip_list, read_image
 from vsrlab.data.prepare import collect_frames, make_lmdb, make_lr_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +94,11 @@ def test_make_lr_equals_degrade_and_resumes(vid4_like: Path, tmp_path: Path, deg
             np.testing.assert_array_equal(lr, expected)
     stamp = (dst / "city" / "Frame 10.png").stat().st_mtime_ns
     assert make_lr_folder(vid4_like, dst, scale=4, degradation=degradation) == {
-        "total": 6, "written": 0, "skipped": 6, "cropped": 0}
+        "total": 6,
+        "written": 0,
+        "skipped": 6,
+        "cropped": 0,
+    }
     assert (dst / "city" / "Frame 10.png").stat().st_mtime_ns == stamp
 
 
@@ -128,8 +131,10 @@ def test_make_lr_nested_clips_with_workers(vimeo_like: Path, tmp_path: Path) -> 
     assert not (dst / "00001" / "0002").exists()
     for clip in ("00001/0001", "00002/0001"):
         for i in range(1, 8):
-            np.testing.assert_array_equal(read_image(dst / clip / f"im{i}.png"),
-                                          degrade(read_image(vimeo_like / clip / f"im{i}.png"), 4, "BD"))
+            np.testing.assert_array_equal(
+                read_image(dst / clip / f"im{i}.png"),
+                degrade(read_image(vimeo_like / clip / f"im{i}.png"), 4, "BD"),
+            )
     assert make_lr_folder(vimeo_like, dst, degradation="BD", workers=2)["written"] == 7
 
 
@@ -154,7 +159,11 @@ def test_make_lmdb_roundtrip(vid4_like: Path, tmp_path: Path) -> None:
     dst = tmp_path / "gt.lmdb"
     counts = make_lmdb(vid4_like, dst, compress_level=1)
     assert {k: counts[k] for k in ("total", "written", "skipped", "extra")} == {
-        "total": 6, "written": 6, "skipped": 0, "extra": 0}
+        "total": 6,
+        "written": 6,
+        "skipped": 0,
+        "extra": 0,
+    }
     assert (dst / "data.mdb").is_file()
     meta = _meta(dst)
     expected_keys = [f"{c}/{n}" for c in ("calendar", "city") for n in VID4_NAMES]
@@ -190,8 +199,9 @@ def test_make_lmdb_vimeo_centre_frames(vimeo_like: Path, tmp_path: Path) -> None
     np.testing.assert_array_equal(store.read("00001/0002/im4"), read_image(vimeo_like / "00001/0002/im4.png"))
 
 
-def test_make_lmdb_resumes_after_interruption(vid4_like: Path, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_make_lmdb_resumes_after_interruption(
+    vid4_like: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dst = tmp_path / "gt.lmdb"
     make_lmdb(vid4_like, dst, clips=["calendar"])
     assert len(_meta(dst)) == 3
@@ -208,8 +218,9 @@ def test_make_lmdb_resumes_after_interruption(vid4_like: Path, tmp_path: Path,
         make_lmdb(vid4_like, dst, batch=2, map_size=2**20)
     assert not (dst / "meta_info.txt").exists()
     stored = _lmdb_keys(dst)
-    assert sorted(stored) == sorted(["calendar/Frame 1", "calendar/Frame 2", "calendar/Frame 10",
-                                     "city/Frame 1"])
+    assert sorted(stored) == sorted(
+        ["calendar/Frame 1", "calendar/Frame 2", "calendar/Frame 10", "city/Frame 1"]
+    )
     monkeypatch.setattr(prepare, "read_image", real_read)
     counts = make_lmdb(vid4_like, dst, batch=2)
     assert (counts["written"], counts["skipped"], counts["extra"]) == (2, 4, 0)
@@ -233,8 +244,9 @@ def test_make_lmdb_grows_full_map(vid4_like: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("script", ["make_lr.py", "make_lmdb.py"])
 def test_cli_help(script: str) -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "--help"], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), "--help"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert "usage:" in result.stdout and "--clips-from" in result.stdout
 
@@ -246,18 +258,26 @@ def _run_script(script: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -
     return exit_info.value.code
 
 
-def test_cli_runs(vimeo_like: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_runs(
+    vimeo_like: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     clip_file = tmp_path / "list.txt"
     clip_file.write_text("00002/0001\n")
     lr = tmp_path / "BIx4"
     args = [str(vimeo_like), str(lr), "--scale", "2", "--clips-from", str(clip_file)]
     assert _run_script("make_lr.py", args, monkeypatch) == 0
     assert "7 written" in capsys.readouterr().out
-    np.testing.assert_array_equal(read_image(lr / "00002/0001/im3.png"),
-                                  degrade(read_image(vimeo_like / "00002/0001/im3.png"), 2, "BI"))
-    assert _run_script("make_lmdb.py", [str(lr), str(tmp_path / "lr.lmdb"), "--frames", "im1", "im7",
-                                        "--compress-level", "3"], monkeypatch) == 0
+    np.testing.assert_array_equal(
+        read_image(lr / "00002/0001/im3.png"), degrade(read_image(vimeo_like / "00002/0001/im3.png"), 2, "BI")
+    )
+    assert (
+        _run_script(
+            "make_lmdb.py",
+            [str(lr), str(tmp_path / "lr.lmdb"), "--frames", "im1", "im7", "--compress-level", "3"],
+            monkeypatch,
+        )
+        == 0
+    )
     assert "2 written" in capsys.readouterr().out
     meta = _meta(tmp_path / "lr.lmdb")
     assert meta == [("00002/0001/im1", (8, 12, 3), 3), ("00002/0001/im7", (8, 12, 3), 3)]

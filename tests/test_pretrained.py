@@ -28,11 +28,15 @@ def test_every_layout_loads(layout, tmp_path):
         "params": {"params": sd},
         "params_ema": {"params": {k: torch.zeros_like(v) for k, v in sd.items()}, "params_ema": sd},
         "module": {"params": {"module." + k: v for k, v in sd.items()}},
-        "mmagic": {"meta": {"epoch": 3}, "state_dict": {
-            "generator.conv_first.conv.weight": sd["conv_first.weight"],
-            "generator.conv_first.conv.bias": sd["conv_first.bias"],
-            "generator.upsample1.upsample_conv.weight": sd["upconv1.weight"],
-            "generator.upsample1.upsample_conv.bias": sd["upconv1.bias"]}},
+        "mmagic": {
+            "meta": {"epoch": 3},
+            "state_dict": {
+                "generator.conv_first.conv.weight": sd["conv_first.weight"],
+                "generator.conv_first.conv.bias": sd["conv_first.bias"],
+                "generator.upsample1.upsample_conv.weight": sd["upconv1.weight"],
+                "generator.upsample1.upsample_conv.bias": sd["upconv1.bias"],
+            },
+        },
         "lightning": {"state_dict": {"net." + k: v for k, v in sd.items()}, "epoch": 1},
     }[layout]
     path = tmp_path / "w.pth"

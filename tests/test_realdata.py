@@ -23,7 +23,8 @@ def natural(name: str) -> list:
 
 @pytest.mark.skipif(not (VID4_ROOT / "GT").is_dir(), reason=f"{VID4_ROOT} is absent")
 def test_vid4_bicubic_baseline_bi_matches_published():
-    """x4 BI + MATLAB bicubic upsampling on Vid4, Y channel, no crop: 23.78 dB / 0.6347 (BasicVSR, Table 1)."""
+    """x4 BI + MATLAB bicubic upsampling on Vid4, Y channel, no crop: 23.78 dB / 0.6347 (BasicVSR,
+    Table 1)."""
     clip_psnr, clip_ssim, frames = [], [], 0
     for clip in sorted(p for p in (VID4_ROOT / "GT").iterdir() if p.is_dir()):
         psnr, ssim = [], []
@@ -42,15 +43,29 @@ def test_vid4_bicubic_baseline_bi_matches_published():
 
 @pytest.mark.skipif(not (VID4_ROOT / "GT").is_dir(), reason=f"{VID4_ROOT} is absent")
 def test_vsrlab_eval_bicubic_on_vid4_reproduces_the_published_baseline(tmp_path):
-    """`vsrlab-eval arch=bicubic data=vid4 data.root=<Vid4>`: LR made from GT (BI), Y channel -> 23.78 / 0.6347."""
+    """`vsrlab-eval arch=bicubic data=vid4 data.root=<Vid4>`: LR made from GT (BI), Y channel ->
+    23.78 / 0.6347."""
     from conftest import compose_config
     from vsrlab.eval import evaluate
 
-    cfg = compose_config("eval", ["arch=bicubic", "data=vid4", f"data.root={VID4_ROOT}", "extras.print_config=false",
-                                  "trainer.enable_progress_bar=false"], tmp_path / "run")
+    cfg = compose_config(
+        "eval",
+        [
+            "arch=bicubic",
+            "data=vid4",
+            f"data.root={VID4_ROOT}",
+            "extras.print_config=false",
+            "trainer.enable_progress_bar=false",
+        ],
+        tmp_path / "run",
+    )
     results = evaluate(cfg)
     assert {name: row["frames"] for name, row in results["clips"].items()} == {
-        "calendar": 41, "city": 34, "foliage": 49, "walk": 47}
+        "calendar": 41,
+        "city": 34,
+        "foliage": 49,
+        "walk": 47,
+    }
     assert round(results["mean"]["psnr"], 2) == 23.78
     assert round(results["mean"]["ssim"], 4) == 0.6347
     # the real set is the published one: no problem reported, the fingerprint covers every frame
@@ -58,12 +73,17 @@ def test_vsrlab_eval_bicubic_on_vid4_reproduces_the_published_baseline(tmp_path)
     assert data["test_set"] == "Vid4" and data["problems"] == []
     assert data["fingerprint"]["clips"] == 4 and data["fingerprint"]["frames"] == 171
     assert {c: tuple(fp["gt_size"]) for c, fp in data["clips"].items()} == {
-        "calendar": (720, 576), "city": (704, 576), "foliage": (720, 480), "walk": (720, 480)}
+        "calendar": (720, 576),
+        "city": (704, 576),
+        "foliage": (720, 480),
+        "walk": (720, 480),
+    }
 
 
 @pytest.mark.skipif(not (VID4_ROOT / "GT").is_dir(), reason=f"{VID4_ROOT} is absent")
 def test_vid4_bicubic_baseline_bd_within_published_rounding():
-    """BD (BasicSR's Gaussian sigma 1.6, 13x13, every 4th pixel) + bicubic: 21.80 dB published; we measure 21.79."""
+    """BD (BasicSR's Gaussian sigma 1.6, 13x13, every 4th pixel) + bicubic: 21.80 dB published; we
+    measure 21.79."""
     from vsrlab.data.degradations import blur_downsample
 
     clip_psnr = []

@@ -7,26 +7,46 @@ from pathlib import Path
 
 import pytest
 from omegaconf.errors import InterpolationToMissingValueError
+from test_datasets import reds_layout, vimeo_layout
 
 from conftest import compose_config
-from test_datasets import reds_layout, vimeo_layout
 from vsrlab.train import train
 
 # small versions of each architecture and clip lengths for the smoke test
 SMALL = {
-    "edvr": ["arch.num_feat=8", "arch.num_extract_block=1", "arch.num_reconstruct_block=1",
-             "arch.deformable_groups=2"],
-    "tdan": ["arch.mid_channels=8", "arch.num_blocks_before_align=1", "arch.num_blocks_after_align=1",
-             "arch.deform_groups=2"],
+    "edvr": [
+        "arch.num_feat=8",
+        "arch.num_extract_block=1",
+        "arch.num_reconstruct_block=1",
+        "arch.deformable_groups=2",
+    ],
+    "tdan": [
+        "arch.mid_channels=8",
+        "arch.num_blocks_before_align=1",
+        "arch.num_blocks_after_align=1",
+        "arch.deform_groups=2",
+    ],
     "flow_vsr": ["arch.num_feat=8", "arch.num_extract_block=1", "arch.num_reconstruct_block=1"],
     "basicvsr": ["arch.num_feat=8", "arch.num_block=1", "data.train.num_frames=3"],
     "iconvsr": ["arch.num_feat=8", "arch.num_block=1", "data.train.num_frames=5", "arch.keyframe_stride=2"],
-    "basicvsr_pp": ["arch.mid_channels=8", "arch.num_blocks=1", "arch.deformable_groups=2", "data.train.num_frames=3",
-                    "data.train.gt_size=256"],
+    "basicvsr_pp": [
+        "arch.mid_channels=8",
+        "arch.num_blocks=1",
+        "arch.deformable_groups=2",
+        "data.train.num_frames=3",
+        "data.train.gt_size=256",
+    ],
 }
 RECIPES = {
-    "edvr_m_wotsa": "edvr", "edvr_m": "edvr", "edvr_l_wotsa": "edvr", "edvr_l": "edvr", "tdan": "tdan",
-    "flow_vsr": "flow_vsr", "basicvsr": "basicvsr", "iconvsr": "iconvsr", "basicvsr_pp": "basicvsr_pp",
+    "edvr_m_wotsa": "edvr",
+    "edvr_m": "edvr",
+    "edvr_l_wotsa": "edvr",
+    "edvr_l": "edvr",
+    "tdan": "tdan",
+    "flow_vsr": "flow_vsr",
+    "basicvsr": "basicvsr",
+    "iconvsr": "iconvsr",
+    "basicvsr_pp": "basicvsr_pp",
 }
 # the FAST overrides of conftest shrink the default arch; recipes need their own
 _GENERIC = ["data.batch_size=1", "data.train.gt_size=32", "arch.pretrained=null", "data.pin_memory=false"]
@@ -42,8 +62,14 @@ def _smoke_cfg(tmp_path: Path, recipe: str):
         vimeo_layout(root)
     else:  # BasicVSR++ (as BasicSR's) needs LR frames of at least 64x64
         reds_layout(root, (256, 256) if recipe == "basicvsr_pp" else (32, 48))
-    fast = ["debug=fdr", "extras.print_config=false", "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false", "data.num_workers=0", f"data.root={root}"]
+    fast = [
+        "debug=fdr",
+        "extras.print_config=false",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "data.num_workers=0",
+        f"data.root={root}",
+    ]
     return _cfg(tmp_path, recipe, [*fast, *_GENERIC, *SMALL[RECIPES[recipe]]])
 
 
@@ -63,7 +89,9 @@ def test_recipe_values(tmp_path, recipe):
     cfg = _cfg(tmp_path, recipe)
     cls, lr, steps, reduction, lr_mult, freeze = EXPECTED[recipe]
     assert cfg.arch._target_.endswith("." + cls)
-    assert (cfg.data.name, cfg.data.train.gt_size) == (("vimeo90k", 192) if recipe == "tdan" else ("reds", 256))
+    assert (cfg.data.name, cfg.data.train.gt_size) == (
+        ("vimeo90k", 192) if recipe == "tdan" else ("reds", 256)
+    )
     recurrent = cls in ("BasicVSR", "IconVSR", "BasicVSRPlusPlus")
     assert cfg.data.train.sampling == ("sequence" if recurrent else "window")
     assert cfg.data.train.num_frames == {"BasicVSRPlusPlus": 30, "BasicVSR": 15, "IconVSR": 15}.get(cls, 5)

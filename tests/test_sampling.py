@@ -7,12 +7,15 @@ import pytest
 from vsrlab.data.sampling import EpochSampler, window_indices
 
 
-@pytest.mark.parametrize("padding,expected", [
-    ("replicate", [0, 0, 0, 1, 2]),
-    ("reflection", [2, 1, 0, 1, 2]),
-    ("reflection_circle", [4, 3, 0, 1, 2]),
-    ("circle", [3, 4, 0, 1, 2]),
-])
+@pytest.mark.parametrize(
+    "padding,expected",
+    [
+        ("replicate", [0, 0, 0, 1, 2]),
+        ("reflection", [2, 1, 0, 1, 2]),
+        ("reflection_circle", [4, 3, 0, 1, 2]),
+        ("circle", [3, 4, 0, 1, 2]),
+    ],
+)
 def test_window_indices_at_clip_start_as_basicsr(padding, expected):
     assert window_indices(0, 10, 5, padding) == expected
 

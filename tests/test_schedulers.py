@@ -21,7 +21,7 @@ def test_cosine_restart_values():
     assert lrs[10] == pytest.approx(5.05e-4)  # restart at half weight
     assert lrs[15] == pytest.approx(1e-5 + 0.25 * 9.9e-4)
     assert lrs[20] == lrs[21] == pytest.approx(1e-5)  # after the last period
-    assert all(a > b for a, b in zip(lrs[:9], lrs[1:10]))
+    assert all(a > b for a, b in zip(lrs[:9], lrs[1:10], strict=True))
 
 
 def test_cosine_restart_rejects_mismatched_lengths():

@@ -41,9 +41,15 @@ def slurm_cluster():
     any cluster a user started with the script's defaults."""
     if shutil.which("sbatch") is None and os.geteuid() != 0:
         pytest.skip("SLURM is not installed and installing it needs root (scripts/slurm_local.sh start)")
-    env = {**os.environ, "VSRLAB_SLURM_DIR": "/tmp/vsrlab-slurm-tests", "VSRLAB_SLURMCTLD_PORT": "16917",
-           "VSRLAB_SLURMD_PORT": "16918"}
-    started = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True, env=env, timeout=900)
+    env = {
+        **os.environ,
+        "VSRLAB_SLURM_DIR": "/tmp/vsrlab-slurm-tests",
+        "VSRLAB_SLURMCTLD_PORT": "16917",
+        "VSRLAB_SLURMD_PORT": "16918",
+    }
+    started = subprocess.run(
+        ["bash", str(SCRIPT), "start"], capture_output=True, text=True, env=env, timeout=900
+    )
     assert started.returncode == 0, started.stdout + started.stderr
     conf = started.stdout.strip().splitlines()[-1].removeprefix("export SLURM_CONF=")
     assert Path(conf).is_file(), started.stdout
@@ -73,8 +79,14 @@ class Launch:
 
     def __init__(self, args: list[str], sweep: Path) -> None:
         self.sweep = sweep
-        self.proc = subprocess.Popen([str(BIN / "vsrlab-train"), *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, env=_env(), start_new_session=True)
+        self.proc = subprocess.Popen(
+            [str(BIN / "vsrlab-train"), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=_env(),
+            start_new_session=True,
+        )
 
     def abort(self, why: str) -> None:
         subprocess.run(["scancel", f"--user={pwd.getpwuid(os.geteuid()).pw_name}"], capture_output=True)
@@ -113,15 +125,28 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 # ------------------------------------------------------------------------- (a) and (d): a 2 x 2 grid
 def test_a_sweep_runs_on_slurm_and_its_relaunch_skips_every_job(slurm_cluster, tmp_path):
     fast = [o for o in FAST if not o.startswith("arch.deformable_groups=")]
-    args = ["-m", "arch.deformable_groups=1,2", "arch.num_offsets=1,9", *SLURM, "hydra.launcher.timeout_min=10",
-            f"paths.log_dir={tmp_path}", "run_name=grid", "test=false", *fast]
+    args = [
+        "-m",
+        "arch.deformable_groups=1,2",
+        "arch.num_offsets=1,9",
+        *SLURM,
+        "hydra.launcher.timeout_min=10",
+        f"paths.log_dir={tmp_path}",
+        "run_name=grid",
+        "test=false",
+        *fast,
+    ]
     sweep = tmp_path / "train" / "multiruns" / "grid"
     Launch(args, sweep).wait(timeout=900)
-    report = subprocess.run([str(BIN / "vsrlab-report"), str(sweep)], capture_output=True, text=True, timeout=300)
+    report = subprocess.run(
+        [str(BIN / "vsrlab-report"), str(sweep)], capture_output=True, text=True, timeout=300
+    )
     assert report.returncode == 0, report.stderr
     with open(sweep / "report.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 4 and {(r["status"], r["steps"], r["pre-emptions"]) for r in rows} == {("done", "4", "0")}
+    assert len(rows) == 4 and {(r["status"], r["steps"], r["pre-emptions"]) for r in rows} == {
+        ("done", "4", "0")
+    }
     manifest = json.loads((sweep / "sweep.json").read_text())
     assert [(j["state"], j["preemptions"]) for j in manifest["jobs"]] == [("done", 0)] * 4
     submitted = sorted(p.name for p in (sweep / ".submitit").iterdir())
@@ -136,34 +161,65 @@ def test_a_sweep_runs_on_slurm_and_its_relaunch_skips_every_job(slurm_cluster, t
 
 # ---------------------------------------------------------- (b) time limit: pre-empted, bitwise resume
 STEPS = 8000  # about 2 minutes of training on 2 cores: more than two 1-minute allocations can hold
-LONG = [*FAST, f"trainer.max_steps={STEPS}", "trainer.val_check_interval=2000", f"model.scheduler.periods=[{STEPS}]",
-        "test=false"]
+LONG = [
+    *FAST,
+    f"trainer.max_steps={STEPS}",
+    "trainer.val_check_interval=2000",
+    f"model.scheduler.periods=[{STEPS}]",
+    "test=false",
+]
 
 
-def test_a_job_with_a_one_minute_limit_is_preempted_resumes_and_equals_an_uninterrupted_run(slurm_cluster, tmp_path):
+def test_a_job_with_a_one_minute_limit_is_preempted_resumes_and_equals_an_uninterrupted_run(
+    slurm_cluster, tmp_path
+):
     # SIGUSR2 10 s before the limit (SLURM sends it on a 30 s cycle: 20-50 s into the job); the job
     # checkpoints, submitit requeues it, the requeued job resumes from last.ckpt
-    args = ["-m", "arch.num_offsets=9", *SLURM, "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=10",
-            f"paths.log_dir={tmp_path}", "run_name=limit", *LONG, "logger=default"]
+    args = [
+        "-m",
+        "arch.num_offsets=9",
+        *SLURM,
+        "hydra.launcher.timeout_min=1",
+        "hydra.launcher.signal_delay_s=10",
+        f"paths.log_dir={tmp_path}",
+        "run_name=limit",
+        *LONG,
+        "logger=default",
+    ]
     sweep = tmp_path / "train" / "multiruns" / "limit"
     Launch(args, sweep).wait(timeout=1500)
     job = sweep / "job"  # a multirun of one job (no swept key)
     status = json.loads((job / "status.json").read_text())
     starts = [s["start_step"] for s in status["sessions"]]
     assert status["state"] == "done" and status["preemptions"] >= 2, status
-    assert len(starts) == status["preemptions"] + 1 and starts[0] == 0 and starts == sorted(set(starts)), starts
+    assert len(starts) == status["preemptions"] + 1 and starts[0] == 0 and starts == sorted(set(starts)), (
+        starts
+    )
     assert json.loads((job / "metrics.json").read_text())["global_step"] == STEPS
     entry = json.loads((sweep / "sweep.json").read_text())["jobs"][0]
     assert (entry["state"], entry["preemptions"]) == ("done", status["preemptions"])
     runs = sorted((job / "wandb").glob("offline-run-*"))
     assert len(runs) == len(starts) and len(set(offline_run_ids(runs))) == 1  # one W&B run, continued
 
-    local = subprocess.run([str(BIN / "vsrlab-train"), "arch.num_offsets=9", f"paths.log_dir={tmp_path}",
-                            "run_name=uninterrupted", "logger=csv", *LONG], capture_output=True, text=True,
-                           timeout=900, env=_env())
+    local = subprocess.run(
+        [
+            str(BIN / "vsrlab-train"),
+            "arch.num_offsets=9",
+            f"paths.log_dir={tmp_path}",
+            "run_name=uninterrupted",
+            "logger=csv",
+            *LONG,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=_env(),
+    )
     assert local.returncode == 0, local.stderr[-3000:]
-    resumed, uninterrupted = _weights(job / "checkpoints/last.ckpt"), _weights(
-        tmp_path / "train/runs/uninterrupted/checkpoints/last.ckpt")
+    resumed, uninterrupted = (
+        _weights(job / "checkpoints/last.ckpt"),
+        _weights(tmp_path / "train/runs/uninterrupted/checkpoints/last.ckpt"),
+    )
     assert resumed.keys() == uninterrupted.keys()
     for key in resumed:
         assert torch.equal(resumed[key], uninterrupted[key]), f"{key} differs from the uninterrupted run"
@@ -173,15 +229,28 @@ def test_a_job_with_a_one_minute_limit_is_preempted_resumes_and_equals_an_uninte
 @pytest.mark.parametrize("how", ["scontrol-requeue", "scancel-usr2"])
 def test_a_requeued_or_signalled_job_resumes_and_finishes(slurm_cluster, tmp_path, how):
     steps = 2500
-    args = ["-m", "arch.num_offsets=9", *SLURM, "hydra.launcher.timeout_min=10", f"paths.log_dir={tmp_path}",
-            "run_name=requeue", "callbacks.status.every_n_steps=10", *FAST, f"trainer.max_steps={steps}",
-            "trainer.val_check_interval=1000", f"model.scheduler.periods=[{steps}]", "test=false"]
+    args = [
+        "-m",
+        "arch.num_offsets=9",
+        *SLURM,
+        "hydra.launcher.timeout_min=10",
+        f"paths.log_dir={tmp_path}",
+        "run_name=requeue",
+        "callbacks.status.every_n_steps=10",
+        *FAST,
+        f"trainer.max_steps={steps}",
+        "trainer.val_check_interval=1000",
+        f"model.scheduler.periods=[{steps}]",
+        "test=false",
+    ]
     sweep = tmp_path / "train" / "multiruns" / "requeue"
     job = sweep / "job"  # a multirun of one job (no swept key)
     launch = Launch(args, sweep)
     launch.wait_for_step(job / "status.json", 300)
     (job_id,) = _squeue_ids()
-    command = ["scontrol", "requeue", job_id] if how == "scontrol-requeue" else ["scancel", "--signal=USR2", job_id]
+    command = (
+        ["scontrol", "requeue", job_id] if how == "scontrol-requeue" else ["scancel", "--signal=USR2", job_id]
+    )
     subprocess.run(command, check=True, capture_output=True, timeout=60)
     launch.wait(timeout=900)
     status = json.loads((job / "status.json").read_text())

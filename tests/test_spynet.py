@@ -14,7 +14,12 @@ def test_parameter_count_and_keys_match_basicsr():
     # BasicSR's SpyNet: 6 levels x (8*32 + 32*64 + 64*32 + 32*16 + 16*2) * 49 weights + biases
     assert sum(p.numel() for p in net.parameters()) == 1_440_300
     keys = set(net.state_dict())
-    assert {"mean", "std", "basic_module.0.basic_module.0.weight", "basic_module.5.basic_module.8.bias"} <= keys
+    assert {
+        "mean",
+        "std",
+        "basic_module.0.basic_module.0.weight",
+        "basic_module.5.basic_module.8.bias",
+    } <= keys
     assert len(keys) == 6 * 10 + 2
 
 

@@ -12,19 +12,19 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from conftest import FAST, compose_config, offline_run_ids
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from pytorch_lightning.loggers import WandbLogger
+
+from conftest import FAST, compose_config, offline_run_ids
 from vsrlab.archs import build_arch
 from vsrlab.eval import evaluate
 from vsrlab.ops import alignment_modules
 from vsrlab.sweep import job_subdir, plan_jobs, short_keys
-from pytorch_lightning.loggers import WandbLogger
 from vsrlab.train import CONFIG_DIR, finish_wandb, instantiate_loggers, train
-from vsrlab.utils.run import run_id
 from vsrlab.utils.ddp import refuse_sweep_on_secondary_rank
 from vsrlab.utils.job import config_changes
+from vsrlab.utils.run import run_id
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -32,18 +32,24 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _cli(args: list[str], timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "1"}
-    return subprocess.run([str(BIN / "vsrlab-train"), *args], capture_output=True, text=True, timeout=timeout,
-                          env=env, **kwargs)
+    return subprocess.run(
+        [str(BIN / "vsrlab-train"), *args], capture_output=True, text=True, timeout=timeout, env=env, **kwargs
+    )
 
 
 # ------------------------------------------------------------------------------------- job identity
 def test_job_subdirs_derive_from_swept_values_only():
-    assert job_subdir({"arch.deformable_groups": "8", "arch.num_offsets": "25"}) == "deformable_groups=8,num_offsets=25"
+    assert (
+        job_subdir({"arch.deformable_groups": "8", "arch.num_offsets": "25"})
+        == "deformable_groups=8,num_offsets=25"
+    )
     assert job_subdir({}) == "job"
     assert job_subdir({"data": "reds/lmdb", "model.optimizer.lr": "1e-4"}) == "data=reds-lmdb,lr=1e-4"
     assert short_keys(["a.lr", "b.lr", "c.n"]) == {"a.lr": "a.lr", "b.lr": "b.lr", "c.n": "n"}
-    jobs = plan_jobs([["arch.num_offsets=1", "trainer.max_steps=9"], ["arch.num_offsets=9", "trainer.max_steps=9"]],
-                     ["arch.num_offsets"])
+    jobs = plan_jobs(
+        [["arch.num_offsets=1", "trainer.max_steps=9"], ["arch.num_offsets=9", "trainer.max_steps=9"]],
+        ["arch.num_offsets"],
+    )
     assert [j["subdir"] for j in jobs] == ["num_offsets=1", "num_offsets=9"]
     assert jobs[1]["overrides"] == {"arch.num_offsets": "9"}  # fixed keys are not part of the identity
     with pytest.raises(ValueError, match="same directory"):
@@ -60,16 +66,25 @@ def test_rank_above_zero_never_launches_a_sweep(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     with pytest.raises(RuntimeError, match="rank 1 was started with a multirun command"):
         refuse_sweep_on_secondary_rank(["vsrlab-train", "-m", "arch.num_offsets=1,9"])
-    refuse_sweep_on_secondary_rank(["vsrlab-train", "-cp", "job", "-cn", "resolved_config"])  # a rank's own command
+    refuse_sweep_on_secondary_rank(
+        ["vsrlab-train", "-cp", "job", "-cn", "resolved_config"]
+    )  # a rank's own command
     monkeypatch.setenv("LOCAL_RANK", "0")
     refuse_sweep_on_secondary_rank(["vsrlab-train", "-m", "arch.num_offsets=1,9"])
 
 
 # --------------------------------------------------------------------------------- the sweep files
 SWEEPS = {  # experiment -> number of jobs of its grid
-    "offset_diversity": 25, "offset_diversity_n": 6, "offset_fidelity_sweep": 9, "window_size": 3,
-    "dcn_vs_decomposition": 2, "tdan_offsets": 3, "flow_networks": 3, "offset_fidelity_on_off": 2,
-    "image_vs_feature_warping": 2, "sweep_demo": 4,
+    "offset_diversity": 25,
+    "offset_diversity_n": 6,
+    "offset_fidelity_sweep": 9,
+    "window_size": 3,
+    "dcn_vs_decomposition": 2,
+    "tdan_offsets": 3,
+    "flow_networks": 3,
+    "offset_fidelity_on_off": 2,
+    "image_vs_feature_warping": 2,
+    "sweep_demo": 4,
 }
 
 
@@ -89,11 +104,13 @@ def test_every_sweep_file_is_listed():
 @pytest.mark.parametrize("experiment", sorted(SWEEPS))
 def test_every_job_of_every_sweep_composes_and_builds(tmp_path, experiment):
     params = sweep_params(experiment)
-    jobs = [dict(zip(params, values)) for values in itertools.product(*params.values())]
+    jobs = [dict(zip(params, values, strict=True)) for values in itertools.product(*params.values())]
     assert len(jobs) == SWEEPS[experiment]
     if experiment == "offset_diversity":  # the seed paper's Fig. 16 grid
-        assert params == {"arch.deformable_groups": ["1", "8", "16", "32", "64"],
-                          "arch.num_offsets": ["1", "5", "9", "15", "25"]}
+        assert params == {
+            "arch.deformable_groups": ["1", "8", "16", "32", "64"],
+            "arch.num_offsets": ["1", "5", "9", "15", "25"],
+        }
     for i, job in enumerate(jobs):
         overrides = [f"experiment={experiment}", *(f"{k}={v}" for k, v in job.items())]
         cfg = compose_config("train", overrides, tmp_path / str(i))
@@ -114,8 +131,10 @@ def test_every_job_of_every_sweep_composes_and_builds(tmp_path, experiment):
             assert net.num_frame == int(job["arch.num_frame"]) == cfg.data.train.num_frames
         if experiment == "offset_fidelity_sweep":
             loss = cfg.model.offset_fidelity.loss
-            assert (loss.loss_weight, loss.threshold) == (float(job["model.offset_fidelity.loss.loss_weight"]),
-                                                          float(job["model.offset_fidelity.loss.threshold"]))
+            assert (loss.loss_weight, loss.threshold) == (
+                float(job["model.offset_fidelity.loss.loss_weight"]),
+                float(job["model.offset_fidelity.loss.threshold"]),
+            )
         if experiment == "offset_fidelity_on_off":
             assert bool((cfg.model.offset_fidelity or {}).get("loss")) == (job["offset_fidelity"] == "spynet")
 
@@ -125,8 +144,13 @@ SWEEP_ARGS = ["-m", "arch.num_offsets=1,9", "hydra/launcher=basic", "test=false"
 
 
 def test_relaunched_sweep_skips_finished_jobs_and_resumes_unfinished_ones(tmp_path):
-    args = [*SWEEP_ARGS, "run_name=grid", f"paths.log_dir={tmp_path}", "logger=default",
-            "callbacks.model_checkpoint.save_top_k=-1"]  # keep the step-2 checkpoint
+    args = [
+        *SWEEP_ARGS,
+        "run_name=grid",
+        f"paths.log_dir={tmp_path}",
+        "logger=default",
+        "callbacks.model_checkpoint.save_top_k=-1",
+    ]  # keep the step-2 checkpoint
     first = _cli(args)
     assert first.returncode == 0, first.stderr[-3000:]
     sweep = tmp_path / "train" / "multiruns" / "grid"
@@ -141,8 +165,12 @@ def test_relaunched_sweep_skips_finished_jobs_and_resumes_unfinished_ones(tmp_pa
     assert json.loads((a / "metrics.json").read_text())["offset_diversity"] == 0.0  # N = 1
     assert json.loads((b / "metrics.json").read_text())["offset_diversity"] > 0.0
     # job b as if killed after step 2: last.ckpt of step 2, no final metrics, no done marker
-    uninterrupted = torch.load(b / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
-    (b / "checkpoints" / "last.ckpt").write_bytes(next((b / "checkpoints").glob("best_step0000002_*.ckpt")).read_bytes())
+    uninterrupted = torch.load(b / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)[
+        "state_dict"
+    ]
+    (b / "checkpoints" / "last.ckpt").write_bytes(
+        next((b / "checkpoints").glob("best_step0000002_*.ckpt")).read_bytes()
+    )
     (b / "done").unlink()
     (b / "metrics.json").unlink()
     a_mtime = (a / "metrics.json").stat().st_mtime_ns
@@ -157,7 +185,9 @@ def test_relaunched_sweep_skips_finished_jobs_and_resumes_unfinished_ones(tmp_pa
     status = json.loads((b / "status.json").read_text())
     assert status["state"] == "done" and [s["start_step"] for s in status["sessions"]] == [0, 2]  # resumed
     assert (b / "done").is_file() and json.loads((b / "metrics.json").read_text())["global_step"] == 4
-    resumed = torch.load(b / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    resumed = torch.load(b / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)[
+        "state_dict"
+    ]
     for key in uninterrupted:
         torch.testing.assert_close(resumed[key], uninterrupted[key], rtol=0, atol=1e-7)
     runs = sorted((b / "wandb").glob("offline-run-*"))
@@ -190,15 +220,27 @@ def test_resume_refuses_a_changed_config_and_skips_a_finished_run(make_cfg, tmp_
     (tmp_path / "run" / "done").unlink()
     with pytest.raises(ValueError, match=r"arch.num_feat: 8 -> 12"):
         train(make_cfg(overrides=["test=false", "arch.num_feat=12"]))
-    resumed = train(make_cfg(overrides=["test=false", "data.num_workers=0", "trainer.enable_progress_bar=true"]))
+    resumed = train(
+        make_cfg(overrides=["test=false", "data.num_workers=0", "trainer.enable_progress_bar=true"])
+    )
     assert resumed["global_step"] == first["global_step"]  # ignored keys may change
 
 
 # ---------------------------------------------------------------------------------------------- DDP
 def test_ddp_job_of_a_sweep_two_cpu_ranks_share_the_job_dir_and_reduce_metrics(tmp_path):
-    args = ["-m", "arch.num_offsets=9", "hydra/launcher=basic", "run_name=ddp", f"paths.log_dir={tmp_path}",
-            "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.benchmark=false",
-            *FAST, "data.val.num_clips=3"]
+    args = [
+        "-m",
+        "arch.num_offsets=9",
+        "hydra/launcher=basic",
+        "run_name=ddp",
+        f"paths.log_dir={tmp_path}",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.benchmark=false",
+        *FAST,
+        "data.val.num_clips=3",
+    ]
     proc = _cli(args)
     assert proc.returncode == 0, proc.stderr[-4000:]
     sweep = tmp_path / "train" / "multiruns" / "ddp"
@@ -209,14 +251,28 @@ def test_ddp_job_of_a_sweep_two_cpu_ranks_share_the_job_dir_and_reduce_metrics(t
     assert (job / "train.log").is_file() and (job / "rank1.log").is_file()  # both ranks log into the job
     assert "training" in (job / "rank1.log").read_text()
     metrics = json.loads((job / "metrics.json").read_text())
-    assert set(metrics["test"]["clips"]) == {"val_00000", "val_00001", "val_00002"}  # gathered from both ranks
+    assert set(metrics["test"]["clips"]) == {
+        "val_00000",
+        "val_00001",
+        "val_00002",
+    }  # gathered from both ranks
     assert set(metrics["test"]["data"]["clips"]) == set(metrics["test"]["clips"])  # fingerprints too
     assert metrics["test"]["data"]["fingerprint"]["clips"] == 3
 
     # a single process scoring the final weights on the same clips gives the DDP numbers
-    cfg = compose_config("eval", ["extras.print_config=false", f"ckpt_path={job / 'checkpoints' / 'last.ckpt'}",
-                                  "data.val.num_clips=3", "data.val.num_frames=5", "data.val.lq_size=[24,24]",
-                                  "trainer.enable_progress_bar=false", "logger=csv"], tmp_path / "eval")
+    cfg = compose_config(
+        "eval",
+        [
+            "extras.print_config=false",
+            f"ckpt_path={job / 'checkpoints' / 'last.ckpt'}",
+            "data.val.num_clips=3",
+            "data.val.num_frames=5",
+            "data.val.lq_size=[24,24]",
+            "trainer.enable_progress_bar=false",
+            "logger=csv",
+        ],
+        tmp_path / "eval",
+    )
     single = evaluate(cfg)
     assert metrics["val"]["val/psnr"] == pytest.approx(single["mean"]["psnr"], abs=1e-4)
     assert metrics["test"]["mean"]["ssim"] == pytest.approx(single["mean"]["ssim"], abs=1e-6)
@@ -230,8 +286,9 @@ def render_sbatch(tmp_path, monkeypatch, overrides: list[str]) -> tuple[str, obj
     stands in for a cluster); returns (script, executor, submitit folder)."""
     import submitit
     from hydra.core.hydra_config import HydraConfig
-    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
     from omegaconf import OmegaConf
+
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
     (tmp_path / "bin").mkdir(exist_ok=True)
     (tmp_path / "bin" / "srun").write_text("#!/bin/sh\nexit 0\n")
@@ -239,26 +296,47 @@ def render_sbatch(tmp_path, monkeypatch, overrides: list[str]) -> tuple[str, obj
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=["hydra/launcher=slurm", f"paths.log_dir={tmp_path}", "hydra.mode=MULTIRUN",
-                                          *overrides], return_hydra_config=True)
+        cfg = compose(
+            "train",
+            overrides=[
+                "hydra/launcher=slurm",
+                f"paths.log_dir={tmp_path}",
+                "hydra.mode=MULTIRUN",
+                *overrides,
+            ],
+            return_hydra_config=True,
+        )
     GlobalHydra.instance().clear()
     HydraConfig.instance().set_config(cfg)
     params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     assert params.pop("_target_").endswith("SlurmLauncher")
     # the launcher's mapping: generic keys as they are, the others prefixed with the cluster name
     folder = params.pop("submitit_folder")
-    executor = submitit.AutoExecutor(cluster="slurm", folder=folder, slurm_max_num_timeout=params.pop("max_num_timeout"))
+    executor = submitit.AutoExecutor(
+        cluster="slurm", folder=folder, slurm_max_num_timeout=params.pop("max_num_timeout")
+    )
     generic = set(OmegaConf.structured(BaseQueueConf).keys())
     executor.update_parameters(**{k if k in generic else f"slurm_{k}": v for k, v in params.items()})
-    return executor._executor._make_submission_file_text("python -m submitit.core._submit", "uid"), executor, folder
+    return (
+        executor._executor._make_submission_file_text("python -m submitit.core._submit", "uid"),
+        executor,
+        folder,
+    )
 
 
-@pytest.mark.parametrize("trainer,lines,absent", [
-    (["trainer=default"], ["--nodes=1", "--ntasks-per-node=1"], "--gpus-per-node"),
-    (["trainer=gpu"], ["--nodes=1", "--ntasks-per-node=1", "--gpus-per-node=1"], None),
-    (["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"], ["--nodes=1", "--ntasks-per-node=2"],
-     "--gpus-per-node"),
-], ids=["cpu", "gpu", "ddp-cpu"])
+@pytest.mark.parametrize(
+    "trainer,lines,absent",
+    [
+        (["trainer=default"], ["--nodes=1", "--ntasks-per-node=1"], "--gpus-per-node"),
+        (["trainer=gpu"], ["--nodes=1", "--ntasks-per-node=1", "--gpus-per-node=1"], None),
+        (
+            ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"],
+            ["--nodes=1", "--ntasks-per-node=2"],
+            "--gpus-per-node",
+        ),
+    ],
+    ids=["cpu", "gpu", "ddp-cpu"],
+)
 def test_slurm_launcher_works_with_every_trainer_config(tmp_path, monkeypatch, trainer, lines, absent):
     sbatch, _, _ = render_sbatch(tmp_path, monkeypatch, ["experiment=sweep_demo", *trainer])
     for line in lines:
@@ -269,12 +347,32 @@ def test_slurm_launcher_works_with_every_trainer_config(tmp_path, monkeypatch, t
 def test_slurm_launcher_config_renders_one_task_per_gpu_and_requeue(tmp_path, monkeypatch):
     """conf/hydra/launcher/slurm.yaml through submitit's own parameter checks and sbatch rendering, as
     the submitit launcher passes it (a fake `srun` stands in for a cluster)."""
-    sbatch, executor, folder = render_sbatch(tmp_path, monkeypatch, [
-        "experiment=offset_diversity", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2",
-        "hydra.launcher.partition=gpu", "hydra.launcher.account=lab", "hydra.launcher.qos=high",
-        "hydra.launcher.setup=[module load cuda]"])
-    for line in ("--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=4", "--partition=gpu", "--account=lab",
-                 "--qos=high", "--signal=USR2@120", "--cpus-per-task=8", "--time=1440", "--mem=64GB"):
+    sbatch, executor, folder = render_sbatch(
+        tmp_path,
+        monkeypatch,
+        [
+            "experiment=offset_diversity",
+            "trainer=ddp",
+            "trainer.devices=4",
+            "trainer.num_nodes=2",
+            "hydra.launcher.partition=gpu",
+            "hydra.launcher.account=lab",
+            "hydra.launcher.qos=high",
+            "hydra.launcher.setup=[module load cuda]",
+        ],
+    )
+    for line in (
+        "--nodes=2",
+        "--ntasks-per-node=4",
+        "--gpus-per-node=4",
+        "--partition=gpu",
+        "--account=lab",
+        "--qos=high",
+        "--signal=USR2@120",
+        "--cpus-per-task=8",
+        "--time=1440",
+        "--mem=64GB",
+    ):
         assert f"#SBATCH {line}" in sbatch, (line, sbatch)
     assert "module load cuda" in sbatch
     assert executor._executor.max_num_timeout == 20

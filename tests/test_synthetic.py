@@ -27,10 +27,15 @@ def test_sample_layout(train_set):
 
 
 def test_deterministic_per_index_and_split(train_set):
-    a, b = train_set[5], SyntheticVideoDataset("train", num_clips=16, num_frames=5, lq_size=(24, 24), seed=3)[5]
+    a, b = (
+        train_set[5],
+        SyntheticVideoDataset("train", num_clips=16, num_frames=5, lq_size=(24, 24), seed=3)[5],
+    )
     assert torch.equal(a["gt"], b["gt"]) and torch.equal(a["flow"], b["flow"])
     assert not torch.equal(train_set[6]["gt"], a["gt"])
-    assert not torch.equal(SyntheticVideoDataset("train", num_frames=5, lq_size=(24, 24), seed=4)[5]["gt"], a["gt"])
+    assert not torch.equal(
+        SyntheticVideoDataset("train", num_frames=5, lq_size=(24, 24), seed=4)[5]["gt"], a["gt"]
+    )
     assert len(train_set[10**6]["key"]) > 0  # an endless stream: any index is a clip
     val = SyntheticVideoDataset("val", num_clips=16, num_frames=5, lq_size=(24, 24), seed=3)
     assert not torch.equal(val[5]["gt"], a["gt"])  # splits never share a clip
@@ -51,7 +56,7 @@ def test_true_flow_aligns_neighbours_to_centre(train_set):
         centre = s["lq"][2]
         for t in (0, 1, 3, 4):
             valid = s["flow_valid"][t]
-            warped = flow_warp(s["lq"][t:t + 1], s["flow"][t:t + 1])[0]
+            warped = flow_warp(s["lq"][t : t + 1], s["flow"][t : t + 1])[0]
             warped_err.append(float(((warped - centre).abs() * valid).sum() / (3 * valid.sum())))
             raw_err.append(float(((s["lq"][t] - centre).abs() * valid).sum() / (3 * valid.sum())))
     assert np.mean(warped_err) < 0.35 * np.mean(raw_err)

@@ -41,7 +41,7 @@ def to_mmagic(state_dict: dict[str, torch.Tensor]) -> dict:
     for key, value in state_dict.items():
         for prefix in conv_modules:
             if key.startswith(prefix):
-                key = prefix + "conv." + key[len(prefix):]
+                key = prefix + "conv." + key[len(prefix) :]
         out["generator." + key] = value
     return {"meta": {"mmagic_version": "1.0"}, "state_dict": out}
 
@@ -68,8 +68,10 @@ def test_num_offsets_changes_only_the_alignment_dcns(num_offsets, dcn_params, ke
     assert net.align_1.conv_offset.out_channels == 2 * 8 * num_offsets
 
 
-@pytest.mark.parametrize("kwargs", [dict(), dict(num_offsets=1), dict(num_offsets=25), dict(num_offsets=4),
-                                    dict(num_frame=3, upscale=2)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(), dict(num_offsets=1), dict(num_offsets=25), dict(num_offsets=4), dict(num_frame=3, upscale=2)],
+)
 def test_variants_run_and_every_parameter_gets_a_gradient(kwargs):
     net = small(**kwargs)
     perturb_offsets(net, 0.05)

@@ -63,7 +63,10 @@ def test_resume_mid_epoch_equals_uninterrupted_run_and_continues_wandb_run(make_
     resumed = train(make_cfg(overrides=[*common, "ckpt_path=last", "logger=default"], run="part"))
 
     assert resumed["global_step"] == full["global_step"] == 8
-    a, b = _weights(tmp_path / "full/checkpoints/last.ckpt"), _weights(tmp_path / "part/checkpoints/last.ckpt")
+    a, b = (
+        _weights(tmp_path / "full/checkpoints/last.ckpt"),
+        _weights(tmp_path / "part/checkpoints/last.ckpt"),
+    )
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-7, msg=f"{key} differs after resume")
@@ -76,8 +79,13 @@ def test_resume_mid_epoch_equals_uninterrupted_run_and_continues_wandb_run(make_
 
 
 def test_eval_bicubic_reproduces_direct_computation(make_cfg, tmp_path):
-    overrides = ["extras.print_config=false", "data.val.num_clips=2", "data.val.num_frames=4",
-                 "data.val.lq_size=[20,20]", "trainer.enable_progress_bar=false"]
+    overrides = [
+        "extras.print_config=false",
+        "data.val.num_clips=2",
+        "data.val.num_frames=4",
+        "data.val.lq_size=[20,20]",
+        "trainer.enable_progress_bar=false",
+    ]
     results = evaluate(make_cfg("eval", overrides=overrides))
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["mean"] == pytest.approx(results["mean"]) and saved["arch"] == "vsrlab.archs.Bicubic"
@@ -88,7 +96,9 @@ def test_eval_bicubic_reproduces_direct_computation(make_cfg, tmp_path):
     for i in range(2):
         s = data[i]
         lr, gt = to_uint8_hwc(s["lq"]), to_uint8_hwc(s["gt"])
-        per_clip.append(np.mean([calculate_psnr(matlab_imresize(l, 4), g) for l, g in zip(lr, gt)]))
+        per_clip.append(
+            np.mean([calculate_psnr(matlab_imresize(low, 4), g) for low, g in zip(lr, gt, strict=True)])
+        )
         assert saved["clips"][f"val_{i:05d}"]["psnr"] == pytest.approx(per_clip[-1], abs=1e-3)
     assert saved["mean"]["psnr"] == pytest.approx(np.mean(per_clip), abs=1e-3)
     assert saved["mean"]["psnr"] == pytest.approx(saved["mean"]["psnr_bicubic"], abs=1e-9)
@@ -96,9 +106,18 @@ def test_eval_bicubic_reproduces_direct_computation(make_cfg, tmp_path):
 
 def test_eval_of_a_checkpoint_matches_training_test_scores(make_cfg, tmp_path):
     trained = train(make_cfg())
-    cfg = make_cfg("eval", overrides=["extras.print_config=false", f"ckpt_path={trained['best']['ckpt_path']}",
-                                      "data.val.num_clips=2", "data.val.num_frames=5", "data.val.lq_size=[24,24]",
-                                      "trainer.enable_progress_bar=false"], run="eval")
+    cfg = make_cfg(
+        "eval",
+        overrides=[
+            "extras.print_config=false",
+            f"ckpt_path={trained['best']['ckpt_path']}",
+            "data.val.num_clips=2",
+            "data.val.num_frames=5",
+            "data.val.lq_size=[24,24]",
+            "trainer.enable_progress_bar=false",
+        ],
+        run="eval",
+    )
     results = evaluate(cfg)
     assert results["arch"] == "vsrlab.archs.SlidingWindowVSR"
     assert results["mean"]["psnr"] == pytest.approx(trained["test"]["mean"]["psnr"], abs=1e-6)
@@ -111,8 +130,15 @@ def test_cli_multirun_runs_every_job(tmp_path):
     from conftest import FAST
 
     exe = Path(sys.executable).parent / "vsrlab-train"
-    cmd = [str(exe), "-m", "experiment=align_none,align_flow", "run_name=sweep", f"paths.log_dir={tmp_path}",
-           "test=false", *FAST]
+    cmd = [
+        str(exe),
+        "-m",
+        "experiment=align_none,align_flow",
+        "run_name=sweep",
+        f"paths.log_dir={tmp_path}",
+        "test=false",
+        *FAST,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = sorted((tmp_path / "train" / "multiruns" / "sweep").glob("*/metrics.json"))
@@ -127,14 +153,24 @@ def test_eval_of_official_weights_via_arch_pretrained(make_cfg, tmp_path):
     src = BasicVSR(num_feat=8, num_block=1)
     with torch.no_grad():
         src.conv_last.weight.zero_()
-        src.conv_last.bias.fill_(0.5)   # output = 0.5 + bilinear upsampling of the input
+        src.conv_last.bias.fill_(0.5)  # output = 0.5 + bilinear upsampling of the input
     torch.save({"params": src.state_dict()}, tmp_path / "basicvsr.pth")
-    overrides = ["extras.print_config=false", "data.val.num_clips=1", "data.val.num_frames=3",
-                 "data.val.lq_size=[16,16]", "trainer.enable_progress_bar=false", "arch=basicvsr",
-                 "arch.num_feat=8", "arch.num_block=1", f"arch.pretrained={tmp_path / 'basicvsr.pth'}"]
+    overrides = [
+        "extras.print_config=false",
+        "data.val.num_clips=1",
+        "data.val.num_frames=3",
+        "data.val.lq_size=[16,16]",
+        "trainer.enable_progress_bar=false",
+        "arch=basicvsr",
+        "arch.num_feat=8",
+        "arch.num_block=1",
+        f"arch.pretrained={tmp_path / 'basicvsr.pth'}",
+    ]
     results = evaluate(make_cfg("eval", overrides=overrides))
     s = SyntheticVideoDataset("val", num_clips=1, num_frames=3, lq_size=(16, 16), seed=0)[0]
     with torch.no_grad():
         expected = src(s["lq"].unsqueeze(0))[0]
-    psnr = np.mean([calculate_psnr(to_uint8_hwc(o), to_uint8_hwc(g)) for o, g in zip(expected, s["gt"])])
+    psnr = np.mean(
+        [calculate_psnr(to_uint8_hwc(o), to_uint8_hwc(g)) for o, g in zip(expected, s["gt"], strict=True)]
+    )
     assert results["mean"]["psnr"] == pytest.approx(psnr, abs=1e-3)

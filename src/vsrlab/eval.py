@@ -45,14 +45,17 @@ def load_model(cfg: DictConfig) -> VSRModule:
     ckpt = read_checkpoint(path)
     hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not isinstance(hparams, dict) or "arch" not in hparams or "state_dict" not in ckpt:
-        raise CheckpointError(f"{path} is not a vsrlab training checkpoint (no hyper_parameters.arch); official "
-                              f"weights load with arch=<name> arch.pretrained={path}")
+        raise CheckpointError(
+            f"{path} is not a vsrlab training checkpoint (no hyper_parameters.arch); official "
+            f"weights load with arch=<name> arch.pretrained={path}"
+        )
     log.info("loading %s (its architecture config overrides arch=...)", path)
     ema = hparams.get("ema")
     if ema and overrides.get("ema"):  # e.g. model.ema.test=false: score the trained weights
         ema = {**ema, **overrides["ema"]}
-    model = VSRModule(**{**hparams, "metrics": overrides["metrics"], "evaluation": overrides["evaluation"],
-                         "ema": ema})
+    model = VSRModule(
+        **{**hparams, "metrics": overrides["metrics"], "evaluation": overrides["evaluation"], "ema": ema}
+    )
     model.on_load_checkpoint(ckpt)
     model.load_state_dict(ckpt["state_dict"])
     return model
@@ -73,8 +76,12 @@ def _evaluate(cfg: DictConfig) -> dict[str, Any]:
     loggers = instantiate_loggers(cfg)
     trainer = build_trainer(cfg, logger=loggers or False, callbacks=[])
     trainer.test(model, datamodule=datamodule)
-    results = {**model.test_results, "protocol": OmegaConf.to_container(cfg.model.metrics, resolve=True),
-               "ckpt_path": cfg.get("ckpt_path"), "arch": model.hparams.arch.get("_target_")}
+    results = {
+        **model.test_results,
+        "protocol": OmegaConf.to_container(cfg.model.metrics, resolve=True),
+        "ckpt_path": cfg.get("ckpt_path"),
+        "arch": model.hparams.arch.get("_target_"),
+    }
     rich.print(results_table(results, f"{results['arch']} ({cfg.get('ckpt_path') or 'no checkpoint'})"))
     if trainer.is_global_zero:
         path = write_json(Path(cfg.paths.output_dir) / "metrics.json", results)

@@ -44,12 +44,12 @@ from torch import Tensor
 from tqdm import tqdm
 
 from vsrlab.archs.pretrained import is_vsrlab_checkpoint
-from vsrlab.utils.checkpoint import read_checkpoint
 from vsrlab.data.frames import DataError, list_frames, read_image
 from vsrlab.data.sampling import window_indices
 from vsrlab.eval import load_model
 from vsrlab.models import VSRModule
 from vsrlab.train import CONFIG_DIR, setup_run
+from vsrlab.utils.checkpoint import read_checkpoint
 from vsrlab.utils.images import frames_to_tensor, save_rgb, to_uint8_hwc
 
 log = logging.getLogger(__name__)
@@ -92,8 +92,11 @@ def load_infer_model(cfg: DictConfig) -> VSRModule:
         else:
             if model_cfg["arch"].get("pretrained"):
                 log.warning("ckpt=%s replaces arch.pretrained=%s", path, model_cfg["arch"]["pretrained"])
-            log.info("%s is not a vsrlab Lightning checkpoint: loading it into arch %s", path,
-                     model_cfg["arch"]["_target_"])
+            log.info(
+                "%s is not a vsrlab Lightning checkpoint: loading it into arch %s",
+                path,
+                model_cfg["arch"]["_target_"],
+            )
             model_cfg["arch"]["pretrained"] = str(path)
     model = load_model(OmegaConf.create({"ckpt_path": ckpt_path, "model": model_cfg}))
     model.setup("predict")  # loads arch.pretrained unless the weights came from a Lightning checkpoint
@@ -122,9 +125,9 @@ class InputInfo:
     """What is known about an input before decoding it."""
 
     path: Path
-    kind: str                    # "video" or "frames"
-    num_frames: int | None       # exact for folders, the container's (possibly wrong) count for videos
-    fps: float | None            # None for frame folders
+    kind: str  # "video" or "frames"
+    num_frames: int | None  # exact for folders, the container's (possibly wrong) count for videos
+    fps: float | None  # None for frame folders
 
 
 def probe_input(path: str | Path) -> InputInfo:
@@ -152,8 +155,10 @@ def _open_video(path: Path) -> cv2.VideoCapture:
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         cap.release()
-        raise DataError(f"cannot open video {path} (not a video, or a format this cv2/FFmpeg build does not "
-                        "decode); frame folders are read too")
+        raise DataError(
+            f"cannot open video {path} (not a video, or a format this cv2/FFmpeg build does not "
+            "decode); frame folders are read too"
+        )
     return cap
 
 
@@ -258,8 +263,9 @@ def _pad_spatial(lq: Tensor, pad_to: int) -> Tensor:
     return F.pad(flat, (0, pw, 0, ph), mode=mode).reshape(*lq.shape[:-2], h + ph, w + pw)
 
 
-def super_resolve_chunk(model: VSRModule, chunk: Chunk, pad_to: int = 4,
-                        device: torch.device | str = "cpu") -> Tensor:
+def super_resolve_chunk(
+    model: VSRModule, chunk: Chunk, pad_to: int = 4, device: torch.device | str = "cpu"
+) -> Tensor:
     """The super-resolved core frames of ``chunk``: ``(core_stop - core_start, C, s*h, s*w)``, unclamped.
 
     Sliding-window networks get one window per core frame (indices as :func:`window_indices`
@@ -279,32 +285,50 @@ def super_resolve_chunk(model: VSRModule, chunk: Chunk, pad_to: int = 4,
     else:
         n, padding = int(model.net.num_frame), model.eval_cfg["padding"]
         total = chunk.total if chunk.total is not None else chunk.known
-        windows = [[i - chunk.start for i in window_indices(t, total, n, padding)]
-                   for t in range(chunk.core_start, chunk.core_stop)]
+        windows = [
+            [i - chunk.start for i in window_indices(t, total, n, padding)]
+            for t in range(chunk.core_start, chunk.core_stop)
+        ]
         if any(not 0 <= i < len(chunk.frames) for row in windows for i in row):
-            raise ValueError(f"overlap is too small for {n}-frame windows with {padding!r} padding: "
-                             f"frames {chunk.start}..{chunk.known - 1} do not hold the windows of frames "
-                             f"{chunk.core_start}..{chunk.core_stop - 1} "
-                             f"(need overlap >= {min_overlap(model)})")
+            raise ValueError(
+                f"overlap is too small for {n}-frame windows with {padding!r} padding: "
+                f"frames {chunk.start}..{chunk.known - 1} do not hold the windows of frames "
+                f"{chunk.core_start}..{chunk.core_stop - 1} "
+                f"(need overlap >= {min_overlap(model)})"
+            )
         index = torch.tensor(windows, device=lq.device)
         # forward batches cut at multiples of model.evaluation.chunk_size, as predict_clip cuts the
         # whole clip: with chunk_size a multiple of it, every batch is one of predict_clip's
         per_forward = int(model.eval_cfg["chunk_size"])
-        cuts = [chunk.core_start, *range((chunk.core_start // per_forward + 1) * per_forward, chunk.core_stop,
-                                         per_forward), chunk.core_stop]
-        out = torch.cat([model.evaluation_net()(lq[index[a - chunk.core_start:b - chunk.core_start]])
-                         for a, b in zip(cuts, cuts[1:])])
+        cuts = [
+            chunk.core_start,
+            *range((chunk.core_start // per_forward + 1) * per_forward, chunk.core_stop, per_forward),
+            chunk.core_stop,
+        ]
+        out = torch.cat(
+            [
+                model.evaluation_net()(lq[index[a - chunk.core_start : b - chunk.core_start]])
+                for a, b in zip(cuts, cuts[1:], strict=False)
+            ]
+        )
     scale = out.shape[-1] // lq.shape[-1]
     if out.shape[-2:] != (lq.shape[-2] * scale, lq.shape[-1] * scale):
-        raise ValueError(f"{type(model.net).__name__} maps {tuple(lq.shape[-2:])} to "
-                         f"{tuple(out.shape[-2:])}, not an integer scale")
+        raise ValueError(
+            f"{type(model.net).__name__} maps {tuple(lq.shape[-2:])} to "
+            f"{tuple(out.shape[-2:])}, not an integer scale"
+        )
     return out[..., : h * scale, : w * scale]
 
 
 @torch.inference_mode()
-def super_resolve_stream(model: VSRModule, frames: Iterable[np.ndarray], chunk_size: int = 32,
-                         overlap: int | None = None, pad_to: int = 4,
-                         device: torch.device | str = "cpu") -> Iterator[Tensor]:
+def super_resolve_stream(
+    model: VSRModule,
+    frames: Iterable[np.ndarray],
+    chunk_size: int = 32,
+    overlap: int | None = None,
+    pad_to: int = 4,
+    device: torch.device | str = "cpu",
+) -> Iterator[Tensor]:
     """Super-resolve a stream of ``(h, w, 3)`` uint8 RGB frames chunk by chunk.
 
     Args:
@@ -326,8 +350,10 @@ def super_resolve_stream(model: VSRModule, frames: Iterable[np.ndarray], chunk_s
     """
     overlap = default_overlap(model) if overlap is None else int(overlap)
     if overlap < min_overlap(model):
-        raise ValueError(f"overlap={overlap} is too small for {model.net.num_frame}-frame windows with "
-                         f"{model.eval_cfg['padding']!r} padding: need >= {min_overlap(model)}")
+        raise ValueError(
+            f"overlap={overlap} is too small for {model.net.num_frame}-frame windows with "
+            f"{model.eval_cfg['padding']!r} padding: need >= {min_overlap(model)}"
+        )
     for chunk in iter_chunks(frames, int(chunk_size), overlap):
         yield super_resolve_chunk(model, chunk, pad_to, device)
 
@@ -343,8 +369,9 @@ def fourcc_of(codec: str) -> str:
     """The FourCC of ``ffv1`` / ``mjpg`` / ``mp4v`` (case-insensitive) or of a literal 4-character code."""
     code = CODECS.get(codec.lower(), codec)
     if len(code) != 4:
-        raise ValueError(f"output_codec must be one of {sorted(CODECS)} or a 4-character FourCC, "
-                         f"got {codec!r}")
+        raise ValueError(
+            f"output_codec must be one of {sorted(CODECS)} or a 4-character FourCC, got {codec!r}"
+        )
     return code
 
 
@@ -356,8 +383,9 @@ class FrameWriter:
         self.fps = float(fps)
         self.video = is_video_path(self.path)
         if not self.video and self.path.suffix and not self.path.is_dir():
-            raise ValueError(f"output {self.path} is neither a folder nor a video file "
-                             f"({', '.join(VIDEO_SUFFIXES)})")
+            raise ValueError(
+                f"output {self.path} is neither a folder nor a video file ({', '.join(VIDEO_SUFFIXES)})"
+            )
         self.codec = (codec or DEFAULT_CODEC.get(self.path.suffix.lower(), "ffv1")) if self.video else None
         self.fourcc = fourcc_of(self.codec) if self.codec else None
         self.count = 0
@@ -365,8 +393,9 @@ class FrameWriter:
         self._writer: cv2.VideoWriter | None = None
         if not self.video:
             if self.path.is_dir() and any(self.path.iterdir()):
-                log.warning("output folder %s is not empty: frames are overwritten, other files stay",
-                            self.path)
+                log.warning(
+                    "output folder %s is not empty: frames are overwritten, other files stay", self.path
+                )
             self.path.mkdir(parents=True, exist_ok=True)
 
     def write(self, frame: np.ndarray) -> None:
@@ -387,9 +416,11 @@ class FrameWriter:
         fourcc = cv2.VideoWriter_fourcc(*self.fourcc)
         writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (width, height))
         if not writer.isOpened():
-            raise OSError(f"cannot write video {self.path} with codec {self.codec} ({self.fourcc}) at "
-                          f"{width}x{height}: this cv2/FFmpeg build lacks the codec or the container "
-                          "refuses it (try output_codec=mjpg, another suffix, or a folder of PNGs)")
+            raise OSError(
+                f"cannot write video {self.path} with codec {self.codec} ({self.fourcc}) at "
+                f"{width}x{height}: this cv2/FFmpeg build lacks the codec or the container "
+                "refuses it (try output_codec=mjpg, another suffix, or a folder of PNGs)"
+            )
         self._writer = writer
 
     def close(self) -> None:
@@ -400,8 +431,9 @@ class FrameWriter:
     def __enter__(self) -> FrameWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -428,24 +460,47 @@ def infer(cfg: DictConfig) -> dict[str, Any]:
             input_size = input_size or frame.shape[:2]
             yield frame
 
-    log.info("%s (%s frames, %s) -> %s: %s, chunk_size=%d, overlap=%d, device=%s", info.path,
-             info.num_frames or "?", info.kind, cfg.output, type(model.net).__name__, cfg.chunk_size, overlap,
-             device)
+    log.info(
+        "%s (%s frames, %s) -> %s: %s, chunk_size=%d, overlap=%d, device=%s",
+        info.path,
+        info.num_frames or "?",
+        info.kind,
+        cfg.output,
+        type(model.net).__name__,
+        cfg.chunk_size,
+        overlap,
+        device,
+    )
     start = time.perf_counter()
-    bar = tqdm(total=info.num_frames, unit="frame", desc="vsrlab-infer",
-               disable=not cfg.get("progress", True))
+    bar = tqdm(
+        total=info.num_frames, unit="frame", desc="vsrlab-infer", disable=not cfg.get("progress", True)
+    )
     with FrameWriter(cfg.output, fps, cfg.get("output_codec")) as writer, bar:
-        for out in super_resolve_stream(model, counted(), int(cfg.chunk_size), overlap,
-                                        int(cfg.get("pad_to") or 1), device):
+        for out in super_resolve_stream(
+            model, counted(), int(cfg.chunk_size), overlap, int(cfg.get("pad_to") or 1), device
+        ):
             for frame in to_uint8_hwc(out):
                 writer.write(frame)
             bar.update(out.shape[0])
     seconds = time.perf_counter() - start
-    summary = {"frames": writer.count, "input_size": list(input_size or ()),
-               "output_size": list(writer.size or ()), "seconds": round(seconds, 3), "fps": fps,
-               "output": str(writer.path), "device": str(device)}
-    log.info("super-resolved %d frames %s -> %s (WxH) in %.1f s (%.2f frames/s) into %s", writer.count,
-             _wxh(input_size), _wxh(writer.size), seconds, writer.count / max(seconds, 1e-9), writer.path)
+    summary = {
+        "frames": writer.count,
+        "input_size": list(input_size or ()),
+        "output_size": list(writer.size or ()),
+        "seconds": round(seconds, 3),
+        "fps": fps,
+        "output": str(writer.path),
+        "device": str(device),
+    }
+    log.info(
+        "super-resolved %d frames %s -> %s (WxH) in %.1f s (%.2f frames/s) into %s",
+        writer.count,
+        _wxh(input_size),
+        _wxh(writer.size),
+        seconds,
+        writer.count / max(seconds, 1e-9),
+        writer.path,
+    )
     return summary
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import os
 import re
@@ -164,8 +163,11 @@ def infer_swept_keys(overrides: Sequence[dict[str, str]]) -> list[str]:
 
 def scan_job_dirs(sweep_dir: Path) -> list[str]:
     """Immediate subdirectories of ``sweep_dir`` that hold a job (:data:`JOB_MARKERS`), naturally sorted."""
-    names = [p.name for p in sweep_dir.iterdir()
-             if p.is_dir() and not p.name.startswith(".") and any((p / m).exists() for m in JOB_MARKERS)]
+    names = [
+        p.name
+        for p in sweep_dir.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and any((p / m).exists() for m in JOB_MARKERS)
+    ]
     return sorted(names, key=_natural_key)
 
 
@@ -201,13 +203,21 @@ def read_manifest(sweep_dir: str | Path) -> dict[str, Any]:
     else:
         subdirs = scan_job_dirs(sweep_dir)
         if not subdirs:
-            raise ReportError(f"no jobs in {sweep_dir}: no sweep.json and no subdirectory with "
-                              f"metrics.json, status.json or .hydra/")
+            raise ReportError(
+                f"no jobs in {sweep_dir}: no sweep.json and no subdirectory with "
+                f"metrics.json, status.json or .hydra/"
+            )
         jobs = [{"subdir": s, "overrides": read_hydra_overrides(sweep_dir / s)} for s in subdirs]
         swept_keys, source, name = None, "scan", sweep_dir.resolve().name
     if swept_keys is None:
         swept_keys = infer_swept_keys([job["overrides"] for job in jobs])
-    return {"name": name, "sweep_dir": str(sweep_dir), "source": source, "swept_keys": swept_keys, "jobs": jobs}
+    return {
+        "name": name,
+        "sweep_dir": str(sweep_dir),
+        "source": source,
+        "swept_keys": swept_keys,
+        "jobs": jobs,
+    }
 
 
 def job_status(job_dir: Path, status: dict[str, Any] | None = None) -> str:
@@ -236,7 +246,11 @@ def best_and_final(metrics: dict[str, Any]) -> dict[str, Any]:
     scored = [h for h in history if finite(h.get("psnr")) is not None]
     if scored:
         best = max(scored, key=lambda h: finite(h["psnr"]))  # max keeps the first of equal values
-        out.update(best_psnr=finite(best["psnr"]), best_ssim=finite(best.get("ssim")), best_step=as_int(best.get("step")))
+        out.update(
+            best_psnr=finite(best["psnr"]),
+            best_ssim=finite(best.get("ssim")),
+            best_step=as_int(best.get("step")),
+        )
     else:
         out["best_psnr"] = finite(val.get("val/psnr_best"))
     if history:
@@ -257,8 +271,11 @@ def read_job(sweep_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
     metrics = _read_json(job_dir / METRICS_FILE) or {}
     status = _read_json(job_dir / STATUS_FILE) or {}
     metrics_swept = metrics.get("swept") if isinstance(metrics.get("swept"), dict) else {}
-    swept = {**read_hydra_overrides(job_dir), **{str(k): str(v) for k, v in metrics_swept.items()},
-             **job.get("overrides", {})}
+    swept = {
+        **read_hydra_overrides(job_dir),
+        **{str(k): str(v) for k, v in metrics_swept.items()},
+        **job.get("overrides", {}),
+    }
     params = metrics.get("params") if isinstance(metrics.get("params"), dict) else {}
     steps = as_int(metrics.get("global_step"))
     row: dict[str, Any] = {
@@ -299,8 +316,10 @@ def column_headers(swept_keys: Sequence[str]) -> dict[str, str]:
     or the full key when that component is shared with another swept key or a fixed column."""
     taken = {"job", *(header for header, _ in FIXED_COLUMNS)}
     last = [key.rsplit(".", 1)[-1] for key in swept_keys]
-    return {key: short if last.count(short) == 1 and short not in taken else key
-            for key, short in zip(swept_keys, last)}
+    return {
+        key: short if last.count(short) == 1 and short not in taken else key
+        for key, short in zip(swept_keys, last, strict=True)
+    }
 
 
 def table_columns(swept_keys: Sequence[str]) -> list[str]:
@@ -309,26 +328,43 @@ def table_columns(swept_keys: Sequence[str]) -> list[str]:
 
 
 def _raw_cells(row: dict[str, Any], swept_keys: Sequence[str]) -> list[Any]:
-    return [row["job"], *(row["swept"].get(key) for key in swept_keys), *(row[field] for _, field in FIXED_COLUMNS)]
+    return [
+        row["job"],
+        *(row["swept"].get(key) for key in swept_keys),
+        *(row[field] for _, field in FIXED_COLUMNS),
+    ]
 
 
 def csv_cells(row: dict[str, Any], swept_keys: Sequence[str]) -> list[str]:
     """The CSV cells of a row: plain numbers (full precision), empty strings for missing values."""
-    return ["" if value is None else repr(value) if isinstance(value, float) else str(value)
-            for value in _raw_cells(row, swept_keys)]
+    return [
+        "" if value is None else repr(value) if isinstance(value, float) else str(value)
+        for value in _raw_cells(row, swept_keys)
+    ]
 
 
 def display_cells(row: dict[str, Any], swept_keys: Sequence[str]) -> list[str]:
     """The human-readable cells of a row (Markdown and console): PSNR in dB with 2 decimals, SSIM with
     4, parameters as ``1.23M``, ``—`` for missing values."""
+
     def fmt(value: Any, spec: str) -> str:
         return MISSING if value is None else format(value, spec)
 
     swept = [row["swept"].get(key) or MISSING for key in swept_keys]
-    return [row["job"], *swept, format_params(row["params"]), fmt(row["best_psnr"], ".2f"),
-            fmt(row["best_ssim"], ".4f"), fmt(row["best_step"], "d"), fmt(row["final_psnr"], ".2f"),
-            fmt(row["final_ssim"], ".4f"), fmt(row["offset_diversity"], ".3f"), fmt(row["steps"], "d"),
-            fmt(row["preemptions"], "d"), row["status"]]
+    return [
+        row["job"],
+        *swept,
+        format_params(row["params"]),
+        fmt(row["best_psnr"], ".2f"),
+        fmt(row["best_ssim"], ".4f"),
+        fmt(row["best_step"], "d"),
+        fmt(row["final_psnr"], ".2f"),
+        fmt(row["final_ssim"], ".4f"),
+        fmt(row["offset_diversity"], ".3f"),
+        fmt(row["steps"], "d"),
+        fmt(row["preemptions"], "d"),
+        row["status"],
+    ]
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]], swept_keys: Sequence[str]) -> Path:
@@ -346,8 +382,10 @@ def _md_escape(text: str) -> str:
 
 def markdown_table(header: Sequence[str], body: Iterable[Sequence[str]]) -> str:
     """A Markdown table (first and ``status`` columns left-aligned, the others right-aligned)."""
-    lines = ["| " + " | ".join(_md_escape(str(h)) for h in header) + " |",
-             "|" + "|".join(":---" if i == 0 or h == "status" else "---:" for i, h in enumerate(header)) + "|"]
+    lines = [
+        "| " + " | ".join(_md_escape(str(h)) for h in header) + " |",
+        "|" + "|".join(":---" if i == 0 or h == "status" else "---:" for i, h in enumerate(header)) + "|",
+    ]
     lines += ["| " + " | ".join(_md_escape(str(c)) for c in cells) + " |" for cells in body]
     return "\n".join(lines)
 
@@ -365,7 +403,7 @@ def rich_table(title: str, rows: Sequence[dict[str, Any]], swept_keys: Sequence[
         else:
             width = max((len(c[i]) for c in cells), default=1)
             table.add_column(header, justify="left" if header == "status" else "right", min_width=width)
-    for row, row_cells in zip(rows, cells):
+    for row, row_cells in zip(rows, cells, strict=True):
         table.add_row(*row_cells, style=styles.get(row["status"]))
     return table
 
@@ -389,8 +427,9 @@ def _axis_number(value: Any) -> int | float | None:
     return int(number) if number.is_integer() else number
 
 
-def gn_grid(rows: Sequence[dict[str, Any]], g_key: str, n_key: str,
-            field: str) -> tuple[list[int | float], list[int | float], np.ndarray]:
+def gn_grid(
+    rows: Sequence[dict[str, Any]], g_key: str, n_key: str, field: str
+) -> tuple[list[int | float], list[int | float], np.ndarray]:
     """``(G values, N values, grid)``: ``grid[i, j]`` is ``row[field]`` of the job with ``G = G values[i]``
     and ``N = N values[j]`` (both ascending, over all jobs of the sweep, finished or not); NaN where
     there is no such job or it has no value.
@@ -414,8 +453,13 @@ def gn_grid(rows: Sequence[dict[str, Any]], g_key: str, n_key: str,
     return g_values, n_values, grid
 
 
-def gain_per_mparam(psnr: np.ndarray, params: np.ndarray, g_values: Sequence[float], n_values: Sequence[float],
-                    baseline: tuple[float, float] = (1, 1)) -> np.ndarray:
+def gain_per_mparam(
+    psnr: np.ndarray,
+    params: np.ndarray,
+    g_values: Sequence[float],
+    n_values: Sequence[float],
+    baseline: tuple[float, float] = (1, 1),
+) -> np.ndarray:
     """PSNR gain per million extra parameters over the ``G = N = 1`` baseline (Fig. 16, right):
 
         gain(G, N) = (PSNR(G, N) - PSNR(1, 1)) / ((params(G, N) - params(1, 1)) / 1e6)   [dB / M]
@@ -438,10 +482,14 @@ def gain_per_mparam(psnr: np.ndarray, params: np.ndarray, g_values: Sequence[flo
     return gain
 
 
-def markdown_grid(grid: np.ndarray, g_values: Sequence[float], n_values: Sequence[float], fmt: str = ".2f") -> str:
+def markdown_grid(
+    grid: np.ndarray, g_values: Sequence[float], n_values: Sequence[float], fmt: str = ".2f"
+) -> str:
     """A G x N grid as a Markdown table (rows ``G=…``, columns ``N=…``, ``—`` for NaN)."""
-    body = [[f"G={g}", *(MISSING if not np.isfinite(v) else format(v, fmt) for v in grid[i])]
-            for i, g in enumerate(g_values)]
+    body = [
+        [f"G={g}", *(MISSING if not np.isfinite(v) else format(v, fmt) for v in grid[i])]
+        for i, g in enumerate(g_values)
+    ]
     return markdown_table(["G \\ N", *(f"N={n}" for n in n_values)], body)
 
 
@@ -455,8 +503,15 @@ def _new_figure(size: tuple[float, float]) -> Figure:
     return fig
 
 
-def plot_heatmap(grid: np.ndarray, g_values: Sequence[float], n_values: Sequence[float], path: str | Path,
-                 title: str, colorbar_label: str, fmt: str = ".2f") -> Path:
+def plot_heatmap(
+    grid: np.ndarray,
+    g_values: Sequence[float],
+    n_values: Sequence[float],
+    path: str | Path,
+    title: str,
+    colorbar_label: str,
+    fmt: str = ".2f",
+) -> Path:
     """Save a G x N heatmap (rows G ascending, columns N ascending), each cell annotated with its value;
     NaN cells are left blank."""
     import matplotlib
@@ -475,8 +530,15 @@ def plot_heatmap(grid: np.ndarray, g_values: Sequence[float], n_values: Sequence
             value = grid[i, j]
             if np.isfinite(value):
                 dark = hi > lo and (value - lo) / (hi - lo) < 0.5  # viridis is dark at the low end
-                ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=9,
-                        color="white" if dark else "black")
+                ax.text(
+                    j,
+                    i,
+                    format(value, fmt),
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="white" if dark else "black",
+                )
     ax.set_xticks(range(len(n_values)), [str(n) for n in n_values])
     ax.set_yticks(range(len(g_values)), [str(g) for g in g_values])
     ax.set_xlabel("N (offsets per group)")
@@ -507,7 +569,9 @@ class Correlation:
         return f"Pearson r = {self.r:.3f} (p = {self.p:.3g}, {self.n} jobs)"
 
 
-def diversity_points(rows: Sequence[dict[str, Any]], field: str = "best_psnr") -> list[tuple[str, float, float]]:
+def diversity_points(
+    rows: Sequence[dict[str, Any]], field: str = "best_psnr"
+) -> list[tuple[str, float, float]]:
     """``(job, offset diversity, PSNR)`` of the jobs having both as finite numbers."""
     points = []
     for row in rows:
@@ -523,8 +587,9 @@ def pearson_correlation(x: Sequence[float], y: Sequence[float]) -> Correlation:
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     n = len(x)
     if n < 3:
-        return Correlation(n, reason=f"{n} job{'s' if n != 1 else ''} with both offset diversity and PSNR "
-                                     f"(needs at least 3)")
+        return Correlation(
+            n, reason=f"{n} job{'s' if n != 1 else ''} with both offset diversity and PSNR (needs at least 3)"
+        )
     if np.ptp(x) == 0:
         return Correlation(n, reason=f"offset diversity is the same for all {n} jobs")
     if np.ptp(y) == 0:
@@ -535,8 +600,12 @@ def pearson_correlation(x: Sequence[float], y: Sequence[float]) -> Correlation:
     return Correlation(n, r=float(result.statistic), p=float(result.pvalue))
 
 
-def plot_diversity_scatter(points: Sequence[tuple[str, float, float]], path: str | Path, psnr_label: str,
-                           correlation: Correlation | None = None) -> Path:
+def plot_diversity_scatter(
+    points: Sequence[tuple[str, float, float]],
+    path: str | Path,
+    psnr_label: str,
+    correlation: Correlation | None = None,
+) -> Path:
     """Save the offset diversity vs PSNR scatter, each point labelled with its job."""
     path = Path(path)
     fig = _new_figure((8.0, 5.0))
@@ -560,8 +629,9 @@ def plot_diversity_scatter(points: Sequence[tuple[str, float, float]], path: str
 # report
 
 
-def gn_section(manifest: dict[str, Any], rows: Sequence[dict[str, Any]], out_dir: Path,
-               metric: str) -> tuple[list[str], list[Path]]:
+def gn_section(
+    manifest: dict[str, Any], rows: Sequence[dict[str, Any]], out_dir: Path, metric: str
+) -> tuple[list[str], list[Path]]:
     """The Markdown lines of the G x N section and the heatmaps written (none when not applicable)."""
     keys = find_gn_keys(manifest["swept_keys"])
     if keys is None:
@@ -569,8 +639,9 @@ def gn_section(manifest: dict[str, Any], rows: Sequence[dict[str, Any]], out_dir
     g_key, n_key = keys
     field, label = METRIC_FIELDS[metric], f"{metric} val PSNR"
     lines = ["## G x N grid (Fig. 16 of Chan et al., AAAI 2021)", ""]
-    others = [k for k in manifest["swept_keys"] if k not in keys
-              and len({row["swept"].get(k) for row in rows}) > 1]
+    others = [
+        k for k in manifest["swept_keys"] if k not in keys and len({row["swept"].get(k) for row in rows}) > 1
+    ]
     if others:
         lines.append(f"Heatmaps skipped: other swept keys vary too ({', '.join(others)}).")
         return lines + [""], []
@@ -582,8 +653,9 @@ def gn_section(manifest: dict[str, Any], rows: Sequence[dict[str, Any]], out_dir
     written: list[Path] = []
     lines += [f"### {label} (dB)", "", markdown_grid(psnr, g_values, n_values), ""]
     if np.isfinite(psnr).any():
-        written.append(plot_heatmap(psnr, g_values, n_values, out_dir / HEATMAP_PSNR,
-                                    f"{label} (dB)", "PSNR (dB)"))
+        written.append(
+            plot_heatmap(psnr, g_values, n_values, out_dir / HEATMAP_PSNR, f"{label} (dB)", "PSNR (dB)")
+        )
     else:
         lines += [f"`{HEATMAP_PSNR}` not written: no job has a {label} yet.", ""]
     lines += ["### PSNR gain per 1M extra parameters over G=1, N=1 (dB / M)", ""]
@@ -594,8 +666,17 @@ def gn_section(manifest: dict[str, Any], rows: Sequence[dict[str, Any]], out_dir
     else:
         lines += [markdown_grid(gain, g_values, n_values, ".3f"), ""]
         if np.isfinite(gain).any():
-            written.append(plot_heatmap(gain, g_values, n_values, out_dir / HEATMAP_GAIN,
-                                        f"{label} gain per 1M extra params (dB / M)", "dB per 1M params", ".3f"))
+            written.append(
+                plot_heatmap(
+                    gain,
+                    g_values,
+                    n_values,
+                    out_dir / HEATMAP_GAIN,
+                    f"{label} gain per 1M extra params (dB / M)",
+                    "dB per 1M params",
+                    ".3f",
+                )
+            )
         else:
             lines += [f"`{HEATMAP_GAIN}` not written: no job with extra parameters has a result yet.", ""]
     if written:
@@ -603,15 +684,20 @@ def gn_section(manifest: dict[str, Any], rows: Sequence[dict[str, Any]], out_dir
     return lines, written
 
 
-def correlation_section(rows: Sequence[dict[str, Any]], out_dir: Path,
-                        metric: str) -> tuple[list[str], Correlation, Path | None]:
+def correlation_section(
+    rows: Sequence[dict[str, Any]], out_dir: Path, metric: str
+) -> tuple[list[str], Correlation, Path | None]:
     """The Markdown lines of the offset diversity vs PSNR section, the correlation and the scatter
     written (``None`` when the correlation is not computed)."""
     field, label = METRIC_FIELDS[metric], f"{metric} val PSNR (dB)"
     points = diversity_points(rows, field)
     correlation = pearson_correlation([p[1] for p in points], [p[2] for p in points])
-    lines = ["## Offset diversity vs PSNR (Fig. 9 of Chan et al., AAAI 2021)", "",
-             f"{correlation.sentence()} — offset diversity against the {metric} val PSNR.", ""]
+    lines = [
+        "## Offset diversity vs PSNR (Fig. 9 of Chan et al., AAAI 2021)",
+        "",
+        f"{correlation.sentence()} — offset diversity against the {metric} val PSNR.",
+        "",
+    ]
     scatter = None
     if correlation.r is not None:
         scatter = plot_diversity_scatter(points, out_dir / SCATTER, label, correlation)
@@ -626,16 +712,22 @@ def _status_summary(rows: Sequence[dict[str, Any]]) -> str:
     return ", ".join(f"{count} {status}" for status, count in counts.items())
 
 
-def render_markdown(manifest: dict[str, Any], rows: Sequence[dict[str, Any]], metric: str,
-                    sections: Sequence[Sequence[str]]) -> str:
+def render_markdown(
+    manifest: dict[str, Any], rows: Sequence[dict[str, Any]], metric: str, sections: Sequence[Sequence[str]]
+) -> str:
     """The whole ``report.md``: title, table, the given sections, then notes on failed jobs."""
     swept = manifest["swept_keys"]
-    lines = [f"# Sweep report: {manifest['name']}", "",
-             f"Sweep directory: `{manifest['sweep_dir']}` (jobs from {manifest['source']}) · "
-             f"{len(rows)} jobs ({_status_summary(rows)}) · swept: "
-             f"{', '.join(f'`{k}`' for k in swept) or 'nothing'} · heatmaps and correlation use the "
-             f"**{metric}** val PSNR.", "",
-             markdown_table(table_columns(swept), (display_cells(row, swept) for row in rows)), ""]
+    lines = [
+        f"# Sweep report: {manifest['name']}",
+        "",
+        f"Sweep directory: `{manifest['sweep_dir']}` (jobs from {manifest['source']}) · "
+        f"{len(rows)} jobs ({_status_summary(rows)}) · swept: "
+        f"{', '.join(f'`{k}`' for k in swept) or 'nothing'} · heatmaps and correlation use the "
+        f"**{metric}** val PSNR.",
+        "",
+        markdown_table(table_columns(swept), (display_cells(row, swept) for row in rows)),
+        "",
+    ]
     for section in sections:
         lines += list(section)
     failed = [row for row in rows if row["status"] == "failed"]
@@ -650,11 +742,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vsrlab-report",
         description="Results table (report.md, report.csv), G x N heatmaps and offset diversity vs PSNR "
-                    "correlation of a Hydra multirun sweep.")
-    parser.add_argument("sweep_dir", type=Path, help="the multirun directory (with sweep.json or job subdirectories)")
-    parser.add_argument("--out", type=Path, default=None, help="output directory (default: the sweep directory)")
-    parser.add_argument("--metric", choices=sorted(METRIC_FIELDS), default="best",
-                        help="validation PSNR used by the heatmaps and the correlation (default: best)")
+        "correlation of a Hydra multirun sweep.",
+    )
+    parser.add_argument(
+        "sweep_dir", type=Path, help="the multirun directory (with sweep.json or job subdirectories)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output directory (default: the sweep directory)"
+    )
+    parser.add_argument(
+        "--metric",
+        choices=sorted(METRIC_FIELDS),
+        default="best",
+        help="validation PSNR used by the heatmaps and the correlation (default: best)",
+    )
     return parser
 
 

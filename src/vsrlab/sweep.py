@@ -35,7 +35,7 @@ def short_keys(keys: Sequence[str]) -> dict[str, str]:
     """Display names of swept keys: the last dotted component (``arch.num_offsets`` ->
     ``num_offsets``) unless two keys share it, then the full key."""
     last = [k.split(".")[-1].split("/")[-1] for k in keys]
-    return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last)}
+    return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last, strict=True)}
 
 
 def job_subdir(swept: Mapping[str, str]) -> str:
@@ -48,8 +48,10 @@ def job_subdir(swept: Mapping[str, str]) -> str:
     if not swept:
         return "job"
     names = short_keys(list(swept))
-    parts = [f"{_UNSAFE.sub('-', names[k]).strip('-')}={_UNSAFE.sub('-', str(v)).strip('-')}"
-             for k, v in swept.items()]
+    parts = [
+        f"{_UNSAFE.sub('-', names[k]).strip('-')}={_UNSAFE.sub('-', str(v)).strip('-')}"
+        for k, v in swept.items()
+    ]
     return ",".join(parts)
 
 
@@ -99,8 +101,14 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ValueError(f"{path} is not valid JSON: {e}") from e
 
 
-def update_manifest(sweep_dir: str | os.PathLike, name: str, swept_keys: Sequence[str],
-                    jobs: Sequence[Mapping[str, Any]], launched: Sequence[str], skipped: Sequence[str]) -> Path:
+def update_manifest(
+    sweep_dir: str | os.PathLike,
+    name: str,
+    swept_keys: Sequence[str],
+    jobs: Sequence[Mapping[str, Any]],
+    launched: Sequence[str],
+    skipped: Sequence[str],
+) -> Path:
     """Write ``sweep.json``: jobs of earlier launches are kept (a grid extended later keeps its old
     rows), new ones appended; one ``launches`` entry records what this launch ran and skipped."""
     path = Path(sweep_dir) / MANIFEST
@@ -108,10 +116,12 @@ def update_manifest(sweep_dir: str | os.PathLike, name: str, swept_keys: Sequenc
     manifest["name"] = name
     manifest["swept_keys"] = list(dict.fromkeys([*manifest.get("swept_keys", []), *swept_keys]))
     known = {j["subdir"] for j in manifest["jobs"]}
-    manifest["jobs"] += [{"subdir": j["subdir"], "overrides": dict(j["overrides"])} for j in jobs
-                         if j["subdir"] not in known]
-    manifest.setdefault("launches", []).append({"time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                                "launched": list(launched), "skipped": list(skipped)})
+    manifest["jobs"] += [
+        {"subdir": j["subdir"], "overrides": dict(j["overrides"])} for j in jobs if j["subdir"] not in known
+    ]
+    manifest.setdefault("launches", []).append(
+        {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "launched": list(launched), "skipped": list(skipped)}
+    )
     _atomic_json(path, manifest)
     return path
 
@@ -126,8 +136,11 @@ def record_job_states(sweep_dir: str | os.PathLike, subdirs: Sequence[str]) -> P
         if job["subdir"] in wanted:
             job_dir = Path(sweep_dir) / job["subdir"]
             status = read_json(job_dir / STATUS_FILE) or {}
-            job.update(state="done" if is_done(job_dir) else status.get("state", "unknown"),
-                       step=status.get("step"), preemptions=int(status.get("preemptions", 0)))
+            job.update(
+                state="done" if is_done(job_dir) else status.get("state", "unknown"),
+                step=status.get("step"),
+                preemptions=int(status.get("preemptions", 0)),
+            )
     _atomic_json(path, manifest)
     return path
 
@@ -157,8 +170,13 @@ def write_status(job_dir: str | os.PathLike, state: str, **fields: Any) -> None:
 def record_preemption(job_dir: str | os.PathLike, step: int, signal_name: str) -> None:
     """Mark a job ``preempted`` at ``step`` by ``signal_name`` and count it (``preemptions``)."""
     previous = read_json(Path(job_dir) / STATUS_FILE) or {}
-    write_status(job_dir, "preempted", step=step, signal=signal_name,
-                 preemptions=int(previous.get("preemptions", 0)) + 1)
+    write_status(
+        job_dir,
+        "preempted",
+        step=step,
+        signal=signal_name,
+        preemptions=int(previous.get("preemptions", 0)) + 1,
+    )
 
 
 def mark_done(job_dir: str | os.PathLike) -> None:

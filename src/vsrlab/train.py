@@ -1,10 +1,10 @@
 """``vsrlab-train``: train a VSR model from the Hydra config in ``conf/train.yaml``.
 
-    vsrlab-train                                  # default experiment on the synthetic data
-    vsrlab-train debug=fdr                        # one train and one val batch
-    vsrlab-train experiment=align_flow            # an experiment file from conf/experiment/
-    vsrlab-train run_name=my_run                  # resume (or skip, if finished) logs/train/runs/my_run
-    vsrlab-train -m experiment=offset_diversity   # a sweep; relaunching it resumes/skips its jobs
+vsrlab-train                                  # default experiment on the synthetic data
+vsrlab-train debug=fdr                        # one train and one val batch
+vsrlab-train experiment=align_flow            # an experiment file from conf/experiment/
+vsrlab-train run_name=my_run                  # resume (or skip, if finished) logs/train/runs/my_run
+vsrlab-train -m experiment=offset_diversity   # a sweep; relaunching it resumes/skips its jobs
 """
 
 from __future__ import annotations
@@ -26,8 +26,17 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vsrlab.callbacks import PreemptionCheckpoint
 from vsrlab.callbacks.preemption import Preempted
-from vsrlab.sweep import (DONE_MARKER, METRICS_FILE, is_done, job_swept_values, mark_done, read_json, record_preemption,
-                          short_keys, write_status)
+from vsrlab.sweep import (
+    DONE_MARKER,
+    METRICS_FILE,
+    is_done,
+    job_swept_values,
+    mark_done,
+    read_json,
+    record_preemption,
+    short_keys,
+    write_status,
+)
 from vsrlab.utils.checkpoint import AtomicCheckpointIO, resolve_ckpt_path
 from vsrlab.utils.ddp import install_rank_command, refuse_sweep_on_secondary_rank
 from vsrlab.utils.instantiate import instantiate_group
@@ -65,8 +74,12 @@ def sweep_context() -> dict[str, Any]:
     return {"sweep": sweep_dir.name, "job": subdir, "swept": job_swept_values(sweep_dir, subdir)}
 
 
-def instantiate_loggers(cfg: DictConfig, context: dict[str, Any] | None = None,
-                        git: dict[str, Any] | None = None, environment: dict[str, Any] | None = None) -> list[Any]:
+def instantiate_loggers(
+    cfg: DictConfig,
+    context: dict[str, Any] | None = None,
+    git: dict[str, Any] | None = None,
+    environment: dict[str, Any] | None = None,
+) -> list[Any]:
     """The loggers of ``cfg.logger``. Unset W&B fields are derived: ``id`` from the run directory (a
     resumed run or requeued sweep job continues its W&B run), ``name`` = ``<sweep>/<job>`` or the run
     name, ``group`` = the sweep name (else the task name); swept values are added to ``tags``.
@@ -86,8 +99,12 @@ def instantiate_loggers(cfg: DictConfig, context: dict[str, Any] | None = None,
             swept_tags = [f"{names[k]}={v}"[:64] for k, v in context.get("swept", {}).items()]
             wandb_cfg.tags = [*(wandb_cfg.get("tags") or []), *swept_tags]
     loggers = instantiate_group(cfg.get("logger"), "logger")
-    params = {"config": OmegaConf.to_container(cfg, resolve=True), "swept": context.get("swept", {}),
-              "git": git or {}, "environment": environment or {}}
+    params = {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "swept": context.get("swept", {}),
+        "git": git or {},
+        "environment": environment or {},
+    }
     for logger in loggers:
         logger.log_hyperparams(params)
     return loggers
@@ -114,8 +131,12 @@ def finish_wandb(exit_code: int = 0, preempted: bool = False) -> None:
             run.mark_preempting()
         wandb.finish(exit_code=exit_code)
     except Exception as err:  # e.g. wandb's MailboxClosedError when its service was killed
-        log.warning("the W&B run %s could not be finished cleanly (%s: %s); `wandb sync` its offline directory",
-                    run.id, type(err).__name__, err)
+        log.warning(
+            "the W&B run %s could not be finished cleanly (%s: %s); `wandb sync` its offline directory",
+            run.id,
+            type(err).__name__,
+            err,
+        )
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -139,7 +160,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             check_same_config(cfg, output_dir, ignore)
         log.info("%s finished earlier (its done marker exists): not training it again", output_dir)
         return read_json(output_dir / METRICS_FILE) or {}
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, rank_zero) if cfg.get("train", True) else None
+    ckpt_path = (
+        resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, rank_zero) if cfg.get("train", True) else None
+    )
     if ckpt_path and check and Path(ckpt_path).parent == output_dir / "checkpoints":
         # automatic resumption must continue the same experiment; an explicit ckpt_path=last may
         # change it (e.g. more steps), which is logged
@@ -178,14 +201,23 @@ def _train(cfg: DictConfig, ckpt_path: str | None, snapshot: dict[str, Any]) -> 
             trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=False)
             results["test"] = model.test_results
             if trainer.is_global_zero:
-                rich.print(results_table(results["test"], f"test of {Path(best).name if best else 'the final weights'}"))
+                rich.print(
+                    results_table(
+                        results["test"], f"test of {Path(best).name if best else 'the final weights'}"
+                    )
+                )
     except BaseException as error:
         stop = error if isinstance(error, Preempted) else None
         if trainer.is_global_zero and not trainer.fast_dev_run:
             if stop is not None:
                 record_preemption(output_dir, stop.step, signal.Signals(stop.signum).name)
             else:
-                write_status(output_dir, "failed", step=int(trainer.global_step), error=f"{type(error).__name__}: {error}")
+                write_status(
+                    output_dir,
+                    "failed",
+                    step=int(trainer.global_step),
+                    error=f"{type(error).__name__}: {error}",
+                )
         finish_wandb(exit_code=stop.code if stop is not None else 1, preempted=stop is not None)
         if stop is not None and preemption is not None:
             preemption.hand_over()
@@ -205,13 +237,18 @@ def fit_results(trainer: pl.Trainer, model: Any, datamodule: Any) -> dict[str, A
         "val": {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")},
         "val_history": list(model.val_history),
         "global_step": trainer.global_step,
-        "params": {"total": sum(p.numel() for p in net.parameters()),
-                   "trainable": sum(p.numel() for p in net.parameters() if p.requires_grad)},
+        "params": {
+            "total": sum(p.numel() for p in net.parameters()),
+            "trainable": sum(p.numel() for p in net.parameters() if p.requires_grad),
+        },
     }
     checkpoint = trainer.checkpoint_callback
     if checkpoint is not None and checkpoint.best_model_path:
-        results["best"] = {"ckpt_path": checkpoint.best_model_path,
-                           "score": float(checkpoint.best_model_score), "monitor": checkpoint.monitor}
+        results["best"] = {
+            "ckpt_path": checkpoint.best_model_path,
+            "score": float(checkpoint.best_model_score),
+            "monitor": checkpoint.monitor,
+        }
     if trainer.is_global_zero and datamodule.val_set is not None:
         clips = [datamodule.val_set[i]["lq"] for i in range(min(2, len(datamodule.val_set)))]
         diversity = model.measure_offset_diversity([c for c in clips if c is not None])

@@ -9,7 +9,7 @@ instantiates sweepers found there.
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
@@ -27,9 +27,9 @@ log = logging.getLogger(__name__)
 class StableSweeperConf:
     _target_: str = "hydra_plugins.vsrlab_sweeper.vsrlab_sweeper.StableSweeper"
     # jobs launched at once (null: all); the submitit launchers submit each batch as one array
-    max_batch_size: Optional[int] = None
+    max_batch_size: int | None = None
     # sweeps defined in config: {key: "v1,v2,..."} (experiment files), as Hydra's basic sweeper
-    params: Optional[Dict[str, str]] = None
+    params: dict[str, str] | None = None
     # do not launch jobs whose directory holds a `done` marker
     skip_finished: bool = True
 
@@ -40,8 +40,12 @@ ConfigStore.instance().store(group="hydra/sweeper", name="vsrlab", node=StableSw
 class StableSweeper(BasicSweeper):
     """Grid sweeper whose jobs are named by their swept values and skipped once finished."""
 
-    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[Dict[str, str]] = None,
-                 skip_finished: bool = True) -> None:
+    def __init__(
+        self,
+        max_batch_size: int | None = None,
+        params: dict[str, str] | None = None,
+        skip_finished: bool = True,
+    ) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.skip_finished = skip_finished
 
@@ -52,7 +56,7 @@ class StableSweeper(BasicSweeper):
         HydraConfig.instance().set_config(config)
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
-    def sweep(self, arguments: List[str]) -> Any:
+    def sweep(self, arguments: list[str]) -> Any:
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
@@ -64,15 +68,23 @@ class StableSweeper(BasicSweeper):
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         skipped = [j for j in jobs if self.skip_finished and is_done(sweep_dir / j["subdir"])]
         todo = [j for j in jobs if j not in skipped]
-        update_manifest(sweep_dir, sweep_dir.name, swept_keys, jobs, [j["subdir"] for j in todo],
-                        [j["subdir"] for j in skipped])
-        log.info(f"sweep {sweep_dir}: {len(jobs)} jobs, {len(skipped)} finished (skipped), {len(todo)} to run")
+        update_manifest(
+            sweep_dir,
+            sweep_dir.name,
+            swept_keys,
+            jobs,
+            [j["subdir"] for j in todo],
+            [j["subdir"] for j in skipped],
+        )
+        log.info(
+            f"sweep {sweep_dir}: {len(jobs)} jobs, {len(skipped)} finished (skipped), {len(todo)} to run"
+        )
         for job in skipped:
             log.info(f"\tfinished, skipped: {job['subdir']}")
 
         batch = [[*j["args"], f"hydra.sweep.subdir='{j['subdir']}'"] for j in todo]
         size = self.max_batch_size or len(batch) or 1
-        self.overrides = [batch[i:i + size] for i in range(0, len(batch), size)]
+        self.overrides = [batch[i : i + size] for i in range(0, len(batch), size)]
         self.batch_index = 0
         returns = []
         initial_job_idx = 0
@@ -82,7 +94,9 @@ class StableSweeper(BasicSweeper):
             try:
                 results = self.launcher.launch(chunk, initial_job_idx=initial_job_idx)
             finally:  # final state and pre-emptions of each job, also when one failed
-                record_job_states(sweep_dir, [j["subdir"] for j in todo[initial_job_idx:initial_job_idx + len(chunk)]])
+                record_job_states(
+                    sweep_dir, [j["subdir"] for j in todo[initial_job_idx : initial_job_idx + len(chunk)]]
+                )
             for r in results:
                 _ = r.return_value  # raises if the job failed
             initial_job_idx += len(chunk)

@@ -5,19 +5,35 @@ expose ``num_frame`` and ``center_frame_idx``; recurrent networks take whole cli
 ``(B, T, C, h, w)`` and return ``(B, T, C, s*h, s*w)``.
 """
 
+from vsrlab.archs.basicvsr_arch import BasicVSR
+from vsrlab.archs.basicvsr_pp_arch import BasicVSRPlusPlus
 from vsrlab.archs.bicubic_arch import Bicubic
 from vsrlab.archs.blocks import ConvResidualBlocks, ResidualBlockNoBN, UpsampleOneStep, make_layer
 from vsrlab.archs.edvr_arch import EDVR, PCDAlignment, TSAFusion
 from vsrlab.archs.flow_vsr_arch import FlowVSR
-from vsrlab.archs.basicvsr_arch import BasicVSR
-from vsrlab.archs.basicvsr_pp_arch import BasicVSRPlusPlus
 from vsrlab.archs.iconvsr_arch import IconVSR
 from vsrlab.archs.pretrained import IncompatibleCheckpointError, build_arch, load_pretrained
 from vsrlab.archs.sliding_window_arch import SlidingWindowVSR
 from vsrlab.archs.spynet_arch import SPyNet
 from vsrlab.archs.tdan_arch import TDAN
 
-__all__ = ["EDVR", "TDAN", "BasicVSR", "BasicVSRPlusPlus", "Bicubic", "IconVSR", "ConvResidualBlocks", "FlowVSR",
-           "IncompatibleCheckpointError",
-           "PCDAlignment", "ResidualBlockNoBN", "SPyNet", "SlidingWindowVSR", "TSAFusion", "UpsampleOneStep",
-           "build_arch", "load_pretrained", "make_layer"]
+__all__ = [
+    "EDVR",
+    "TDAN",
+    "BasicVSR",
+    "BasicVSRPlusPlus",
+    "Bicubic",
+    "IconVSR",
+    "ConvResidualBlocks",
+    "FlowVSR",
+    "IncompatibleCheckpointError",
+    "PCDAlignment",
+    "ResidualBlockNoBN",
+    "SPyNet",
+    "SlidingWindowVSR",
+    "TSAFusion",
+    "UpsampleOneStep",
+    "build_arch",
+    "load_pretrained",
+    "make_layer",
+]

@@ -52,21 +52,43 @@ class SecondOrderDeformableAlignment(DeformableAlignment):
         max_residue_magnitude: bound on the learned residue to the flow, in pixels.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, deformable_groups: int = 16,
-                 max_residue_magnitude: float = 10) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        deformable_groups: int = 16,
+        max_residue_magnitude: float = 10,
+    ) -> None:
         if deformable_groups % 2:
             raise ValueError(f"deformable_groups must be even (half per flow), got {deformable_groups}")
         conv_offset = nn.Sequential(
-            nn.Conv2d(3 * out_channels + 4, out_channels, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
-            nn.Conv2d(out_channels, out_channels, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
-            nn.Conv2d(out_channels, out_channels, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
-            nn.Conv2d(out_channels, 27 * deformable_groups, 3, 1, 1))
-        super().__init__(in_channels, out_channels, 3 * out_channels + 4, offset_groups=deformable_groups,
-                         num_offsets=9, modulated=True, offset_base="kernel",
-                         max_residue_magnitude=max_residue_magnitude, conv_offset=conv_offset)
+            nn.Conv2d(3 * out_channels + 4, out_channels, 3, 1, 1),
+            nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, 1, 1),
+            nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(out_channels, out_channels, 3, 1, 1),
+            nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(out_channels, 27 * deformable_groups, 3, 1, 1),
+        )
+        super().__init__(
+            in_channels,
+            out_channels,
+            3 * out_channels + 4,
+            offset_groups=deformable_groups,
+            num_offsets=9,
+            modulated=True,
+            offset_base="kernel",
+            max_residue_magnitude=max_residue_magnitude,
+            conv_offset=conv_offset,
+        )
 
-    def forward(self, x: Tensor, extra_feat: Tensor, flow_1: Tensor,  # type: ignore[override]
-                flow_2: Tensor) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        extra_feat: Tensor,
+        flow_1: Tensor,  # type: ignore[override]
+        flow_2: Tensor,
+    ) -> Tensor:
         """``(B, 2C, H, W)`` -> ``(B, out_channels, H, W)``; see the class docstring."""
         cond = torch.cat([extra_feat, flow_1, flow_2], dim=1)
         return super().forward(x, cond, flow=torch.cat([flow_1, flow_2], dim=1))
@@ -96,9 +118,16 @@ class BasicVSRPlusPlus(nn.Module):
             argument, exposed for small test models).
     """
 
-    def __init__(self, mid_channels: int = 64, num_blocks: int = 7, max_residue_magnitude: float = 10,
-                 is_low_res_input: bool = True, spynet_path: str | Path | None = None,
-                 cpu_cache_length: int = 100, deformable_groups: int = 16) -> None:
+    def __init__(
+        self,
+        mid_channels: int = 64,
+        num_blocks: int = 7,
+        max_residue_magnitude: float = 10,
+        is_low_res_input: bool = True,
+        spynet_path: str | Path | None = None,
+        cpu_cache_length: int = 100,
+        deformable_groups: int = 16,
+    ) -> None:
         super().__init__()
         self.mid_channels = mid_channels
         self.is_low_res_input = is_low_res_input
@@ -111,15 +140,19 @@ class BasicVSRPlusPlus(nn.Module):
             self.feat_extract: nn.Module = ConvResidualBlocks(3, mid_channels, 5)
         else:
             self.feat_extract = nn.Sequential(
-                nn.Conv2d(3, mid_channels, 3, 2, 1), nn.LeakyReLU(0.1, inplace=True),
-                nn.Conv2d(mid_channels, mid_channels, 3, 2, 1), nn.LeakyReLU(0.1, inplace=True),
-                ConvResidualBlocks(mid_channels, mid_channels, 5))
+                nn.Conv2d(3, mid_channels, 3, 2, 1),
+                nn.LeakyReLU(0.1, inplace=True),
+                nn.Conv2d(mid_channels, mid_channels, 3, 2, 1),
+                nn.LeakyReLU(0.1, inplace=True),
+                ConvResidualBlocks(mid_channels, mid_channels, 5),
+            )
 
         self.deform_align = nn.ModuleDict()
         self.backbone = nn.ModuleDict()
         for i, name in enumerate(BRANCHES):
             self.deform_align[name] = SecondOrderDeformableAlignment(
-                2 * mid_channels, mid_channels, deformable_groups, max_residue_magnitude)
+                2 * mid_channels, mid_channels, deformable_groups, max_residue_magnitude
+            )
             # input: spatial features, the i earlier branches, the aligned propagated feature
             self.backbone[name] = ConvResidualBlocks((2 + i) * mid_channels, mid_channels, num_blocks)
 
@@ -135,7 +168,7 @@ class BasicVSRPlusPlus(nn.Module):
     def check_if_mirror_extended(self, lqs: Tensor) -> bool:
         """Set and return ``is_mirror_extended``: frame ``i`` equals frame ``T-1-i`` for all ``i``, T even."""
         t = lqs.shape[1]
-        self.is_mirror_extended = t % 2 == 0 and torch.equal(lqs[:, : t // 2], lqs[:, t // 2:].flip(1))
+        self.is_mirror_extended = t % 2 == 0 and torch.equal(lqs[:, : t // 2], lqs[:, t // 2 :].flip(1))
         return self.is_mirror_extended
 
     def compute_flow(self, lqs: Tensor) -> tuple[Tensor, Tensor]:
@@ -155,8 +188,9 @@ class BasicVSRPlusPlus(nn.Module):
             flows_forward = self.spynet(later, earlier).view(b, t - 1, 2, h, w)
         return flows_forward, flows_backward
 
-    def propagate(self, feats: dict[str, list[Tensor]], flows: Tensor, name: str,
-                  device: torch.device) -> None:
+    def propagate(
+        self, feats: dict[str, list[Tensor]], flows: Tensor, name: str, device: torch.device
+    ) -> None:
         """Run branch ``name`` over the clip and store its features in ``feats[name]`` (Eq. 1-2).
 
         ``feats`` maps ``'spatial'`` and earlier branches to per-frame ``(B, C, h, w)``
@@ -186,11 +220,15 @@ class BasicVSRPlusPlus(nn.Module):
                     flow_n2 = flow_n1 + flow_warp(flow_n2, flow_n1)
                     cond_n2 = flow_warp(feat_n2, flow_n2)
                 else:
-                    feat_n2, flow_n2, cond_n2 = (torch.zeros_like(feat_prop), torch.zeros_like(flow_n1),
-                                                 torch.zeros_like(cond_n1))
+                    feat_n2, flow_n2, cond_n2 = (
+                        torch.zeros_like(feat_prop),
+                        torch.zeros_like(flow_n1),
+                        torch.zeros_like(cond_n1),
+                    )
                 cond = torch.cat([cond_n1, feat_current, cond_n2], dim=1)
                 feat_prop = self.deform_align[name](
-                    torch.cat([feat_prop, feat_n2], dim=1), cond, flow_n1, flow_n2)
+                    torch.cat([feat_prop, feat_n2], dim=1), cond, flow_n1, flow_n2
+                )
             others = [feats[k][idx].to(device) for k in earlier]
             feat = torch.cat([feat_current, *others, feat_prop], dim=1)
             feat_prop = feat_prop + self.backbone[name](feat)
@@ -219,17 +257,21 @@ class BasicVSRPlusPlus(nn.Module):
         """``lqs`` ``(B, T, 3, h, w)``, T >= 2 -> ``(B, T, 3, 4h, 4w)`` (``(B, T, 3, h, w)`` when
         ``is_low_res_input`` is False)."""
         if lqs.dim() != 5 or lqs.shape[2] != 3 or lqs.shape[1] < 2:
-            raise ValueError(f"BasicVSRPlusPlus expects clips (B, T, 3, h, w) with T >= 2, "
-                             f"got {tuple(lqs.shape)}")
+            raise ValueError(
+                f"BasicVSRPlusPlus expects clips (B, T, 3, h, w) with T >= 2, got {tuple(lqs.shape)}"
+            )
         b, t, c, h, w = lqs.shape
         if not self.is_low_res_input and (h % 4 or w % 4):
-            raise ValueError(f"with is_low_res_input=False the frame size must be a multiple of 4, "
-                             f"got {h}x{w}")
+            raise ValueError(
+                f"with is_low_res_input=False the frame size must be a multiple of 4, got {h}x{w}"
+            )
         flow_h, flow_w = (h, w) if self.is_low_res_input else (h // 4, w // 4)
         if flow_h < MIN_FLOW_SIZE or flow_w < MIN_FLOW_SIZE:
             what = "input frames" if self.is_low_res_input else "input frames downsampled by 4"
-            raise ValueError(f"BasicVSR++ needs {what} of at least {MIN_FLOW_SIZE}x{MIN_FLOW_SIZE} "
-                             f"for SPyNet, got {flow_h}x{flow_w} (h x w)")
+            raise ValueError(
+                f"BasicVSR++ needs {what} of at least {MIN_FLOW_SIZE}x{MIN_FLOW_SIZE} "
+                f"for SPyNet, got {flow_h}x{flow_w} (h x w)"
+            )
         device = lqs.device
         self.cpu_cache = t > self.cpu_cache_length
         cache = self._cache_device(device)
@@ -238,7 +280,8 @@ class BasicVSRPlusPlus(nn.Module):
             lqs_flow = lqs
         else:
             lqs_flow = F.interpolate(lqs.reshape(-1, c, h, w), scale_factor=0.25, mode="bicubic").view(
-                b, t, c, flow_h, flow_w)
+                b, t, c, flow_h, flow_w
+            )
         self.check_if_mirror_extended(lqs)
 
         if self.cpu_cache:

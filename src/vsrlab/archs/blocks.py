@@ -42,7 +42,8 @@ class ResidualBlockNoBN(nn.Module):
 
 
 class UpsampleOneStep(nn.Sequential):
-    """One conv to ``num_out_ch * s^2`` channels and one pixel shuffle: ``(B, F, H, W)`` -> ``(B, C, sH, sW)``."""
+    """One conv to ``num_out_ch * s^2`` channels and one pixel shuffle:
+    ``(B, F, H, W)`` -> ``(B, C, sH, sW)``."""
 
     def __init__(self, scale: int, num_feat: int, num_out_ch: int) -> None:
         super().__init__(nn.Conv2d(num_feat, num_out_ch * scale * scale, 3, 1, 1), nn.PixelShuffle(scale))
@@ -57,8 +58,10 @@ class ConvResidualBlocks(nn.Module):
     def __init__(self, num_in_ch: int = 3, num_out_ch: int = 64, num_block: int = 15) -> None:
         super().__init__()
         self.main = nn.Sequential(
-            nn.Conv2d(num_in_ch, num_out_ch, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
-            make_layer(ResidualBlockNoBN, num_block, num_feat=num_out_ch))
+            nn.Conv2d(num_in_ch, num_out_ch, 3, 1, 1),
+            nn.LeakyReLU(0.1, inplace=True),
+            make_layer(ResidualBlockNoBN, num_block, num_feat=num_out_ch),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.main(x)

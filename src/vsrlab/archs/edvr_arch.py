@@ -17,7 +17,8 @@ multiples of 4 (two stride-2 pyramid levels).
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Sequence
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import torch
 import torch.nn as nn
@@ -67,11 +68,16 @@ def make_alignment(
       (flow-based alignment); ``deformable_groups``, ``num_offsets`` and ``modulated`` are ignored.
     """
     if align_type == "dcn":
-        spec = dict(offset_groups=deformable_groups, num_offsets=num_offsets, modulated=modulated,
-                    offset_base="kernel")
+        spec = dict(
+            offset_groups=deformable_groups,
+            num_offsets=num_offsets,
+            modulated=modulated,
+            offset_base="kernel",
+        )
     elif align_type == "decomposed":
-        spec = dict(offset_groups=deformable_groups, num_offsets=num_offsets, modulated=modulated,
-                    offset_base="zero")
+        spec = dict(
+            offset_groups=deformable_groups, num_offsets=num_offsets, modulated=modulated, offset_base="zero"
+        )
     elif align_type in ("flow", "image"):
         spec = dict(offset_groups=1, num_offsets=1, modulated=False, offset_base="zero")
     else:
@@ -122,8 +128,9 @@ class PCDAlignment(nn.Module):
             else:
                 self.offset_conv2[level] = nn.Conv2d(2 * num_feat, num_feat, 3, 1, 1)
                 self.offset_conv3[level] = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-            self.dcn_pack[level] = make_alignment(num_feat, deformable_groups, align_type, num_offsets,
-                                                  modulated)
+            self.dcn_pack[level] = make_alignment(
+                num_feat, deformable_groups, align_type, num_offsets, modulated
+            )
             if i < 3:
                 self.feat_conv[level] = nn.Conv2d(2 * num_feat, num_feat, 3, 1, 1)
         self.cas_offset_conv1 = nn.Conv2d(2 * num_feat, num_feat, 3, 1, 1)
@@ -163,8 +170,9 @@ class PCDAlignment(nn.Module):
         warped frame; the L3/L2/L1 feature warps act only through the flows they lead to.
         """
         if self.align_type == "image" and (nbr_img is None or extractor is None):
-            raise ValueError("align_type='image' needs the neighbour frames (nbr_img) and the feature "
-                             "extractor")
+            raise ValueError(
+                "align_type='image' needs the neighbour frames (nbr_img) and the feature extractor"
+            )
         up_offset: Tensor | None = None
         up_feat: Tensor | None = None
         for i in (3, 2, 1):
@@ -380,8 +388,9 @@ class EDVR(nn.Module):
         if align_type not in ALIGN_TYPES:
             raise ValueError(f"align_type must be one of {ALIGN_TYPES}, got {align_type!r}")
         if hr_in and not with_predeblur:
-            raise ValueError("hr_in=True needs with_predeblur=True (its stride-2 convolutions downsample "
-                             "the input)")
+            raise ValueError(
+                "hr_in=True needs with_predeblur=True (its stride-2 convolutions downsample the input)"
+            )
         if num_out_ch != num_in_ch:
             raise ValueError(f"num_out_ch ({num_out_ch}) must equal num_in_ch ({num_in_ch})")
         self.num_frame = num_frame

@@ -98,7 +98,7 @@ class FlowVSR(nn.Module):
         if num_flows < 1:
             raise ValueError(f"num_flows must be >= 1, got {num_flows}")
         num_stages = round(math.log2(upscale)) if upscale >= 2 else 0
-        if 2 ** num_stages != upscale:
+        if 2**num_stages != upscale:
             raise ValueError(f"upscale must be a power of two (x2 pixel-shuffle stages), got {upscale}")
         self.num_frame = num_frame
         self.center_frame_idx = center_frame_index(num_frame, center_frame_idx)
@@ -129,7 +129,7 @@ class FlowVSR(nn.Module):
         ci = self.center_frame_idx
         neighbours = [i for i in range(t) if i != ci]
         supp = x[:, neighbours].reshape(-1, c, h, w)
-        ref = x[:, ci:ci + 1].expand(-1, t - 1, -1, -1, -1).reshape(-1, c, h, w)
+        ref = x[:, ci : ci + 1].expand(-1, t - 1, -1, -1, -1).reshape(-1, c, h, w)
         flows = torch.stack([spynet(ref, supp) for spynet in self.spynets], dim=1)
         flows = flows.view(b, t - 1, self.num_flows, 2, h, w)
         zero = flows.new_zeros(b, 1, self.num_flows, 2, h, w)
@@ -146,7 +146,7 @@ class FlowVSR(nn.Module):
         neighbours = [i for i in range(t) if i != ci]
         src = frames[:, neighbours].unsqueeze(2).expand(-1, -1, n, -1, -1, -1).reshape(-1, k, h, w)
         warped = flow_warp(src, flows[:, neighbours].reshape(-1, 2, h, w)).view(b, t - 1, n, k, h, w)
-        centre = frames[:, ci:ci + 1].unsqueeze(2).expand(-1, -1, n, -1, -1, -1)
+        centre = frames[:, ci : ci + 1].unsqueeze(2).expand(-1, -1, n, -1, -1, -1)
         return torch.cat([warped[:, :ci], centre, warped[:, ci:]], dim=1)
 
     def extract(self, images: Tensor) -> Tensor:
@@ -173,6 +173,7 @@ class FlowVSR(nn.Module):
         for i in range(self.num_upsample):
             out = self.lrelu(self.pixel_shuffle(getattr(self, f"upconv{i + 1}")(out)))
         out = self.conv_last(self.lrelu(self.conv_hr(out)))
-        base = F.interpolate(x[:, self.center_frame_idx], scale_factor=self.upscale, mode="bilinear",
-                             align_corners=False)
+        base = F.interpolate(
+            x[:, self.center_frame_idx], scale_factor=self.upscale, mode="bilinear", align_corners=False
+        )
         return out + base

@@ -81,11 +81,16 @@ class EDVRFeatureExtractor(nn.Module):
         if report["missing"] or report["mismatched"]:
             raise IncompatibleCheckpointError(
                 f"{path} does not hold an EDVR feature extractor of this size: "
-                f"missing keys {report['missing'][:12]}, shape mismatches {report['mismatched'][:12]}")
+                f"missing keys {report['missing'][:12]}, shape mismatches {report['mismatched'][:12]}"
+            )
         self.skipped_keys = report["unexpected"]
         if self.skipped_keys:
-            log.warning("EDVRFeatureExtractor: skipped %d keys of %s not used by the extractor: %s",
-                        len(self.skipped_keys), path, ", ".join(self.skipped_keys))
+            log.warning(
+                "EDVRFeatureExtractor: skipped %d keys of %s not used by the extractor: %s",
+                len(self.skipped_keys),
+                path,
+                ", ".join(self.skipped_keys),
+            )
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, T, 3, h, w)`` window -> ``(B, num_feat, h, w)`` fused features of its centre frame."""
@@ -127,8 +132,10 @@ class IconVSR(BidirectionalRecurrentVSR):
     ) -> None:
         super().__init__(num_feat, spynet_path)
         if keyframe_stride < 1 or temporal_padding < 0:
-            raise ValueError(f"need keyframe_stride >= 1 and temporal_padding >= 0, "
-                             f"got {keyframe_stride} and {temporal_padding}")
+            raise ValueError(
+                f"need keyframe_stride >= 1 and temporal_padding >= 0, "
+                f"got {keyframe_stride} and {temporal_padding}"
+            )
         self.keyframe_stride = keyframe_stride
         self.temporal_padding = temporal_padding
         self.edvr = EDVRFeatureExtractor(2 * temporal_padding + 1, num_feat, edvr_path)
@@ -149,7 +156,7 @@ class IconVSR(BidirectionalRecurrentVSR):
         tail = [t - p - 2 - k for k in range(p)]
         padded = torch.cat([x[:, head], x, x[:, tail]], 1)
         # one window at a time: whole-clip inputs make a batch of all windows too large
-        return {i: self.edvr(padded[:, i:i + 2 * p + 1]) for i in self.keyframe_indices(t)}
+        return {i: self.edvr(padded[:, i : i + 2 * p + 1]) for i in self.keyframe_indices(t)}
 
     def forward_step(self, lr: Tensor, feat_backward: Tensor, feat_prop: Tensor) -> tuple[Tensor, Tensor]:
         """Coupled propagation: the forward state also sees the backward state; it is upsampled as is."""
@@ -161,10 +168,12 @@ class IconVSR(BidirectionalRecurrentVSR):
         self.check_input(x)
         b, t, c, h, w = x.shape
         if t < 2 * self.temporal_padding + 1:
-            raise ValueError(f"IconVSR with temporal_padding={self.temporal_padding} needs clips of at least "
-                             f"{2 * self.temporal_padding + 1} frames, got {t}")
+            raise ValueError(
+                f"IconVSR with temporal_padding={self.temporal_padding} needs clips of at least "
+                f"{2 * self.temporal_padding + 1} frames, got {t}"
+            )
         pad_h, pad_w = -h % 4, -w % 4
         if pad_h or pad_w:
             x = F.pad(x.reshape(b * t, c, h, w), [0, pad_w, 0, pad_h], mode="reflect")
             x = x.view(b, t, c, h + pad_h, w + pad_w)
-        return self.propagate(x)[..., :4 * h, :4 * w]
+        return self.propagate(x)[..., : 4 * h, : 4 * w]

@@ -20,9 +20,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
-import torch
 import torch.nn as nn
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -30,7 +29,7 @@ from torch import Tensor
 
 from vsrlab.utils.checkpoint import read_checkpoint
 
-Rename = tuple[str, Union[str, Callable[[re.Match], str]]]
+Rename = tuple[str, str | Callable[[re.Match], str]]
 
 _PREFIXES = ("module.", "generator.", "net.")
 GENERIC_RENAMES: list[Rename] = [(r"upsample(\d)\.upsample_conv\.", r"upconv\1.")]
@@ -56,15 +55,16 @@ def basicsr_weights(ckpt: Mapping[str, Any]) -> dict[str, dict[str, Tensor]]:
     """A vsrlab Lightning checkpoint in BasicSR's layout: ``{'params': the trained network,
     'params_ema': its exponential moving average}`` (``params_ema`` only for runs with ``model.ema``)."""
     sd = ckpt["state_dict"]
-    out = {"params": {k[len(NET_PREFIX):]: v for k, v in sd.items() if k.startswith(NET_PREFIX)}}
-    ema = {k[len(EMA_PREFIX):]: v for k, v in sd.items() if k.startswith(EMA_PREFIX)}
+    out = {"params": {k[len(NET_PREFIX) :]: v for k, v in sd.items() if k.startswith(NET_PREFIX)}}
+    ema = {k[len(EMA_PREFIX) :]: v for k, v in sd.items() if k.startswith(EMA_PREFIX)}
     if ema:
         out["params_ema"] = ema
     return out
 
 
-def extract_state_dict(ckpt: Mapping[str, Any], param_key: str | None = None,
-                       source: str = "checkpoint") -> dict[str, Tensor]:
+def extract_state_dict(
+    ckpt: Mapping[str, Any], param_key: str | None = None, source: str = "checkpoint"
+) -> dict[str, Tensor]:
     """The parameter dictionary of a checkpoint of any supported layout, prefixes removed."""
     if is_vsrlab_checkpoint(ckpt):
         ckpt = basicsr_weights(ckpt)
@@ -79,14 +79,16 @@ def extract_state_dict(ckpt: Mapping[str, Any], param_key: str | None = None,
                 break
         else:
             if not all(isinstance(v, Tensor) for v in ckpt.values()):
-                raise KeyError(f"{source} has none of 'params_ema', 'params', 'state_dict' and is not a plain "
-                               f"state dict; top-level keys: {sorted(ckpt)[:20]}")
+                raise KeyError(
+                    f"{source} has none of 'params_ema', 'params', 'state_dict' and is not a plain "
+                    f"state dict; top-level keys: {sorted(ckpt)[:20]}"
+                )
             sd = ckpt
     out = {}
     for key, value in sd.items():
         for prefix in _PREFIXES:
             if key.startswith(prefix):
-                key = key[len(prefix):]
+                key = key[len(prefix) :]
         out[key] = value
     return out
 
@@ -137,17 +139,27 @@ def load_pretrained(
         ``{'missing': [...], 'unexpected': [...], 'mismatched': [...]}`` (all empty when strict).
     """
     source = str(path_or_state_dict) if isinstance(path_or_state_dict, (str, Path)) else "checkpoint"
-    ckpt = read_checkpoint(Path(path_or_state_dict)) if isinstance(path_or_state_dict, (str, Path)) else path_or_state_dict
+    ckpt = (
+        read_checkpoint(Path(path_or_state_dict))
+        if isinstance(path_or_state_dict, (str, Path))
+        else path_or_state_dict
+    )
     sd = convert_state_dict(model, extract_state_dict(ckpt, param_key, source))
     own = model.state_dict()
     missing = sorted(set(own) - set(sd))
     unexpected = sorted(set(sd) - set(own))
-    mismatched = sorted(f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-                        for k in set(sd) & set(own) if sd[k].shape != own[k].shape)
+    mismatched = sorted(
+        f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in set(sd) & set(own)
+        if sd[k].shape != own[k].shape
+    )
     if strict and (missing or unexpected or mismatched):
         parts = [f"{source} does not fit {type(model).__name__}"]
-        for title, keys in (("missing keys", missing), ("unexpected keys", unexpected),
-                            ("shape mismatches", mismatched)):
+        for title, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatches", mismatched),
+        ):
             if keys:
                 shown = ", ".join(keys[:12]) + (f", ... ({len(keys) - 12} more)" if len(keys) > 12 else "")
                 parts.append(f"{len(keys)} {title}: {shown}")

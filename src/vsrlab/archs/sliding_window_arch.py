@@ -79,8 +79,15 @@ class SlidingWindowVSR(nn.Module):
         if align_type == "deformable":
             self.offset_conv1 = nn.Conv2d(2 * num_feat, num_feat, 3, 1, 1)
             self.offset_conv2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-            self.dcn = DeformableAlignment(num_feat, num_feat, num_feat, offset_groups=deformable_groups,
-                                           num_offsets=num_offsets, modulated=modulated, offset_base=offset_base)
+            self.dcn = DeformableAlignment(
+                num_feat,
+                num_feat,
+                num_feat,
+                offset_groups=deformable_groups,
+                num_offsets=num_offsets,
+                modulated=modulated,
+                offset_base=offset_base,
+            )
         self.fusion = nn.Conv2d(num_frame * num_feat, num_feat, 1, 1)
         nn.init.zeros_(self.fusion.bias)
         with torch.no_grad():

@@ -35,7 +35,7 @@ class SPyNetBasicModule(nn.Module):
         super().__init__()
         channels = (8, 32, 64, 32, 16, 2)
         layers: list[nn.Module] = []
-        for i, (cin, cout) in enumerate(zip(channels[:-1], channels[1:])):
+        for i, (cin, cout) in enumerate(zip(channels[:-1], channels[1:], strict=False)):
             layers.append(nn.Conv2d(cin, cout, 7, 1, 3))
             if i < len(channels) - 2:
                 layers.append(nn.ReLU(inplace=False))
@@ -60,8 +60,12 @@ class SPyNet(nn.Module):
 
     # MMagic wraps each conv in a ConvModule and counts only convs: ``basic_module.j.conv`` is
     # BasicSR's ``basic_module.(2j)`` (ReLUs take the odd indices)
-    MMAGIC_KEY_RENAMES = [(r"basic_module\.(\d+)\.basic_module\.(\d+)\.conv\.",
-                           lambda m: f"basic_module.{m[1]}.basic_module.{2 * int(m[2])}.")]
+    MMAGIC_KEY_RENAMES = [
+        (
+            r"basic_module\.(\d+)\.basic_module\.(\d+)\.conv\.",
+            lambda m: f"basic_module.{m[1]}.basic_module.{2 * int(m[2])}.",
+        )
+    ]
 
     def __init__(self, load_path: str | Path | None = None) -> None:
         super().__init__()
@@ -93,8 +97,10 @@ class SPyNet(nn.Module):
 
     def forward(self, ref: Tensor, supp: Tensor) -> Tensor:
         if ref.shape != supp.shape or ref.dim() != 4 or ref.shape[1] != 3:
-            raise ValueError(f"SPyNet expects two (B, 3, H, W) images of equal shape, got "
-                             f"{tuple(ref.shape)} and {tuple(supp.shape)}")
+            raise ValueError(
+                f"SPyNet expects two (B, 3, H, W) images of equal shape, got "
+                f"{tuple(ref.shape)} and {tuple(supp.shape)}"
+            )
         h, w = ref.shape[-2:]
         # sides of 32 or less would leave an empty coarsest level (BasicSR fails there): use 64
         h32, w32 = max(64, 32 * math.ceil(h / 32)), max(64, 32 * math.ceil(w / 32))

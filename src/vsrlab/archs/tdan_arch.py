@@ -140,24 +140,34 @@ class TDAN(nn.Module):
         self.num_frame = num_frame
         self.center_frame_idx = center_frame_index(num_frame, center_frame_idx)
         num_stages = round(math.log2(upscale)) if upscale >= 2 else 0
-        if 2 ** num_stages != upscale:
+        if 2**num_stages != upscale:
             raise ValueError(f"upscale must be a power of two (x2 pixel-shuffle stages), got {upscale}")
         self.upscale = upscale
         self.img_mean = img_mean
 
         self.feat_extract = nn.Sequential(
             ConvReLU(in_channels, mid_channels),
-            make_layer(ResidualBlockNoBN, num_blocks_before_align, num_feat=mid_channels))
+            make_layer(ResidualBlockNoBN, num_blocks_before_align, num_feat=mid_channels),
+        )
 
         def dcn(num: int, base: str) -> DeformableAlignment:
-            layer = DeformableAlignment(mid_channels, mid_channels, mid_channels, offset_groups=deform_groups,
-                                        num_offsets=num, modulated=False, offset_base=base, bias=False)
+            layer = DeformableAlignment(
+                mid_channels,
+                mid_channels,
+                mid_channels,
+                offset_groups=deform_groups,
+                num_offsets=num,
+                modulated=False,
+                offset_base=base,
+                bias=False,
+            )
             nn.init.kaiming_uniform_(layer.weight, nonlinearity="relu")  # MMCV DeformConv2d's init
             return layer
 
         # offset generator: bottleneck conv, then two self-conditioned 3x3 DCNs (no activations)
-        self.feat_aggregate = nn.ModuleList([nn.Conv2d(2 * mid_channels, mid_channels, 3, 1, 1),
-                                             dcn(9, "kernel"), dcn(9, "kernel")])
+        self.feat_aggregate = nn.ModuleList(
+            [nn.Conv2d(2 * mid_channels, mid_channels, 3, 1, 1), dcn(9, "kernel"), dcn(9, "kernel")]
+        )
         self.align_1 = dcn(num_offsets, offset_base)  # neighbour features, offsets from the aggregate
         self.align_2 = dcn(num_offsets, offset_base)  # self-conditioned refinement
         self.to_rgb = nn.Conv2d(mid_channels, in_channels, 3, 1, 1)
@@ -166,7 +176,8 @@ class TDAN(nn.Module):
             ConvReLU(in_channels * num_frame, mid_channels),
             make_layer(ResidualBlockNoBN, num_blocks_after_align, num_feat=mid_channels),
             *(PixelShufflePack(mid_channels, 2) for _ in range(num_stages)),
-            nn.Conv2d(mid_channels, out_channels, 3, 1, 1, bias=False))
+            nn.Conv2d(mid_channels, out_channels, 3, 1, 1, bias=False),
+        )
 
         self.last_aligned_lr: Tensor | None = None
 
@@ -197,7 +208,7 @@ class TDAN(nn.Module):
         feat_neig = feats[:, neighbours].transpose(0, 1).reshape(b * (t - 1), -1, h, w)
         feat_center = feats[:, ci].repeat(t - 1, 1, 1, 1)
         aligned_neig = self.align(feat_neig, feat_center).view(t - 1, b, c, h, w).transpose(0, 1)
-        aligned = torch.cat([aligned_neig[:, :ci], x[:, ci:ci + 1], aligned_neig[:, ci:]], dim=1)
+        aligned = torch.cat([aligned_neig[:, :ci], x[:, ci : ci + 1], aligned_neig[:, ci:]], dim=1)
 
         self.last_aligned_lr = aligned + self.img_mean
         return self.reconstruct(aligned.reshape(b, t * c, h, w)) + self.img_mean

@@ -35,22 +35,28 @@ class OffsetMonitor(pl.Callback):
         self._last_warned: dict[str, int] = {}
         self.last_values: dict[str, float] = {}
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         net = getattr(pl_module, "net", pl_module)
         step = trainer.global_step
         values = {name: m.offset_abs_mean for name, m in alignment_modules(net)}
         self.last_values = {k: v for k, v in values.items() if v is not None}
         if not self.last_values:
             return
-        pl_module.log_dict({f"offsets/{name}/abs_mean": v for name, v in self.last_values.items()},
-                           on_step=True, on_epoch=False)
+        pl_module.log_dict(
+            {f"offsets/{name}/abs_mean": v for name, v in self.last_values.items()},
+            on_step=True,
+            on_epoch=False,
+        )
         pl_module.log("offsets/abs_mean_max", max(self.last_values.values()), on_step=True, on_epoch=False)
         for name, value in self.last_values.items():
             if value > self.threshold:
                 last = self._last_warned.get(name)
                 if last is None or step - last >= self.warn_every_n_steps:
                     self._last_warned[name] = step
-                    rank_zero_warn(f"offset overflow at step {step}: mean |offset| of {name} is {value:.1f} px, "
-                                   f"above {self.threshold:g}; consider the offset-fidelity loss "
-                                   f"(model.offset_fidelity) or a lower learning rate")
+                    rank_zero_warn(
+                        f"offset overflow at step {step}: mean |offset| of {name} is {value:.1f} px, "
+                        f"above {self.threshold:g}; consider the offset-fidelity loss "
+                        f"(model.offset_fidelity) or a lower learning rate"
+                    )

@@ -75,12 +75,15 @@ class PreemptionCheckpoint(pl.Callback):
     the :class:`Preempted` raised.
     """
 
-    def __init__(self, signals: list[str] | tuple[str, ...] = ("SIGUSR2", "SIGTERM"),
-                 filename: str = "last.ckpt") -> None:
+    def __init__(
+        self, signals: list[str] | tuple[str, ...] = ("SIGUSR2", "SIGTERM"), filename: str = "last.ckpt"
+    ) -> None:
         super().__init__()
         unknown = [s for s in signals if not isinstance(getattr(signal, str(s), None), signal.Signals)]
         if unknown:
-            raise ValueError(f"unknown signal names {unknown} (callbacks.preemption.signals), e.g. SIGUSR2, SIGTERM")
+            raise ValueError(
+                f"unknown signal names {unknown} (callbacks.preemption.signals), e.g. SIGUSR2, SIGTERM"
+            )
         self.signals = [getattr(signal, s) for s in signals]
         self.filename = filename
         self.pending: int | None = None
@@ -96,8 +99,11 @@ class PreemptionCheckpoint(pl.Callback):
         if self.pending is None:
             self.pending = signum
             # no logging lock, no collective: only a flag and a write(2)
-            os.write(2, f"[vsrlab] received {signal.Signals(signum).name}: checkpointing after the current "
-                        f"training step\n".encode())
+            os.write(
+                2,
+                f"[vsrlab] received {signal.Signals(signum).name}: checkpointing after the current "
+                f"training step\n".encode(),
+            )
 
     def _forward(self, signum: int, frame: Any) -> None:
         previous = self._previous.get(signum, signal.SIG_DFL)
@@ -139,9 +145,9 @@ class PreemptionCheckpoint(pl.Callback):
     def checkpoint_path(self, trainer: pl.Trainer) -> Path:
         return checkpoint_dir(trainer) / self.filename
 
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         signum = self.agreed_signal(trainer)
         if not signum:
             return

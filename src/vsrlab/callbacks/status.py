@@ -20,14 +20,22 @@ class StatusFile(pl.Callback):
 
     def _write(self, trainer: pl.Trainer, **fields: Any) -> None:
         if trainer.is_global_zero and not trainer.fast_dev_run:
-            write_status(trainer.default_root_dir, "running", step=int(trainer.global_step),
-                         max_steps=int(trainer.max_steps), **fields)
+            write_status(
+                trainer.default_root_dir,
+                "running",
+                step=int(trainer.global_step),
+                max_steps=int(trainer.max_steps),
+                **fields,
+            )
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         previous = read_json(f"{trainer.default_root_dir}/{STATUS_FILE}") or {}
-        self._write(trainer, sessions=[*previous.get("sessions", []), {"start_step": int(trainer.global_step)}])
+        self._write(
+            trainer, sessions=[*previous.get("sessions", []), {"start_step": int(trainer.global_step)}]
+        )
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if trainer.global_step % self.every_n_steps == 0:
             self._write(trainer)

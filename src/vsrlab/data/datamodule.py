@@ -67,7 +67,11 @@ class VSRDataModule(pl.LightningDataModule):
         super().__init__()
         self._splits: dict[str, Any] = {"train": train, "val": val, "test": test}
         self.batch_size, self.num_workers = batch_size, num_workers
-        self.pin_memory, self.persistent_workers, self.prefetch_factor = pin_memory, persistent_workers, prefetch_factor
+        self.pin_memory, self.persistent_workers, self.prefetch_factor = (
+            pin_memory,
+            persistent_workers,
+            prefetch_factor,
+        )
         self.shuffle, self.stream, self.seed = shuffle, stream, seed
         self.protocol = dict(protocol or {})
         self.name, self.root, self.degradation, self.backend = name, root, degradation, backend
@@ -95,8 +99,11 @@ class VSRDataModule(pl.LightningDataModule):
         return self._split("test") if self._splits["test"] is not None else self.val_set
 
     def _loader_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"num_workers": self.num_workers, "pin_memory": self.pin_memory,
-                                  "collate_fn": collate_skipping_none}
+        kwargs: dict[str, Any] = {
+            "num_workers": self.num_workers,
+            "pin_memory": self.pin_memory,
+            "collate_fn": collate_skipping_none,
+        }
         if self.num_workers > 0:
             kwargs.update(persistent_workers=self.persistent_workers, prefetch_factor=self.prefetch_factor)
         return kwargs
@@ -112,10 +119,18 @@ class VSRDataModule(pl.LightningDataModule):
             raise ValueError("this data config has no training set (data.train is null)")
         sampler = EpochSampler(len(self.train_set), shuffle=self.shuffle, seed=self.seed, stream=self.stream)
         if len(sampler) < self.batch_size:
-            raise ValueError(f"the training set gives {len(sampler)} samples per process, fewer than "
-                             f"batch_size={self.batch_size}")
-        return ResumableDataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, drop_last=True,
-                                   progress=self._batches_processed, **self._loader_kwargs())
+            raise ValueError(
+                f"the training set gives {len(sampler)} samples per process, fewer than "
+                f"batch_size={self.batch_size}"
+            )
+        return ResumableDataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            progress=self._batches_processed,
+            **self._loader_kwargs(),
+        )
 
     def _eval_loader(self, dataset: Dataset | None, split: str) -> DataLoader:
         if dataset is None:

@@ -1,4 +1,5 @@
-"""Degradations that make low-resolution frames: BI (MATLAB bicubic) and BD (blur + subsample, :func:`blur_downsample`).
+"""Degradations that make low-resolution frames: BI (MATLAB bicubic) and BD (blur + subsample,
+:func:`blur_downsample`).
 
 MATLAB's ``imresize(img, scale, 'bicubic')`` (antialiasing on) is the BI degradation of the VSR
 literature and the bicubic baseline they report. It resizes one dimension at a time (rows
@@ -27,7 +28,9 @@ def cubic_kernel(x: np.ndarray) -> np.ndarray:
     """Keys cubic convolution kernel with a = -0.5 (MATLAB ``cubic``)."""
     ax = np.abs(x)
     ax2, ax3 = ax**2, ax**3
-    return (1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1) + (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2))
+    return (1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1) + (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * (
+        (ax > 1) & (ax <= 2)
+    )
 
 
 @lru_cache(maxsize=64)
@@ -73,8 +76,10 @@ def matlab_imresize(img: np.ndarray, scale: float, antialiasing: bool = True) ->
         rounded (half up) and saturated; floats are not clipped.
     """
     if not isinstance(img, np.ndarray) or img.ndim not in (2, 3):
-        raise ValueError(f"matlab_imresize expects an (H, W) or (H, W, C) numpy array, got "
-                         f"{type(img).__name__} {getattr(img, 'shape', '')}")
+        raise ValueError(
+            f"matlab_imresize expects an (H, W) or (H, W, C) numpy array, got "
+            f"{type(img).__name__} {getattr(img, 'shape', '')}"
+        )
     if scale <= 0:
         raise ValueError(f"scale must be positive, got {scale}")
     is_uint8 = img.dtype == np.uint8
@@ -91,8 +96,9 @@ def matlab_imresize(img: np.ndarray, scale: float, antialiasing: bool = True) ->
 
 
 @lru_cache(maxsize=64)
-def _resize_matrix_tensor(in_length: int, scale: float, antialiasing: bool, device: torch.device,
-                          dtype: torch.dtype) -> Tensor:
+def _resize_matrix_tensor(
+    in_length: int, scale: float, antialiasing: bool, device: torch.device, dtype: torch.dtype
+) -> Tensor:
     matrix = resize_matrix(in_length, _output_size(in_length, scale), scale, antialiasing)
     return torch.from_numpy(matrix).to(device=device, dtype=dtype)
 
@@ -129,7 +135,9 @@ def gaussian_kernel_1d(sigma: float, radius: int) -> np.ndarray:
     return g / g.sum()
 
 
-def blur_downsample(frames: np.ndarray, scale: int = 4, sigma: float | None = None, kernel_size: int = 13) -> np.ndarray:
+def blur_downsample(
+    frames: np.ndarray, scale: int = 4, sigma: float | None = None, kernel_size: int = 13
+) -> np.ndarray:
     """BD degradation of ``(..., H, W, C)`` uint8 frames: Gaussian blur, then every ``scale``-th pixel.
 
     As BasicSR's ``duf_downsample`` (the DUF/BasicVSR BD setting): a ``kernel_size`` square
@@ -149,7 +157,9 @@ def blur_downsample(frames: np.ndarray, scale: int = 4, sigma: float | None = No
     flat = frames.reshape(-1, *frames.shape[-3:])
     out = []
     for frame in flat:
-        blurred = cv2.sepFilter2D(frame.astype(np.float64), cv2.CV_64F, g, g, borderType=cv2.BORDER_REFLECT_101)
+        blurred = cv2.sepFilter2D(
+            frame.astype(np.float64), cv2.CV_64F, g, g, borderType=cv2.BORDER_REFLECT_101
+        )
         blurred = blurred.reshape(h, w, -1)[::scale, ::scale]
         out.append(np.clip(np.floor(blurred + 0.5), 0, 255).astype(np.uint8))
     return np.stack(out).reshape(*frames.shape[:-3], h // scale, w // scale, frames.shape[-1])

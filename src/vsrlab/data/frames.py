@@ -56,7 +56,9 @@ def list_frames(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"frame folder not found: {folder}")
-    frames = sorted((p for p in folder.iterdir() if p.is_file() and is_image(p.name)), key=lambda p: natural_key(p.name))
+    frames = sorted(
+        (p for p in folder.iterdir() if p.is_file() and is_image(p.name)), key=lambda p: natural_key(p.name)
+    )
     if not frames:
         raise DataError(f"no image frames ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
     return frames
@@ -145,11 +147,13 @@ def check_numbering(names: list[str], where: str) -> None:
     if len(names) < 2 or not all(numbers):
         return
     values = [int(m.group(1)) for m in numbers]
-    for prev, cur, a, b in zip(values, values[1:], names, names[1:]):
+    for prev, cur, a, b in zip(values, values[1:], names, names[1:], strict=False):
         if cur != prev + 1:
             missing = f"frame {prev + 1}" if cur == prev + 2 else f"frames {prev + 1}..{cur - 1}"
-            raise DataError(f"frames jump from {a!r} to {b!r} in {where}: {missing} missing "
-                            "(set check_numbering=false if the gap is intended)")
+            raise DataError(
+                f"frames jump from {a!r} to {b!r} in {where}: {missing} missing "
+                "(set check_numbering=false if the gap is intended)"
+            )
 
 
 class FrameStore:
@@ -189,9 +193,15 @@ class FolderStore(FrameStore):
         """Clip names: the folders ``depth`` levels below the root that hold images."""
         level = [self.root]
         for _ in range(depth):
-            level = [d for parent in level for d in sorted(parent.iterdir(), key=lambda p: natural_key(p.name))
-                     if d.is_dir()]
-        clips = [d.relative_to(self.root).as_posix() for d in level if any(is_image(f.name) for f in os.scandir(d))]
+            level = [
+                d
+                for parent in level
+                for d in sorted(parent.iterdir(), key=lambda p: natural_key(p.name))
+                if d.is_dir()
+            ]
+        clips = [
+            d.relative_to(self.root).as_posix() for d in level if any(is_image(f.name) for f in os.scandir(d))
+        ]
         if not clips:
             raise DataError(f"no clip folders with image frames {depth} level(s) below {self.root}")
         return clips
@@ -218,8 +228,10 @@ class FolderStore(FrameStore):
     def path(self, key: str) -> Path:
         files = self._clip_files(clip_of(key))
         if key not in files:
-            raise DataError(f"frame {frame_name(key)!r} of clip {clip_of(key)!r} is missing: no "
-                            f"{self.root / key}.* ({len(files)} frames in {self.root / clip_of(key)})")
+            raise DataError(
+                f"frame {frame_name(key)!r} of clip {clip_of(key)!r} is missing: no "
+                f"{self.root / key}.* ({len(files)} frames in {self.root / clip_of(key)})"
+            )
         return files[key]
 
     def read(self, key: str) -> np.ndarray:
@@ -310,8 +322,10 @@ class LmdbStore(FrameStore):
             img = decode_image(bytes(value), f"LMDB {self.root} key {key!r}")
         expected = self.shapes.get(key)
         if expected is not None and img.shape[:2] != expected[:2]:
-            raise DataError(f"LMDB {self.root} key {key!r} decodes to {img.shape[0]}x{img.shape[1]} but "
-                            f"meta_info.txt says {expected[0]}x{expected[1]}")
+            raise DataError(
+                f"LMDB {self.root} key {key!r} decodes to {img.shape[0]}x{img.shape[1]} but "
+                f"meta_info.txt says {expected[0]}x{expected[1]}"
+            )
         return img
 
     def describe(self, key: str) -> str:

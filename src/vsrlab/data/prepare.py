@@ -18,10 +18,10 @@ once every image is in (an LMDB without it is unfinished).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import struct
 from collections.abc import Iterable, Iterator
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -48,16 +48,22 @@ def key_order(key: str) -> list[list[Any]]:
 def _walk_images(root: Path, exclude: Path | None) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")
-                       and (exclude is None or (here / d).resolve() != exclude)]
+        dirnames[:] = [
+            d
+            for d in dirnames
+            if not d.startswith(".") and (exclude is None or (here / d).resolve() != exclude)
+        ]
         for name in filenames:
             if is_image(name):
                 yield here / name
 
 
-def collect_frames(src: str | os.PathLike, clips: Iterable[str] | None = None,
-                   frames: Iterable[str] | None = None, exclude: str | os.PathLike | None = None
-                   ) -> list[tuple[str, Path]]:
+def collect_frames(
+    src: str | os.PathLike,
+    clips: Iterable[str] | None = None,
+    frames: Iterable[str] | None = None,
+    exclude: str | os.PathLike | None = None,
+) -> list[tuple[str, Path]]:
     """``(key, path)`` of every image below ``src`` (any depth), in natural key order.
 
     Args:
@@ -92,8 +98,9 @@ def collect_frames(src: str | os.PathLike, clips: Iterable[str] | None = None,
         missing = sorted(wanted - present, key=key_order)
         if missing:
             more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
-            raise DataError(f"{len(missing)} listed clip(s) have no frames below {root}: "
-                            f"{', '.join(missing[:5])}{more}")
+            raise DataError(
+                f"{len(missing)} listed clip(s) have no frames below {root}: {', '.join(missing[:5])}{more}"
+            )
     if frames is not None:
         names = {Path(f).stem if is_image(f) else f for f in frames}
         keys = [k for k in keys if frame_name(k) in names]
@@ -143,8 +150,9 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="frame", dynamic_ncols=True, disable=not enabled)
 
 
-def _lr_one(item: tuple[str, Path], dst: Path, scale: int, degradation: str, overwrite: bool
-            ) -> tuple[str, bool]:
+def _lr_one(
+    item: tuple[str, Path], dst: Path, scale: int, degradation: str, overwrite: bool
+) -> tuple[str, bool]:
     """Write the LR frame of one GT frame; returns (``'written'`` or ``'skipped'``, cropped)."""
     key, path = item
     out = dst / f"{key}.png"
@@ -159,9 +167,16 @@ def _lr_one(item: tuple[str, Path], dst: Path, scale: int, degradation: str, ove
     return "written", cropped.shape != gt.shape
 
 
-def make_lr_folder(src: str | os.PathLike, dst: str | os.PathLike, scale: int = 4, degradation: str = "BI",
-                   clips: Iterable[str] | None = None, workers: int = 0, overwrite: bool = False,
-                   progress: bool = False) -> dict[str, int]:
+def make_lr_folder(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    scale: int = 4,
+    degradation: str = "BI",
+    clips: Iterable[str] | None = None,
+    workers: int = 0,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict[str, int]:
     """Write the BI or BD low-resolution frame of every frame below ``src`` to ``dst``.
 
     The tree is mirrored: ``src/<key>.<ext>`` gives ``dst/<key>.png``. GT frames whose height or
@@ -225,9 +240,16 @@ def _estimate_map_size(items: list[tuple[str, Path]], compress_level: int) -> in
     return max(len(first) * len(items) * 10, 64 * 2**20)
 
 
-def make_lmdb(src: str | os.PathLike, dst: str | os.PathLike, clips: Iterable[str] | None = None,
-              frames: Iterable[str] | None = None, compress_level: int = 1, batch: int = 1000,
-              map_size: int | None = None, progress: bool = False) -> dict[str, int]:
+def make_lmdb(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    clips: Iterable[str] | None = None,
+    frames: Iterable[str] | None = None,
+    compress_level: int = 1,
+    batch: int = 1000,
+    map_size: int | None = None,
+    progress: bool = False,
+) -> dict[str, int]:
     """Pack the frames below ``src`` into a BasicSR LMDB at ``dst`` (conventionally ``<name>.lmdb``).
 
     Values are the frames re-encoded as PNG (``cv2.imencode``, BGR; 16-bit and grey frames become
@@ -273,7 +295,7 @@ def make_lmdb(src: str | os.PathLike, dst: str | os.PathLike, clips: Iterable[st
     try:
         with _progress(len(items), f"LMDB {dst.name}", progress) as bar:
             for start in range(0, len(items), batch):
-                chunk = items[start: start + batch]
+                chunk = items[start : start + batch]
                 written = _put_batch(env, chunk, shapes, compress_level, meta)
                 counts["written"] += written
                 counts["skipped"] += len(chunk) - written
@@ -289,8 +311,13 @@ def make_lmdb(src: str | os.PathLike, dst: str | os.PathLike, clips: Iterable[st
     return counts
 
 
-def _put_batch(env: Any, chunk: list[tuple[str, Path]], shapes: dict[str, tuple[int, int, int]],
-               compress_level: int, meta: Path) -> int:
+def _put_batch(
+    env: Any,
+    chunk: list[tuple[str, Path]],
+    shapes: dict[str, tuple[int, int, int]],
+    compress_level: int,
+    meta: Path,
+) -> int:
     """Store the frames of ``chunk`` missing from ``env`` in one transaction, growing the map when full.
 
     Records every frame's ``(h, w, c)`` in ``shapes``, removes ``meta`` before the first write
@@ -328,5 +355,13 @@ def _decoded_shape(value: bytes, dst: Path, key: str) -> tuple[int, int, int]:
     return img.shape[0], img.shape[1], img.shape[2]
 
 
-__all__ = ["collect_frames", "encode_png", "key_order", "make_lmdb", "make_lr_folder", "modcrop",
-           "png_complete", "png_shape"]
+__all__ = [
+    "collect_frames",
+    "encode_png",
+    "key_order",
+    "make_lmdb",
+    "make_lr_folder",
+    "modcrop",
+    "png_complete",
+    "png_shape",
+]

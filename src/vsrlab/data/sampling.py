@@ -8,7 +8,8 @@ exactly the batches an uninterrupted run would have seen.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Literal
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
 
 import numpy as np
 import torch.distributed as dist
@@ -17,8 +18,9 @@ from torch.utils.data import DataLoader, Sampler
 Padding = Literal["replicate", "reflection", "reflection_circle", "circle"]
 
 
-def window_indices(center: int, num_total: int, num_frame: int, padding: Padding = "reflection",
-                   interval: int = 1) -> list[int]:
+def window_indices(
+    center: int, num_total: int, num_frame: int, padding: Padding = "reflection", interval: int = 1
+) -> list[int]:
     """Indices of the ``num_frame`` window centred on ``center`` in a clip of ``num_total`` frames.
 
     Frames are ``interval`` apart (BasicSR's ``interval_list``); intervals other than 1 allow
@@ -50,10 +52,14 @@ def window_indices(center: int, num_total: int, num_frame: int, padding: Padding
         elif padding == "circle":
             out.append(num_frame + i if i < 0 else i - num_frame)
         else:
-            raise ValueError(f"padding must be replicate, reflection, reflection_circle or circle, got {padding!r}")
+            raise ValueError(
+                f"padding must be replicate, reflection, reflection_circle or circle, got {padding!r}"
+            )
     if any(not 0 <= i <= last for i in out):
-        raise ValueError(f"a clip of {num_total} frames is too short for a {num_frame}-frame window "
-                         f"with {padding!r} padding")
+        raise ValueError(
+            f"a clip of {num_total} frames is too short for a {num_frame}-frame window "
+            f"with {padding!r} padding"
+        )
     return out
 
 
@@ -74,11 +80,24 @@ class EpochSampler(Sampler[int]):
     Lightning calls :meth:`set_epoch`; :meth:`skip` starts the next pass later (resume).
     """
 
-    def __init__(self, length: int, shuffle: bool = True, seed: int = 0, stream: bool = False,
-                 drop_last: bool = True, world: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        length: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        stream: bool = False,
+        drop_last: bool = True,
+        world: tuple[int, int] | None = None,
+    ) -> None:
         if length < 1:
             raise ValueError(f"cannot sample from an empty dataset (length {length})")
-        self.length, self.shuffle, self.seed, self.stream, self.drop_last = length, shuffle, seed, stream, drop_last
+        self.length, self.shuffle, self.seed, self.stream, self.drop_last = (
+            length,
+            shuffle,
+            seed,
+            stream,
+            drop_last,
+        )
         self._world = world
         self.epoch = 0
         self._skip: tuple[int, int] | None = None  # (epoch, samples to skip in it)

@@ -18,9 +18,10 @@ worker can make any sample, and a resumed run sees the same data as an uninterru
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Literal, Sequence
+from functools import cache
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -32,12 +33,27 @@ from vsrlab.data.fingerprint import clip_fingerprint
 from vsrlab.utils.images import frames_to_tensor
 
 # Every colour or grey sample image scikit-image ships in its wheel (nothing is downloaded).
-IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "brick",
-          "grass", "gravel", "camera", "retina", "colorwheel", "moon", "coins", "clock")
+IMAGES = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "brick",
+    "grass",
+    "gravel",
+    "camera",
+    "retina",
+    "colorwheel",
+    "moon",
+    "coins",
+    "clock",
+)
 _SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_image(name: str) -> np.ndarray:
     """A scikit-image sample image as ``(H, W, 3)`` uint8 RGB (grey images are replicated)."""
     import skimage.data
@@ -87,8 +103,14 @@ class SyntheticClip:
     shows the foreground where its ellipse covers the pixel and the background elsewhere.
     """
 
-    def __init__(self, rng: np.random.Generator, images: Sequence[str], num_frames: int,
-                 size: tuple[int, int], motion: MotionConfig) -> None:
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        images: Sequence[str],
+        num_frames: int,
+        size: tuple[int, int],
+        motion: MotionConfig,
+    ) -> None:
         h, w = size
         self.size = size
         bg_name, fg_name = rng.choice(len(images), size=2, replace=len(images) < 2)
@@ -104,8 +126,12 @@ class SyntheticClip:
         acc = rng.uniform(-motion.camera_acceleration, motion.camera_acceleration, 2)
         angle0, omega = rng.uniform(-0.2, 0.2), rng.uniform(-motion.camera_rotation, motion.camera_rotation)
         zoom0, zeta = rng.uniform(0.9, 1.1), rng.uniform(-motion.camera_zoom, motion.camera_zoom)
-        self.bg_tf = [_similarity(zoom0 * (1 + zeta * t), angle0 + omega * t, start + vel * t + 0.5 * acc * t * t,
-                                  centre) for t in tau]
+        self.bg_tf = [
+            _similarity(
+                zoom0 * (1 + zeta * t), angle0 + omega * t, start + vel * t + 0.5 * acc * t * t, centre
+            )
+            for t in tau
+        ]
 
         # foreground: an ellipse cut from another image, moving on its own
         fh, fw = self.fg.shape[:2]
@@ -114,15 +140,20 @@ class SyntheticClip:
         src = np.array([rng.uniform(0.25, 0.75) * (fw - 1), rng.uniform(0.25, 0.75) * (fh - 1)])
         pos = centre + rng.uniform(-0.25, 0.25, 2) * np.array([w, h])
         fvel = rng.uniform(-motion.object_speed, motion.object_speed, 2)
-        phi0, fomega = rng.uniform(-np.pi, np.pi), rng.uniform(-motion.object_rotation, motion.object_rotation)
+        phi0, fomega = (
+            rng.uniform(-np.pi, np.pi),
+            rng.uniform(-motion.object_rotation, motion.object_rotation),
+        )
         self.fg_src_centre = src
         self.fg_tf = [_similarity(1.0, phi0 + fomega * t, src, pos + fvel * t) for t in tau]
 
     def _fg_radius(self, t: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Normalised elliptic radius of frame-``t`` points in the foreground (< 1 inside)."""
         qx, qy = _apply(np.linalg.inv(self.fg_tf[t]), x, y)
-        return np.sqrt(((qx - self.fg_src_centre[0]) / self.radii[0]) ** 2
-                       + ((qy - self.fg_src_centre[1]) / self.radii[1]) ** 2)
+        return np.sqrt(
+            ((qx - self.fg_src_centre[0]) / self.radii[0]) ** 2
+            + ((qy - self.fg_src_centre[1]) / self.radii[1]) ** 2
+        )
 
     def render(self) -> np.ndarray:
         """HR frames ``(T, H, W, 3)`` uint8."""
@@ -130,10 +161,12 @@ class SyntheticClip:
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
         frames = []
         for t in range(len(self.bg_tf)):
-            bg = cv2.warpAffine(self.bg, self.bg_tf[t][:2], (w, h), flags=cv2.INTER_CUBIC,
-                                borderMode=cv2.BORDER_REFLECT_101).astype(np.float64)
-            fg = cv2.warpAffine(self.fg, self.fg_tf[t][:2], (w, h), flags=cv2.INTER_CUBIC,
-                                borderMode=cv2.BORDER_REFLECT_101).astype(np.float64)
+            bg = cv2.warpAffine(
+                self.bg, self.bg_tf[t][:2], (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101
+            ).astype(np.float64)
+            fg = cv2.warpAffine(
+                self.fg, self.fg_tf[t][:2], (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101
+            ).astype(np.float64)
             # about one pixel of antialiased edge: (1 - rho) * radius approximates the distance
             alpha = np.clip(0.5 + (1 - self._fg_radius(t, xs, ys)) * self.radii.min(), 0, 1)[..., None]
             frames.append(np.clip(np.round(alpha * fg + (1 - alpha) * bg), 0, 255).astype(np.uint8))
@@ -232,6 +265,11 @@ class SyntheticVideoDataset(Dataset):
             "key": self.clip_name(index),
         }
         if self.split != "train":  # evaluation clips: what was evaluated (metrics.json's data fingerprint)
-            sample["fingerprint"] = json.dumps({"dataset": f"synthetic/{self.split}", "degradation": "BI",
-                                                **clip_fingerprint(lq, gt, scale=self.scale, lq_from_files=False)})
+            sample["fingerprint"] = json.dumps(
+                {
+                    "dataset": f"synthetic/{self.split}",
+                    "degradation": "BI",
+                    **clip_fingerprint(lq, gt, scale=self.scale, lq_from_files=False),
+                }
+            )
         return sample

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -40,8 +41,16 @@ from torch.utils.data import Dataset
 
 from vsrlab.data.degradations import degrade
 from vsrlab.data.fingerprint import clip_fingerprint
-from vsrlab.data.frames import (Backend, DataError, FrameStore, check_numbering, frame_name, open_stores, read_flo,
-                                read_meta_file)
+from vsrlab.data.frames import (
+    Backend,
+    DataError,
+    FrameStore,
+    check_numbering,
+    frame_name,
+    open_stores,
+    read_flo,
+    read_meta_file,
+)
 from vsrlab.data.sampling import Padding, window_indices
 from vsrlab.utils.images import frames_to_tensor
 
@@ -50,8 +59,9 @@ log = logging.getLogger(__name__)
 Sampling = Literal["window", "sequence", "clip"]
 
 
-def augment_arrays(arrays: list[np.ndarray], flows: np.ndarray | None, hflip: bool, vflip: bool,
-                   transpose: bool) -> tuple[list[np.ndarray], np.ndarray | None]:
+def augment_arrays(
+    arrays: list[np.ndarray], flows: np.ndarray | None, hflip: bool, vflip: bool, transpose: bool
+) -> tuple[list[np.ndarray], np.ndarray | None]:
     """Flip/transpose ``(T, H, W, C)`` frame stacks and ``(T, 2, h, w)`` ``(x, y)`` flows alike."""
     out = []
     for a in arrays:
@@ -155,11 +165,18 @@ class VideoDataset(Dataset):
             except DataError as err:
                 if lq_missing != "degrade":
                     raise
-                log.info("%s: %s; LR frames are made from GT (%s x%d)", name or gt_root, err, degradation, scale)
+                log.info(
+                    "%s: %s; LR frames are made from GT (%s x%d)", name or gt_root, err, degradation, scale
+                )
         self.scale, self.degradation = scale, degradation
         self.sampling, self.num_frames, self.centers = sampling, num_frames, centers
         self.interval_list, self.padding, self.gt_frames = [int(i) for i in interval_list], padding, gt_frames
-        self.gt_size, self.use_hflip, self.use_rot, self.random_reverse = gt_size, use_hflip, use_rot, random_reverse
+        self.gt_size, self.use_hflip, self.use_rot, self.random_reverse = (
+            gt_size,
+            use_hflip,
+            use_rot,
+            random_reverse,
+        )
         self.flip_sequence = flip_sequence
         self.seed, self.flow_root = seed, Path(flow_root) if flow_root else None
         self.check_numbering, self.skip_bad = check_numbering, skip_bad
@@ -180,7 +197,9 @@ class VideoDataset(Dataset):
         excluded = {str(c) for c in exclude}
         self.clips = [c for c in names if c not in excluded]
         if not self.clips:
-            raise DataError(f"{self.name}: no clips left (clips={list(names)[:5]}..., exclude={sorted(excluded)})")
+            raise DataError(
+                f"{self.name}: no clips left (clips={list(names)[:5]}..., exclude={sorted(excluded)})"
+            )
         for clip in self.clips:
             if not self.source.has_clip(clip):
                 where = f"listed in {meta_file}" if meta_file and clips is None else "requested"
@@ -206,8 +225,10 @@ class VideoDataset(Dataset):
             keys = self.source.frames(clip)
             expected = self.expected_counts.get(clip)
             if expected is not None and expected != len(keys):
-                raise DataError(f"clip {clip!r}: the meta file says {expected} frames, "
-                                f"{self.source.root / clip} has {len(keys)}")
+                raise DataError(
+                    f"clip {clip!r}: the meta file says {expected} frames, "
+                    f"{self.source.root / clip} has {len(keys)}"
+                )
             if self.check_numbering:
                 check_numbering([frame_name(k) for k in keys], str(self.source.root / clip))
             self._frames[clip] = keys
@@ -216,23 +237,29 @@ class VideoDataset(Dataset):
     def _read_stack(self, store: FrameStore, keys: list[str]) -> np.ndarray:
         unique = {k: store.read(k) for k in dict.fromkeys(keys)}  # reflected windows repeat frames
         frames = [unique[k] for k in keys]
-        for key, frame in zip(keys[1:], frames[1:]):
+        for key, frame in zip(keys[1:], frames[1:], strict=True):
             if frame.shape != frames[0].shape:
-                raise DataError(f"frame {store.describe(key)} is {frame.shape[1]}x{frame.shape[0]} but "
-                                f"{store.describe(keys[0])} of the same clip is {frames[0].shape[1]}x{frames[0].shape[0]}")
+                raise DataError(
+                    f"frame {store.describe(key)} is {frame.shape[1]}x{frame.shape[0]} but "
+                    f"{store.describe(keys[0])} of the same clip is {frames[0].shape[1]}x{frames[0].shape[0]}"
+                )
         return np.stack(frames)
 
     def _check_scale(self, lq_key: str, lq: np.ndarray, gt_key: str, gt: np.ndarray) -> None:
         h, w = lq.shape[1:3]
         if gt.shape[1:3] != (h * self.scale, w * self.scale):
-            raise DataError(f"LR frame {self.lq.describe(lq_key)} is {w}x{h} and GT frame "
-                            f"{self.gt.describe(gt_key)} is {gt.shape[2]}x{gt.shape[1]}: not x{self.scale}")
+            raise DataError(
+                f"LR frame {self.lq.describe(lq_key)} is {w}x{h} and GT frame "
+                f"{self.gt.describe(gt_key)} is {gt.shape[2]}x{gt.shape[1]}: not x{self.scale}"
+            )
 
     # ---------------------------------------------------------------- samples
     def __len__(self) -> int:
         return self.samples_per_epoch or len(self.items)
 
-    def _select(self, clip: str, center: int | None, rng: np.random.Generator) -> tuple[list[int], int | None]:
+    def _select(
+        self, clip: str, center: int | None, rng: np.random.Generator
+    ) -> tuple[list[int], int | None]:
         """Frame positions of a sample and the position of its reference (window centre)."""
         n = len(self.frames(clip))
         interval = int(rng.choice(self.interval_list)) if self.sampling != "clip" else 1
@@ -241,8 +268,10 @@ class VideoDataset(Dataset):
         if self.sampling == "sequence":
             span = (self.num_frames - 1) * interval + 1
             if span > n:
-                raise DataError(f"clip {clip!r} has {n} frames, fewer than a sequence of {self.num_frames} "
-                                f"at interval {interval} needs")
+                raise DataError(
+                    f"clip {clip!r} has {n} frames, fewer than a sequence of {self.num_frames} "
+                    f"at interval {interval} needs"
+                )
             start = int(rng.integers(0, n - span + 1))
             return list(range(start, start + span, interval)), None
         if center is None:
@@ -272,9 +301,9 @@ class VideoDataset(Dataset):
             if self.gt_size is not None:
                 top, left = self._patch_origin(*lq.shape[1:3], clip, rng)
                 p, s = self.gt_size // self.scale, self.scale
-                lq = lq[:, top:top + p, left:left + p]
-                gt = gt[:, top * s:(top + p) * s, left * s:(left + p) * s]
-                flows = flows[..., top:top + p, left:left + p] if flows is not None else None
+                lq = lq[:, top : top + p, left : left + p]
+                gt = gt[:, top * s : (top + p) * s, left * s : (left + p) * s]
+                flows = flows[..., top : top + p, left : left + p] if flows is not None else None
         else:  # on the fly: crop GT to a multiple of the scale (and to the patch), then degrade
             source = self._read_stack(self.gt, lq_keys)
             h, w = (source.shape[1] // self.scale) * self.scale, (source.shape[2] // self.scale) * self.scale
@@ -282,8 +311,8 @@ class VideoDataset(Dataset):
             if self.gt_size is not None:
                 top, left = self._patch_origin(h // self.scale, w // self.scale, clip, rng)
                 p, s = self.gt_size, self.scale
-                source = source[:, top * s:top * s + p, left * s:left * s + p]
-                flows = flows[..., top:top + p // s, left:left + p // s] if flows is not None else None
+                source = source[:, top * s : top * s + p, left * s : left * s + p]
+                flows = flows[..., top : top + p // s, left : left + p // s] if flows is not None else None
             try:
                 lq = degrade(source, self.scale, self.degradation)
             except ValueError as err:
@@ -292,9 +321,19 @@ class VideoDataset(Dataset):
 
         fingerprint = None
         if self.sampling == "clip":  # evaluation: what was read, and whether LR belongs to GT
-            fingerprint = json.dumps({"dataset": self.name, "degradation": self.degradation,
-                                      **clip_fingerprint(lq, gt, scale=self.scale, degradation=self.degradation,
-                                                         lq_from_files=self.lq is not None)})
+            fingerprint = json.dumps(
+                {
+                    "dataset": self.name,
+                    "degradation": self.degradation,
+                    **clip_fingerprint(
+                        lq,
+                        gt,
+                        scale=self.scale,
+                        degradation=self.degradation,
+                        lq_from_files=self.lq is not None,
+                    ),
+                }
+            )
         if self.use_hflip or self.use_rot:
             hflip = self.use_hflip and rng.random() < 0.5
             vflip = self.use_rot and rng.random() < 0.5
@@ -324,8 +363,10 @@ class VideoDataset(Dataset):
     def _patch_origin(self, h: int, w: int, clip: str, rng: np.random.Generator) -> tuple[int, int]:
         p = self.gt_size // self.scale
         if h < p or w < p:
-            raise DataError(f"clip {clip!r}: LR frames {w}x{h} are smaller than the LR patch {p}x{p} "
-                            f"(gt_size {self.gt_size} / scale {self.scale})")
+            raise DataError(
+                f"clip {clip!r}: LR frames {w}x{h} are smaller than the LR patch {p}x{p} "
+                f"(gt_size {self.gt_size} / scale {self.scale})"
+            )
         return int(rng.integers(0, h - p + 1)), int(rng.integers(0, w - p + 1))
 
     def _read_flows(self, clip: str, keys: list[str], positions: list[int], ref: int | None) -> np.ndarray:
@@ -337,7 +378,9 @@ class VideoDataset(Dataset):
                 flows.append(None)
                 continue
             if not path.is_file():
-                raise DataError(f"flow file not found: {path} (flow from {ref_name} to {frame_name(keys[p])})")
+                raise DataError(
+                    f"flow file not found: {path} (flow from {ref_name} to {frame_name(keys[p])})"
+                )
             flows.append(read_flo(path))
         shape = next((f.shape for f in flows if f is not None), None)
         if shape is None:
@@ -359,8 +402,9 @@ class VideoDataset(Dataset):
                 return self.load(index + attempt)
             except DataError as err:
                 self.bad_clips[clip] = str(err)
-                log.warning("%s: skipping bad clip %r (%d bad so far): %s", self.name, clip, len(self.bad_clips), err)
+                log.warning(
+                    "%s: skipping bad clip %r (%d bad so far): %s", self.name, clip, len(self.bad_clips), err
+                )
                 if self.sampling == "clip":
                     return None
         raise DataError(f"{self.name}: every clip is bad: {self.bad_clips}")
-

@@ -31,8 +31,10 @@ def offset_fidelity_loss(offset: Tensor, flow: Tensor, threshold: float = 10.0) 
     """
     n, c, h, w = offset.shape
     if c % 2 or flow.shape != (n, 2, h, w):
-        raise ValueError(f"offset (n, 2K, h, w) and flow (n, 2, h, w) expected, got {tuple(offset.shape)} and "
-                         f"{tuple(flow.shape)}")
+        raise ValueError(
+            f"offset (n, 2K, h, w) and flow (n, 2, h, w) expected, got {tuple(offset.shape)} and "
+            f"{tuple(flow.shape)}"
+        )
     diff = (offset.view(n, c // 2, 2, h, w) - flow.flip(1).unsqueeze(1)).abs()
     masked = torch.where(diff > threshold, diff, torch.zeros_like(diff))
     return masked.mean(dim=(2, 3, 4)).sum()

@@ -23,7 +23,9 @@ def rgb_to_y(img: np.ndarray) -> np.ndarray:
     return img.astype(np.float64) @ _Y_WEIGHTS + 16.0
 
 
-def _prepare(img: np.ndarray, img2: np.ndarray, crop_border: int, test_y_channel: bool) -> tuple[np.ndarray, np.ndarray]:
+def _prepare(
+    img: np.ndarray, img2: np.ndarray, crop_border: int, test_y_channel: bool
+) -> tuple[np.ndarray, np.ndarray]:
     if img.shape != img2.shape:
         raise ValueError(f"image shapes differ: {img.shape} vs {img2.shape}")
     if img.ndim not in (2, 3):
@@ -40,7 +42,9 @@ def _prepare(img: np.ndarray, img2: np.ndarray, crop_border: int, test_y_channel
     return a, b
 
 
-def calculate_psnr(img: np.ndarray, img2: np.ndarray, crop_border: int = 0, test_y_channel: bool = False) -> float:
+def calculate_psnr(
+    img: np.ndarray, img2: np.ndarray, crop_border: int = 0, test_y_channel: bool = False
+) -> float:
     """PSNR in dB on [0, 255]; ``inf`` for identical images.
 
     Args:
@@ -66,11 +70,15 @@ def _ssim_single(a: np.ndarray, b: np.ndarray) -> float:
     sigma1_sq = cv2.filter2D(a * a, -1, window)[valid] - mu1_sq
     sigma2_sq = cv2.filter2D(b * b, -1, window)[valid] - mu2_sq
     sigma12 = cv2.filter2D(a * b, -1, window)[valid] - mu1_mu2
-    ssim_map = ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / ((mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2))
+    ssim_map = ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / (
+        (mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2)
+    )
     return float(ssim_map.mean())
 
 
-def calculate_ssim(img: np.ndarray, img2: np.ndarray, crop_border: int = 0, test_y_channel: bool = False) -> float:
+def calculate_ssim(
+    img: np.ndarray, img2: np.ndarray, crop_border: int = 0, test_y_channel: bool = False
+) -> float:
     """SSIM (Wang et al. 2004) on [0, 255], per channel then averaged; arguments as :func:`calculate_psnr`.
 
     Raises:

@@ -9,7 +9,8 @@ twice (a distributed sampler pads its last batch by repeating samples) count onc
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -42,11 +43,15 @@ class ClipAveragedMetric(Metric):
 
     def update(self, preds: Tensor, target: Tensor, clip_index: Tensor, frame_index: Tensor) -> None:
         if preds.shape != target.shape or preds.dim() != 4:
-            raise ValueError(f"preds and target must both be (N, C, H, W); got {tuple(preds.shape)} "
-                             f"and {tuple(target.shape)}")
+            raise ValueError(
+                f"preds and target must both be (N, C, H, W); got {tuple(preds.shape)} "
+                f"and {tuple(target.shape)}"
+            )
         fn = type(self).score_fn
         pred_img, gt_img = to_uint8_hwc(preds), to_uint8_hwc(target)
-        scores = [fn(p, g, self.crop_border, self.test_y_channel) for p, g in zip(pred_img, gt_img)]
+        scores = [
+            fn(p, g, self.crop_border, self.test_y_channel) for p, g in zip(pred_img, gt_img, strict=True)
+        ]
         self.value.append(torch.tensor(scores, dtype=torch.float64, device=self.device))
         self.clip.append(torch.as_tensor(clip_index, device=self.device).long().reshape(-1))
         self.frame.append(torch.as_tensor(frame_index, device=self.device).long().reshape(-1))
@@ -60,7 +65,7 @@ class ClipAveragedMetric(Metric):
             return {}
         clips, frames, values = (dim_zero_cat(s).cpu() for s in (self.clip, self.frame, self.value))
         unique: dict[tuple[int, int], float] = {}
-        for c, f, v in zip(clips.tolist(), frames.tolist(), values.tolist()):
+        for c, f, v in zip(clips.tolist(), frames.tolist(), values.tolist(), strict=True):
             unique[(c, f)] = v
         grouped: dict[int, list[float]] = defaultdict(list)
         for (c, _), v in unique.items():

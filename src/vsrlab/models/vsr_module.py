@@ -24,14 +24,26 @@ from vsrlab.data.degradations import matlab_imresize_tensor
 from vsrlab.data.fingerprint import alignment_problem, data_report
 from vsrlab.data.sampling import window_indices
 from vsrlab.metrics import VideoPSNR, VideoSSIM
-from vsrlab.ops import (alignment_modules, offset_diversity, offsets_per_frame, record_offsets, resize_flow,
-                        sampling_positions)
+from vsrlab.ops import (
+    alignment_modules,
+    offset_diversity,
+    offsets_per_frame,
+    record_offsets,
+    resize_flow,
+    sampling_positions,
+)
 from vsrlab.utils.images import enlarge, flow_to_rgb, heatmap_rgb, save_rgb, side_by_side, to_uint8_hwc
 
 log = logging.getLogger(__name__)
 
 _DEFAULT_EMA = {"decay": 0.999, "start_step": 0, "validate": True, "test": True}
-_DEFAULT_EVAL = {"padding": "reflection", "chunk_size": 8, "log_images": 2, "save_images": False, "log_offsets": 4}
+_DEFAULT_EVAL = {
+    "padding": "reflection",
+    "chunk_size": 8,
+    "log_images": 2,
+    "save_images": False,
+    "log_offsets": 4,
+}
 _METRIC_KEYS = ("test_y_channel", "crop_border")
 _PROTOCOL_KEYS = ("frames", "mirror")
 _FLOW_SOURCES = ("batch", "spynet")
@@ -99,31 +111,72 @@ class VSRModule(pl.LightningModule):
         ema: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        arch, loss, optimizer, scheduler, metrics, evaluation, offset_fidelity, aligned_lr_loss, lr_mult, freeze, ema = map(
-            _plain, (arch, loss, optimizer, scheduler, metrics, evaluation, offset_fidelity, aligned_lr_loss,
-                     lr_mult, freeze, ema))
-        self.save_hyperparameters({"arch": arch, "loss": loss, "optimizer": optimizer, "scheduler": scheduler,
-                                   "metrics": metrics, "evaluation": evaluation, "offset_fidelity": offset_fidelity,
-                                   "aligned_lr_loss": aligned_lr_loss, "lr_mult": lr_mult, "freeze": freeze,
-                                   "ema": ema})
+        (
+            arch,
+            loss,
+            optimizer,
+            scheduler,
+            metrics,
+            evaluation,
+            offset_fidelity,
+            aligned_lr_loss,
+            lr_mult,
+            freeze,
+            ema,
+        ) = map(
+            _plain,
+            (
+                arch,
+                loss,
+                optimizer,
+                scheduler,
+                metrics,
+                evaluation,
+                offset_fidelity,
+                aligned_lr_loss,
+                lr_mult,
+                freeze,
+                ema,
+            ),
+        )
+        self.save_hyperparameters(
+            {
+                "arch": arch,
+                "loss": loss,
+                "optimizer": optimizer,
+                "scheduler": scheduler,
+                "metrics": metrics,
+                "evaluation": evaluation,
+                "offset_fidelity": offset_fidelity,
+                "aligned_lr_loss": aligned_lr_loss,
+                "lr_mult": lr_mult,
+                "freeze": freeze,
+                "ema": ema,
+            }
+        )
         self.pretrained = {k: arch.get(k) for k in PRETRAINED_KEYS}
         self.net: nn.Module = build_arch(arch, load_weights=False)
         self.ema = self._check_ema(ema)
         self.net_ema: AveragedModel | None = None
         if self.ema is not None:
-            self.net_ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(self.ema["decay"]),
-                                         use_buffers=False).requires_grad_(False)
+            self.net_ema = AveragedModel(
+                self.net, multi_avg_fn=get_ema_multi_avg_fn(self.ema["decay"]), use_buffers=False
+            ).requires_grad_(False)
         self.loss_fn: nn.Module | None = instantiate(loss) if loss else None
         self.aligned_lr_loss: nn.Module | None = instantiate(aligned_lr_loss) if aligned_lr_loss else None
         self.offset_fidelity = dict(offset_fidelity or {})
         self.offset_loss: nn.Module | None = None
         if self.offset_fidelity.get("loss"):
             if self.is_recurrent:
-                raise ValueError(f"model.offset_fidelity needs a sliding-window network (one with num_frame); "
-                                 f"{type(self.net).__name__} is recurrent")
+                raise ValueError(
+                    f"model.offset_fidelity needs a sliding-window network (one with num_frame); "
+                    f"{type(self.net).__name__} is recurrent"
+                )
             if self.offset_fidelity.get("flow", "batch") not in _FLOW_SOURCES:
-                raise ValueError(f"model.offset_fidelity.flow must be one of {_FLOW_SOURCES}, "
-                                 f"got {self.offset_fidelity.get('flow')!r}")
+                raise ValueError(
+                    f"model.offset_fidelity.flow must be one of {_FLOW_SOURCES}, "
+                    f"got {self.offset_fidelity.get('flow')!r}"
+                )
             self.offset_loss = instantiate(self.offset_fidelity["loss"])
         self._flow_teacher: nn.Module | None = None
         self.lr_mult = dict(lr_mult or {})
@@ -134,11 +187,15 @@ class VSRModule(pl.LightningModule):
         metrics = dict(metrics or {})
         unknown = sorted(set(metrics) - set(_METRIC_KEYS) - set(_PROTOCOL_KEYS))
         if unknown:
-            raise ValueError(f"unknown evaluation protocol keys {unknown} (data.protocol / model.metrics); "
-                             f"known: {[*_METRIC_KEYS, *_PROTOCOL_KEYS]}")
+            raise ValueError(
+                f"unknown evaluation protocol keys {unknown} (data.protocol / model.metrics); "
+                f"known: {[*_METRIC_KEYS, *_PROTOCOL_KEYS]}"
+            )
         self.protocol = {"frames": metrics.pop("frames", "all"), "mirror": bool(metrics.pop("mirror", False))}
         if self.protocol["frames"] not in ("all", "center"):
-            raise ValueError(f"data.protocol.frames must be 'all' or 'center', got {self.protocol['frames']!r}")
+            raise ValueError(
+                f"data.protocol.frames must be 'all' or 'center', got {self.protocol['frames']!r}"
+            )
         self.skipped_clips = 0
         metric_args = {"test_y_channel": False, "crop_border": 0, **metrics}
         self.val_metrics = self._make_metrics(metric_args)
@@ -175,7 +232,9 @@ class VSRModule(pl.LightningModule):
             return
         with torch.no_grad():
             if step <= int(self.ema["start_step"]):
-                for average, current in zip(self.net_ema.module.parameters(), self.net.parameters()):
+                for average, current in zip(
+                    self.net_ema.module.parameters(), self.net.parameters(), strict=True
+                ):
                     average.copy_(current)
             else:
                 self.net_ema.update_parameters(self.net)
@@ -196,7 +255,9 @@ class VSRModule(pl.LightningModule):
 
     @staticmethod
     def _make_metrics(args: dict[str, Any]) -> nn.ModuleDict:
-        return nn.ModuleDict({"psnr": VideoPSNR(**args), "ssim": VideoSSIM(**args), "psnr_bicubic": VideoPSNR(**args)})
+        return nn.ModuleDict(
+            {"psnr": VideoPSNR(**args), "ssim": VideoSSIM(**args), "psnr_bicubic": VideoPSNR(**args)}
+        )
 
     # ------------------------------------------------------------------ model
     def forward(self, lq: Tensor) -> Tensor:
@@ -206,8 +267,9 @@ class VSRModule(pl.LightningModule):
     def is_recurrent(self) -> bool:
         return not hasattr(self.net, "num_frame")
 
-    def predict_clip(self, lq: Tensor, frames: list[int] | None = None, mirror: bool = False,
-                     stage: str = "test") -> Tensor:
+    def predict_clip(
+        self, lq: Tensor, frames: list[int] | None = None, mirror: bool = False, stage: str = "test"
+    ) -> Tensor:
         """Super-resolve a clip ``(L, C, h, w)`` -> ``(len(frames), C, s*h, s*w)`` with the network
         ``stage`` evaluates (:meth:`evaluation_net`).
 
@@ -226,20 +288,25 @@ class VSRModule(pl.LightningModule):
                 out = net(lq.unsqueeze(0))[0]
             return out[frames]
         n = self.net.num_frame
-        windows = torch.tensor([window_indices(t, length, n, self.eval_cfg["padding"]) for t in frames],
-                               device=lq.device)
+        windows = torch.tensor(
+            [window_indices(t, length, n, self.eval_cfg["padding"]) for t in frames], device=lq.device
+        )
         chunk = int(self.eval_cfg["chunk_size"])
-        return torch.cat([net(lq[windows[s:s + chunk]]) for s in range(0, len(frames), chunk)])
+        return torch.cat([net(lq[windows[s : s + chunk]]) for s in range(0, len(frames), chunk)])
 
     def window_offsets(self, lq: Tensor, stage: str = "val") -> dict[str, Tensor]:
         """Offsets of every alignment module for the window centred on the middle frame of a clip
         ``(L, C, h, w)`` (sliding-window networks): ``{module: (calls*B, 2*G*N, h', w')}``."""
         if self.is_recurrent:
-            raise ValueError(f"window_offsets needs a sliding-window network, {type(self.net).__name__} is recurrent")
+            raise ValueError(
+                f"window_offsets needs a sliding-window network, {type(self.net).__name__} is recurrent"
+            )
         net = self.evaluation_net(stage)
         length = lq.shape[0]
-        window = torch.tensor(window_indices(length // 2, length, self.net.num_frame, self.eval_cfg["padding"]),
-                              device=lq.device)
+        window = torch.tensor(
+            window_indices(length // 2, length, self.net.num_frame, self.eval_cfg["padding"]),
+            device=lq.device,
+        )
         with torch.no_grad(), record_offsets(net) as records:
             net(lq[window].unsqueeze(0))
         return {name: torch.cat(calls) for name, calls in records.items() if calls}
@@ -254,7 +321,9 @@ class VSRModule(pl.LightningModule):
         per_module: dict[str, list[float]] = {}
         for lq in clips:
             for name, offset in self.window_offsets(lq.to(self.device)).items():
-                per_module.setdefault(name, []).append(float(offset_diversity(offset, modules[name].taps).mean()))
+                per_module.setdefault(name, []).append(
+                    float(offset_diversity(offset, modules[name].taps).mean())
+                )
         values = {name: sum(v) / len(v) for name, v in per_module.items()}
         return {"mean": sum(values.values()) / len(values), "modules": values} if values else None
 
@@ -272,15 +341,25 @@ class VSRModule(pl.LightningModule):
             flow = mean_yx.flip(0).permute(1, 2, 0).cpu().numpy()
             diversity = offset_diversity(first, module.taps)[0].mean(0).cpu().numpy()
             grid = side_by_side(enlarge(flow_to_rgb(flow)), enlarge(heatmap_rgb(diversity)))
-            path = (Path(self.trainer.default_root_dir) / "images" / stage /
-                    f"step{self.global_step:07d}_{clip_name}_offsets_{name}.png")
+            path = (
+                Path(self.trainer.default_root_dir)
+                / "images"
+                / stage
+                / f"step{self.global_step:07d}_{clip_name}_offsets_{name}.png"
+            )
             save_rgb(path, grid)
             for logger in self.loggers:
                 if isinstance(logger, WandbLogger):
-                    logger.log_image(key=f"{stage}/offsets/{name}", images=[grid], step=self.global_step,
-                                     caption=[f"{clip_name}: mean offset (hue = direction, max "
-                                              f"{float(np.hypot(flow[..., 0], flow[..., 1]).max()):.2f} px) | offset diversity "
-                                              f"(max {float(diversity.max()):.2f} px)"])
+                    logger.log_image(
+                        key=f"{stage}/offsets/{name}",
+                        images=[grid],
+                        step=self.global_step,
+                        caption=[
+                            f"{clip_name}: mean offset (hue = direction, max "
+                            f"{float(np.hypot(flow[..., 0], flow[..., 1]).max()):.2f} px) | offset diversity "
+                            f"(max {float(diversity.max()):.2f} px)"
+                        ],
+                    )
 
     # --------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
@@ -288,8 +367,10 @@ class VSRModule(pl.LightningModule):
             raise ValueError("model.loss is not set: this module cannot train")
         lq, gt = batch["lq"], batch["gt"]
         if not self.is_recurrent and lq.shape[1] != self.net.num_frame:
-            raise ValueError(f"training windows have {lq.shape[1]} frames but arch.num_frame is "
-                             f"{self.net.num_frame}: set data.train.num_frames to match")
+            raise ValueError(
+                f"training windows have {lq.shape[1]} frames but arch.num_frame is "
+                f"{self.net.num_frame}: set data.train.num_frames to match"
+            )
         with record_offsets(self.net) as offsets:
             out = self.net(lq)
         if out.dim() == 5:
@@ -304,7 +385,9 @@ class VSRModule(pl.LightningModule):
         if self.aligned_lr_loss is not None:
             aligned = getattr(self.net, "last_aligned_lr", None)
             if aligned is None:
-                raise ValueError(f"model.aligned_lr_loss is set but {type(self.net).__name__} has no last_aligned_lr")
+                raise ValueError(
+                    f"model.aligned_lr_loss is set but {type(self.net).__name__} has no last_aligned_lr"
+                )
             center = lq[:, self.net.center_frame_idx].unsqueeze(1).expand_as(aligned)
             terms["aligned_lr"] = self.aligned_lr_loss(aligned, center)
         loss = sum(terms.values())
@@ -319,8 +402,10 @@ class VSRModule(pl.LightningModule):
             from vsrlab.archs.spynet_arch import SPyNet
 
             if not self.offset_fidelity.get("spynet_path"):
-                rank_zero_warn("model.offset_fidelity.spynet_path is null: the SPyNet teacher of the offset-fidelity "
-                               "loss has random weights and its flow is meaningless (fine for smoke tests only)")
+                rank_zero_warn(
+                    "model.offset_fidelity.spynet_path is null: the SPyNet teacher of the offset-fidelity "
+                    "loss has random weights and its flow is meaningless (fine for smoke tests only)"
+                )
             teacher = SPyNet(self.offset_fidelity.get("spynet_path")).eval().requires_grad_(False)
             object.__setattr__(self, "_flow_teacher", teacher)  # not a submodule: never saved or trained
         teacher = self._flow_teacher.to(lq.device)
@@ -336,13 +421,15 @@ class VSRModule(pl.LightningModule):
         b, t = lq.shape[:2]
         if self.offset_fidelity.get("flow", "batch") == "batch":
             if "flow" not in batch:
-                raise KeyError("model.offset_fidelity.flow='batch' but the batch has no 'flow' "
-                               "(use data with flow, or offset_fidelity.flow=spynet)")
+                raise KeyError(
+                    "model.offset_fidelity.flow='batch' but the batch has no 'flow' "
+                    "(use data with flow, or offset_fidelity.flow=spynet)"
+                )
             flow = batch["flow"]
         else:
             flow = self.teacher_flow(lq)
         total = lq.new_zeros(())
-        for name, calls in offsets.items():
+        for calls in offsets.values():
             if not calls:
                 continue
             offset = offsets_per_frame(calls, b, t).flatten(0, 1)
@@ -353,7 +440,9 @@ class VSRModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]
         if not params:
-            raise ValueError(f"{type(self.net).__name__} has no trainable parameters; it can only be evaluated")
+            raise ValueError(
+                f"{type(self.net).__name__} has no trainable parameters; it can only be evaluated"
+            )
         if not self.hparams.optimizer:
             raise ValueError("model.optimizer is not set")
         make_optimizer = instantiate(self.hparams.optimizer, _partial_=True)
@@ -372,9 +461,11 @@ class VSRModule(pl.LightningModule):
             prefixes += [p for p in rule["modules"] if p != "*"] + list(rule.get("exclude", []))
         for prefix in prefixes:
             if not any(n == prefix or n.startswith(prefix + ".") for n in names):
-                raise KeyError(f"no parameters of {type(self.net).__name__} under {prefix!r} "
-                               f"(model.lr_mult / model.freeze); top-level modules: "
-                               f"{sorted({n.split('.')[0] for n in names})}")
+                raise KeyError(
+                    f"no parameters of {type(self.net).__name__} under {prefix!r} "
+                    f"(model.lr_mult / model.freeze); top-level modules: "
+                    f"{sorted({n.split('.')[0] for n in names})}"
+                )
 
     @staticmethod
     def _under(name: str, prefixes: list[str]) -> bool:
@@ -394,8 +485,11 @@ class VSRModule(pl.LightningModule):
         frozen = []
         for rule in self.freeze_rules:
             if step < int(rule["until_step"]):
-                frozen += [p for n, p in self.net.named_parameters()
-                           if self._under(n, rule["modules"]) and not self._under(n, list(rule.get("exclude", [])))]
+                frozen += [
+                    p
+                    for n, p in self.net.named_parameters()
+                    if self._under(n, rule["modules"]) and not self._under(n, list(rule.get("exclude", [])))
+                ]
         return frozen
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
@@ -422,7 +516,9 @@ class VSRModule(pl.LightningModule):
                 rank_zero_info(f"arch.pretrained {path}: not loaded: {skipped}")
 
     # ------------------------------------------------------------- evaluation
-    def _evaluate(self, batch: dict[str, Any] | None, batch_idx: int, stage: str, metrics: nn.ModuleDict) -> None:
+    def _evaluate(
+        self, batch: dict[str, Any] | None, batch_idx: int, stage: str, metrics: nn.ModuleDict
+    ) -> None:
         if batch is None:  # every clip of the batch was bad and skipped (data skip_bad=true)
             self.skipped_clips += 1
             return
@@ -432,8 +528,10 @@ class VSRModule(pl.LightningModule):
         lq, gt = lq[0], gt[0]
         scale = gt.shape[-1] // lq.shape[-1]
         if gt.shape[-2:] != (lq.shape[-2] * scale, lq.shape[-1] * scale):
-            raise ValueError(f"GT size {tuple(gt.shape[-2:])} is not an integer multiple of LR size "
-                             f"{tuple(lq.shape[-2:])} in clip {batch['key'][0]}")
+            raise ValueError(
+                f"GT size {tuple(gt.shape[-2:])} is not an integer multiple of LR size "
+                f"{tuple(lq.shape[-2:])} in clip {batch['key'][0]}"
+            )
         length = lq.shape[0]
         frames = [length // 2] if self.protocol["frames"] == "center" else list(range(length))
         if gt.shape[0] == length:
@@ -453,7 +551,7 @@ class VSRModule(pl.LightningModule):
         metrics["psnr_bicubic"].update(bicubic, gt, clip_ids, frame_ids)
         if self.eval_cfg.get("save_images"):
             folder = Path(self.trainer.default_root_dir) / "images" / stage / self.clip_names[clip]
-            for t, frame in zip(frames, to_uint8_hwc(out)):
+            for t, frame in zip(frames, to_uint8_hwc(out), strict=True):
                 save_rgb(folder / f"{t:08d}.png", frame)
         if batch_idx < int(self.eval_cfg["log_images"]):
             mid = len(frames) // 2
@@ -472,12 +570,18 @@ class VSRModule(pl.LightningModule):
 
     def _log_frame(self, stage: str, name: str, bicubic: Tensor, out: Tensor, gt: Tensor) -> None:
         grid = side_by_side(*(to_uint8_hwc(x) for x in (bicubic, out, gt)))
-        path = Path(self.trainer.default_root_dir) / "images" / stage / f"step{self.global_step:07d}_{name}.png"
+        path = (
+            Path(self.trainer.default_root_dir) / "images" / stage / f"step{self.global_step:07d}_{name}.png"
+        )
         save_rgb(path, grid)
         for logger in self.loggers:
             if isinstance(logger, WandbLogger):
-                logger.log_image(key=f"{stage}/frames/{name}", images=[grid], step=self.global_step,
-                                 caption=["bicubic | output | GT"])
+                logger.log_image(
+                    key=f"{stage}/frames/{name}",
+                    images=[grid],
+                    step=self.global_step,
+                    caption=["bicubic | output | GT"],
+                )
 
     def _log_metrics(self, stage: str, metrics: nn.ModuleDict) -> dict[str, float]:
         values = {name: metric.compute() for name, metric in metrics.items()}
@@ -493,8 +597,9 @@ class VSRModule(pl.LightningModule):
         if not self.trainer.sanity_checking:
             self.val_psnr_best.update(torch.tensor(values["psnr"]))
             self.log("val/psnr_best", self.val_psnr_best.compute().float(), sync_dist=True)
-            self.val_history.append({"step": int(self.global_step), **{k: values[k] for k in
-                                                                       ("psnr", "ssim", "psnr_bicubic")}})
+            self.val_history.append(
+                {"step": int(self.global_step), **{k: values[k] for k in ("psnr", "ssim", "psnr_bicubic")}}
+            )
         for metric in self.val_metrics.values():
             metric.reset()
         self.skipped_clips = 0
@@ -526,7 +631,7 @@ class VSRModule(pl.LightningModule):
                 names.update(part_names)
                 fingerprints.update(part_fingerprints)
         clips = {}
-        for clip, (psnr, frames) in per_metric["psnr"].items():
+        for clip, (_, frames) in per_metric["psnr"].items():
             row = {name: values[clip][0] for name, values in per_metric.items()}
             clips[names.get(clip, str(clip))] = {**row, "frames": frames}
         mean = {name: float(metric.compute()) for name, metric in metrics.items()}

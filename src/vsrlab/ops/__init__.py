@@ -1,7 +1,13 @@
 """Alignment operators: warping, deformable convolution as N warps, G x N deformable alignment."""
 
-from vsrlab.ops.alignment import (DeformableAlignment, alignment_modules, offset_diversity, offsets_per_frame,
-                                  record_offsets, sampling_positions)
+from vsrlab.ops.alignment import (
+    DeformableAlignment,
+    alignment_modules,
+    offset_diversity,
+    offsets_per_frame,
+    record_offsets,
+    sampling_positions,
+)
 from vsrlab.ops.deform_conv import DeformConv2d, deform_conv2d, deform_sample, fuse_taps, kernel_taps
 from vsrlab.ops.warp import flow_warp, resize_flow, sample_at
 

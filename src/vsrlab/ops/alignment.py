@@ -80,17 +80,22 @@ class DeformableAlignment(nn.Module):
     ) -> None:
         super().__init__()
         if offset_groups < 1 or num_offsets < 1:
-            raise ValueError(f"offset_groups and num_offsets must be >= 1, got G={offset_groups}, "
-                             f"N={num_offsets}")
+            raise ValueError(
+                f"offset_groups and num_offsets must be >= 1, got G={offset_groups}, N={num_offsets}"
+            )
         if in_channels % offset_groups:
-            raise ValueError(f"in_channels ({in_channels}) must be divisible by offset_groups ({offset_groups})")
+            raise ValueError(
+                f"in_channels ({in_channels}) must be divisible by offset_groups ({offset_groups})"
+            )
         side = _odd_square_side(num_offsets)
         if offset_base == "auto":
             offset_base = "kernel" if side is not None else "zero"
         if offset_base == "kernel":
             if side is None:
-                raise ValueError(f"offset_base='kernel' needs N to be an odd square (1, 9, 25, ...), "
-                                 f"got num_offsets={num_offsets}")
+                raise ValueError(
+                    f"offset_base='kernel' needs N to be an odd square (1, 9, 25, ...), "
+                    f"got num_offsets={num_offsets}"
+                )
             taps = kernel_taps(side, dilation, dilation * (side // 2))
             tap_shape: tuple[int, int] = (side, side)
         elif offset_base == "zero":
@@ -108,8 +113,11 @@ class DeformableAlignment(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *tap_shape))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         per_offset = 3 if modulated else 2
-        self.conv_offset = conv_offset if conv_offset is not None else nn.Conv2d(
-            cond_channels, per_offset * offset_groups * num_offsets, 3, 1, 1)
+        self.conv_offset = (
+            conv_offset
+            if conv_offset is not None
+            else nn.Conv2d(cond_channels, per_offset * offset_groups * num_offsets, 3, 1, 1)
+        )
 
         self.last_offset: Tensor | None = None
         self.last_mask: Tensor | None = None
@@ -137,14 +145,16 @@ class DeformableAlignment(nn.Module):
         """
         out = self.conv_offset(cond)
         gn = self.offset_groups * self.num_offsets
-        offset, mask = out[:, : 2 * gn], (torch.sigmoid(out[:, 2 * gn:]) if self.modulated else None)
+        offset, mask = out[:, : 2 * gn], (torch.sigmoid(out[:, 2 * gn :]) if self.modulated else None)
         if self.max_residue_magnitude is not None:
             offset = self.max_residue_magnitude * torch.tanh(offset)
         if flow is not None:
             num_flows = flow.shape[1] // 2
             if flow.shape[1] % 2 or self.offset_groups % num_flows:
-                raise ValueError(f"flow has {flow.shape[1]} channels: need 2*F with F dividing "
-                                 f"offset_groups={self.offset_groups}")
+                raise ValueError(
+                    f"flow has {flow.shape[1]} channels: need 2*F with F dividing "
+                    f"offset_groups={self.offset_groups}"
+                )
             b, _, h, w = flow.shape
             yx = flow.view(b, num_flows, 2, h, w).flip(2)
             reps = gn // num_flows
@@ -177,9 +187,11 @@ class DeformableAlignment(nn.Module):
         return None if self.last_offset is None else float(self.last_offset.detach().abs().mean())
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, G={self.offset_groups}, N={self.num_offsets}, "
-                f"offset_base={self.offset_base!r}, modulated={self.modulated}, "
-                f"max_residue_magnitude={self.max_residue_magnitude}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, G={self.offset_groups}, N={self.num_offsets}, "
+            f"offset_base={self.offset_base!r}, modulated={self.modulated}, "
+            f"max_residue_magnitude={self.max_residue_magnitude}"
+        )
 
 
 def sampling_positions(offset: Tensor, taps: Tensor) -> Tensor:
@@ -243,5 +255,7 @@ def offsets_per_frame(calls: list[Tensor], batch: int, frames: int) -> Tensor:
         return torch.stack(calls, dim=1)
     if len(calls) == 1 and calls[0].shape[0] == batch * frames:
         return calls[0].view(batch, frames, *calls[0].shape[1:])
-    raise ValueError(f"cannot match {len(calls)} alignment calls of batch sizes {[c.shape[0] for c in calls]} "
-                     f"to {frames} frames of batch {batch}")
+    raise ValueError(
+        f"cannot match {len(calls)} alignment calls of batch sizes {[c.shape[0] for c in calls]} "
+        f"to {frames} frames of batch {batch}"
+    )

@@ -37,8 +37,13 @@ def _pair(v: IntPair, name: str) -> tuple[int, int]:
     return (int(v[0]), int(v[1]))
 
 
-def kernel_taps(kernel_size: IntPair, dilation: IntPair = 1, padding: IntPair = 0,
-                device: torch.device | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
+def kernel_taps(
+    kernel_size: IntPair,
+    dilation: IntPair = 1,
+    padding: IntPair = 0,
+    device: torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
     """Positions ``p_k`` of the taps of a kernel relative to the output pixel's input position.
 
     Returns:
@@ -80,8 +85,10 @@ def deform_sample(
         raise ValueError(f"offset must be (B={b}, 2*G*N, Ho, Wo) with N={n}, got {tuple(offset.shape)}")
     g = offset.shape[1] // (2 * n)
     if c % g != 0:
-        raise ValueError(f"input channels ({c}) must be divisible by the offset groups ({g}) implied by "
-                         f"offset of {offset.shape[1]} channels and {n} taps")
+        raise ValueError(
+            f"input channels ({c}) must be divisible by the offset groups ({g}) implied by "
+            f"offset of {offset.shape[1]} channels and {n} taps"
+        )
     ho, wo = offset.shape[-2:]
     sh, sw = _pair(stride, "stride")
     if mask is not None and tuple(mask.shape) != (b, g * n, ho, wo):
@@ -94,8 +101,9 @@ def deform_sample(
     py = ys + taps[:, 0].view(1, 1, n, 1, 1) + off[:, :, :, 0]  # (B, G, N, Ho, Wo)
     px = xs + taps[:, 1].view(1, 1, n, 1, 1) + off[:, :, :, 1]
     grid = pixel_to_grid(px, py, h, w).to(input.dtype).view(b * g, n * ho, wo, 2)
-    sampled = F.grid_sample(input.reshape(b * g, c // g, h, w), grid, mode="bilinear",
-                            padding_mode="zeros", align_corners=False)
+    sampled = F.grid_sample(
+        input.reshape(b * g, c // g, h, w), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
     sampled = sampled.view(b, g, c // g, n, ho, wo)
     if mask is not None:
         sampled = sampled * mask.view(b, g, 1, n, ho, wo)
@@ -118,11 +126,15 @@ def fuse_taps(samples: Tensor, weight: Tensor, bias: Tensor | None = None, group
     b, c, n, ho, wo = samples.shape
     cout = weight.shape[0]
     if weight.shape[1] * groups != c or math.prod(weight.shape[2:]) != n:
-        raise ValueError(f"weight {tuple(weight.shape)} does not match {c} input channels x {n} taps "
-                         f"with groups={groups}")
+        raise ValueError(
+            f"weight {tuple(weight.shape)} does not match {c} input channels x {n} taps with groups={groups}"
+        )
     # as a batched matrix product: on CPU about 1.4x faster than conv2d with a 1x1 kernel, forward + backward
-    out = torch.einsum("goc,bgcp->bgop", weight.reshape(groups, cout // groups, -1),
-                       samples.reshape(b, groups, (c // groups) * n, ho * wo)).reshape(b, cout, ho, wo)
+    out = torch.einsum(
+        "goc,bgcp->bgop",
+        weight.reshape(groups, cout // groups, -1),
+        samples.reshape(b, groups, (c // groups) * n, ho * wo),
+    ).reshape(b, cout, ho, wo)
     return out if bias is None else out + bias.view(1, cout, 1, 1)
 
 
@@ -164,7 +176,9 @@ def deform_conv2d(
     ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     if offset.shape[-2:] != (ho, wo):
-        raise ValueError(f"offset spatial size {tuple(offset.shape[-2:])} must equal the output size {(ho, wo)}")
+        raise ValueError(
+            f"offset spatial size {tuple(offset.shape[-2:])} must equal the output size {(ho, wo)}"
+        )
     taps = kernel_taps((kh, kw), (dh, dw), (ph, pw), device=offset.device, dtype=offset.dtype)
     samples = deform_sample(input, offset, taps, (sh, sw), mask)
     return fuse_taps(samples, weight, bias, groups=cin // cin_per_group)
@@ -189,8 +203,10 @@ class DeformConv2d(nn.Module):
     ) -> None:
         super().__init__()
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"in_channels ({in_channels}) and out_channels ({out_channels}) must be "
-                             f"divisible by groups ({groups})")
+            raise ValueError(
+                f"in_channels ({in_channels}) and out_channels ({out_channels}) must be "
+                f"divisible by groups ({groups})"
+            )
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = _pair(stride, "stride")
@@ -210,9 +226,12 @@ class DeformConv2d(nn.Module):
 
     def forward(self, input: Tensor, offset: Tensor, mask: Tensor | None = None) -> Tensor:
         """``input`` ``(B, Cin, H, W)``, ``offset`` ``(B, 2*G*kh*kw, Ho, Wo)`` -> ``(B, Cout, Ho, Wo)``."""
-        return deform_conv2d(input, offset, self.weight, self.bias, self.stride, self.padding,
-                             self.dilation, mask)
+        return deform_conv2d(
+            input, offset, self.weight, self.bias, self.stride, self.padding, self.dilation, mask
+        )
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, groups={self.groups}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, groups={self.groups}"
+        )

@@ -95,8 +95,10 @@ def flow_warp(
         ``(B, C, H, W)`` warped tensor.
     """
     if x.dim() != 4 or flow.dim() != 4 or flow.shape[1] != 2:
-        raise ValueError(f"flow_warp expects x (B, C, H, W) and flow (B, 2, H, W); got {tuple(x.shape)} "
-                         f"and {tuple(flow.shape)}")
+        raise ValueError(
+            f"flow_warp expects x (B, C, H, W) and flow (B, 2, H, W); got {tuple(x.shape)} "
+            f"and {tuple(flow.shape)}"
+        )
     if flow.shape[0] != x.shape[0] or flow.shape[-2:] != x.shape[-2:]:
         raise ValueError(f"flow {tuple(flow.shape)} does not match x {tuple(x.shape)} in batch or size")
     gx, gy = base_grid(x.shape[-2], x.shape[-1], flow)
@@ -104,7 +106,8 @@ def flow_warp(
 
 
 def resize_flow(flow: Tensor, size: tuple[int, int]) -> Tensor:
-    """Resize a flow field ``(B, 2, H, W)`` to ``size`` ``(h, w)``, rescaling its vectors to the new pixels."""
+    """Resize a flow field ``(B, 2, H, W)`` to ``size`` ``(h, w)``, rescaling its vectors to the
+    new pixels."""
     h, w = size
     if (h, w) == tuple(flow.shape[-2:]):
         return flow

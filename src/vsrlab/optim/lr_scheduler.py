@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
@@ -28,11 +28,19 @@ class CosineAnnealingRestartLR(LRScheduler):
         eta_min: learning rate at the end of each period.
     """
 
-    def __init__(self, optimizer: Optimizer, periods: Sequence[int], restart_weights: Sequence[float] = (1.0,),
-                 eta_min: float = 0.0, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        periods: Sequence[int],
+        restart_weights: Sequence[float] = (1.0,),
+        eta_min: float = 0.0,
+        last_epoch: int = -1,
+    ) -> None:
         if len(periods) != len(restart_weights):
-            raise ValueError(f"periods ({len(periods)}) and restart_weights ({len(restart_weights)}) "
-                             "must have the same length")
+            raise ValueError(
+                f"periods ({len(periods)}) and restart_weights ({len(restart_weights)}) "
+                "must have the same length"
+            )
         if any(p <= 0 for p in periods):
             raise ValueError(f"periods must be positive, got {list(periods)}")
         self.periods = [int(p) for p in periods]

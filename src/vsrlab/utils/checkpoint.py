@@ -86,7 +86,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     an existing file (``last.ckpt``) keeps the replaced one as ``last.previous.ckpt``, so that a
     ``last.ckpt`` damaged later (a copy cut short, a full disk) still leaves a state to resume."""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None
+    ) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} does not take storage_options, got {storage_options!r}")
         with atomic_write(path, "wb", keep_previous=previous_version(path)) as f:
@@ -108,7 +110,9 @@ def _newest_readable(folder: Path) -> tuple[Path | None, dict[Path, str]]:
     return (best[2] if best else None), unreadable
 
 
-def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | os.PathLike, rank_zero: bool = True) -> str | None:
+def resolve_ckpt_path(
+    ckpt_path: str | None, output_dir: str | os.PathLike, rank_zero: bool = True
+) -> str | None:
     """The checkpoint to start training from.
 
     - ``'auto'``: ``<output_dir>/checkpoints/last.ckpt`` (resume). If it is missing or unreadable
@@ -129,14 +133,18 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | os.PathLike, rank
     last = folder / LAST_CHECKPOINT
     if ckpt_path in (None, ""):
         if last.exists():
-            raise FileExistsError(f"{last} exists: resume this run with ckpt_path=last, or start a new run with "
-                                  "another run_name")
+            raise FileExistsError(
+                f"{last} exists: resume this run with ckpt_path=last, or start a new run with "
+                "another run_name"
+            )
         return None
     if ckpt_path in ("auto", "last"):
         if not folder.is_dir() or not any(folder.glob("*.ckpt")):
             if ckpt_path == "last":
-                raise FileNotFoundError(f"ckpt_path=last but there is no checkpoint at {last}; pass the run_name of "
-                                        "the run to resume")
+                raise FileNotFoundError(
+                    f"ckpt_path=last but there is no checkpoint at {last}; pass the run_name of "
+                    "the run to resume"
+                )
             return None
         if last.is_file():
             try:
@@ -146,12 +154,20 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | os.PathLike, rank
                 pass
         newest, unreadable = _newest_readable(folder)
         if newest is None:
-            raise CheckpointError(f"no readable checkpoint in {folder}, not starting {output_dir} over from step 0:\n  "
-                                  + "\n  ".join(unreadable.values()) + "\nmove the folder away (or pass "
-                                  "ckpt_path=null with another run_name) to start a new run")
+            raise CheckpointError(
+                f"no readable checkpoint in {folder}, not starting {output_dir} over from step 0:\n  "
+                + "\n  ".join(unreadable.values())
+                + "\nmove the folder away (or pass "
+                "ckpt_path=null with another run_name) to start a new run"
+            )
         for path, reason in unreadable.items():
-            log.warning("%s; resuming from %s (step %d) instead%s", reason, newest, checkpoint_step(newest),
-                        f", the file is kept as {path.name}.unreadable" if rank_zero else "")
+            log.warning(
+                "%s; resuming from %s (step %d) instead%s",
+                reason,
+                newest,
+                checkpoint_step(newest),
+                f", the file is kept as {path.name}.unreadable" if rank_zero else "",
+            )
             if rank_zero:
                 os.replace(path, path.with_name(path.name + ".unreadable"))
         if not unreadable:

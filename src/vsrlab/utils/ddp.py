@@ -28,9 +28,18 @@ def job_rank_command(local_rank: int) -> tuple[Sequence[str], str]:
     job_dir = Path(hydra_cfg.runtime.output_dir)
     if not (job_dir / RESOLVED_CONFIG).is_file():
         raise FileNotFoundError(f"{job_dir / RESOLVED_CONFIG} is missing: rank 0 writes it before DDP starts")
-    command = [sys.executable, "-m", "vsrlab.train", "-cp", str(job_dir), "-cn", Path(RESOLVED_CONFIG).stem,
-               f"hydra.run.dir={_quote(str(job_dir))}", "hydra.output_subdir=null",
-               f"hydra.job.name=rank{local_rank}"]
+    command = [
+        sys.executable,
+        "-m",
+        "vsrlab.train",
+        "-cp",
+        str(job_dir),
+        "-cn",
+        Path(RESOLVED_CONFIG).stem,
+        f"hydra.run.dir={_quote(str(job_dir))}",
+        "hydra.output_subdir=null",
+        f"hydra.job.name=rank{local_rank}",
+    ]
     return command, hydra_cfg.runtime.cwd
 
 
@@ -46,9 +55,11 @@ def refuse_sweep_on_secondary_rank(argv: Sequence[str] | None = None) -> None:
     launcher ran the sweep command once per rank."""
     argv = sys.argv if argv is None else argv
     if process_rank() > 0 and ("-m" in argv or "--multirun" in argv):
-        raise RuntimeError(f"rank {process_rank()} was started with a multirun command ({' '.join(argv)}); only "
-                           "one process may launch a sweep: run the sweep from a single process, its jobs start "
-                           "their DDP ranks themselves (srun/torchrun must not wrap `vsrlab-train -m`)")
+        raise RuntimeError(
+            f"rank {process_rank()} was started with a multirun command ({' '.join(argv)}); only "
+            "one process may launch a sweep: run the sweep from a single process, its jobs start "
+            "their DDP ranks themselves (srun/torchrun must not wrap `vsrlab-train -m`)"
+        )
 
 
 __all__ = ["install_rank_command", "job_rank_command", "refuse_sweep_on_secondary_rank"]

@@ -52,8 +52,14 @@ def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndar
     x, y = flow[..., 0].astype(np.float64), flow[..., 1].astype(np.float64)
     magnitude = np.hypot(x, y)
     top = float(max_magnitude if max_magnitude is not None else magnitude.max())
-    hsv = np.stack([(np.arctan2(y, x) / (2 * np.pi)) % 1.0, np.ones_like(x),
-                    np.clip(magnitude / top, 0, 1) if top > 0 else np.zeros_like(x)], axis=-1)
+    hsv = np.stack(
+        [
+            (np.arctan2(y, x) / (2 * np.pi)) % 1.0,
+            np.ones_like(x),
+            np.clip(magnitude / top, 0, 1) if top > 0 else np.zeros_like(x),
+        ],
+        axis=-1,
+    )
     return np.round(hsv_to_rgb(hsv) * 255).astype(np.uint8)
 
 

@@ -11,8 +11,9 @@ from typing import IO
 
 
 @contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb", keep_previous: str | os.PathLike | None = None
-                 ) -> Iterator[IO]:
+def atomic_write(
+    path: str | os.PathLike, mode: str = "wb", keep_previous: str | os.PathLike | None = None
+) -> Iterator[IO]:
     """Write to a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
     A process killed mid-write (pre-emption, out of memory, a full disk) leaves the previous

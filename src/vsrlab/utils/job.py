@@ -43,8 +43,9 @@ def git_state(repo: str | os.PathLike = SOURCE_DIR) -> dict[str, Any]:
     ``{'commit': None}`` when it is not one (an installed wheel) or git is missing."""
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True,
-                              timeout=30).stdout
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
 
     try:
         commit = git("rev-parse", "HEAD").strip()
@@ -52,14 +53,34 @@ def git_state(repo: str | os.PathLike = SOURCE_DIR) -> dict[str, Any]:
         return {"commit": None}
     diff = git("diff", "HEAD")
     untracked = [line[3:] for line in git("status", "--porcelain").splitlines() if line.startswith("??")]
-    return {"commit": commit, "branch": git("rev-parse", "--abbrev-ref", "HEAD").strip(),
-            "dirty": bool(diff) or bool(untracked), "untracked": untracked, "diff": diff}
+    return {
+        "commit": commit,
+        "branch": git("rev-parse", "--abbrev-ref", "HEAD").strip(),
+        "dirty": bool(diff) or bool(untracked),
+        "untracked": untracked,
+        "diff": diff,
+    }
 
 
 #: distributions whose versions are recorded in every run directory (``environment.json``)
-KEY_PACKAGES = ("vsrlab", "torch", "pytorch-lightning", "lightning-fabric", "torchmetrics", "hydra-core", "omegaconf",
-                "wandb", "numpy", "scipy", "opencv-python-headless", "kornia", "scikit-image", "lmdb", "submitit",
-                "hydra-submitit-launcher")
+KEY_PACKAGES = (
+    "vsrlab",
+    "torch",
+    "pytorch-lightning",
+    "lightning-fabric",
+    "torchmetrics",
+    "hydra-core",
+    "omegaconf",
+    "wandb",
+    "numpy",
+    "scipy",
+    "opencv-python-headless",
+    "kornia",
+    "scikit-image",
+    "lmdb",
+    "submitit",
+    "hydra-submitit-launcher",
+)
 
 
 def environment_state() -> dict[str, Any]:
@@ -78,10 +99,16 @@ def environment_state() -> dict[str, Any]:
             return None
 
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
-    return {"python": sys.version.split()[0], "platform": platform.platform(),
-            "packages": {name: version(name) for name in KEY_PACKAGES},
-            "torch": {"cuda": torch.version.cuda, "cudnn": cudnn,
-                      "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}}
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": {name: version(name) for name in KEY_PACKAGES},
+        "torch": {
+            "cuda": torch.version.cuda,
+            "cudnn": cudnn,
+            "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        },
+    }
 
 
 def save_job_files(cfg: DictConfig, job_dir: str | os.PathLike) -> dict[str, Any]:
@@ -123,7 +150,9 @@ def config_changes(stored: dict[str, Any], current: dict[str, Any], ignore: list
     return changes
 
 
-def check_same_config(cfg: DictConfig, job_dir: str | os.PathLike, ignore: list[str], strict: bool = True) -> list[str]:
+def check_same_config(
+    cfg: DictConfig, job_dir: str | os.PathLike, ignore: list[str], strict: bool = True
+) -> list[str]:
     """Compare ``cfg`` with the config stored in a run directory; returns the changes.
 
     A sweep job's identity is the sweep name and its swept values; this check catches a relaunch
@@ -141,8 +170,10 @@ def check_same_config(cfg: DictConfig, job_dir: str | os.PathLike, ignore: list[
     if changes:
         shown = "\n  ".join(changes[:20]) + ("\n  ..." if len(changes) > 20 else "")
         if strict:
-            raise ValueError(f"{job_dir} was run with another config ({path}); changed:\n  {shown}\n"
-                             f"use another run_name (a new sweep or run), ckpt_path=last to continue it "
-                             f"with the changes, or resume.check_config=false")
+            raise ValueError(
+                f"{job_dir} was run with another config ({path}); changed:\n  {shown}\n"
+                f"use another run_name (a new sweep or run), ckpt_path=last to continue it "
+                f"with the changes, or resume.check_config=false"
+            )
         log.warning("continuing %s with a changed config:\n  %s", job_dir, shown)
     return changes

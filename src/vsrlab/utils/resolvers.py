@@ -52,7 +52,9 @@ def device_count(devices: Any) -> int:
         return int(text)
     if "," in text:
         return len([d for d in text.split(",") if d.strip()])
-    raise ValueError(f"trainer.devices={devices!r}: a cluster job needs a number of devices (e.g. trainer.devices=4)")
+    raise ValueError(
+        f"trainer.devices={devices!r}: a cluster job needs a number of devices (e.g. trainer.devices=4)"
+    )
 
 
 def slurm_gpus_per_node(accelerator: Any, devices: Any) -> int | None:
@@ -61,16 +63,21 @@ def slurm_gpus_per_node(accelerator: Any, devices: Any) -> int | None:
     return device_count(devices) if str(accelerator).lower() in ("gpu", "cuda") else None
 
 
-RESOLVERS = {"vsrlab.sampling": (training_sampling, False), "vsrlab.recurrent": (is_recurrent, False),
-             "vsrlab.run_name": (default_run_name, True), "vsrlab.devices": (device_count, False),
-             "vsrlab.slurm_gpus": (slurm_gpus_per_node, False)}
+RESOLVERS = {
+    "vsrlab.sampling": (training_sampling, False),
+    "vsrlab.recurrent": (is_recurrent, False),
+    "vsrlab.run_name": (default_run_name, True),
+    "vsrlab.devices": (device_count, False),
+    "vsrlab.slurm_gpus": (slurm_gpus_per_node, False),
+}
 
 
 def register_resolvers() -> None:
     """``${vsrlab.sampling:${oc.select:arch.num_frame,null}}`` (window | sequence) and
     ``${vsrlab.recurrent:${oc.select:arch.num_frame,null}}`` (bool) adapt data configs to the arch;
     ``${vsrlab.run_name:}`` is :func:`default_run_name` (cached: one value per config);
-    ``${vsrlab.devices:${trainer.devices}}`` and ``${vsrlab.slurm_gpus:${trainer.accelerator},${trainer.devices}}``
+    ``${vsrlab.devices:${trainer.devices}}`` and
+    ``${vsrlab.slurm_gpus:${trainer.accelerator},${trainer.devices}}``
     size SLURM jobs from the trainer config."""
     for name, (fn, cache) in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):

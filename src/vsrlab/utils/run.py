@@ -11,8 +11,8 @@ from typing import Any
 import rich
 import rich.syntax
 import rich.tree
-from rich.table import Table
 from omegaconf import DictConfig, OmegaConf
+from rich.table import Table
 
 from vsrlab.utils.io import atomic_write
 
@@ -30,8 +30,10 @@ def run_id(output_dir: str | os.PathLike, log_dir: str | os.PathLike) -> str:
     return slug[-120:] or "run"
 
 
-def print_config_tree(cfg: DictConfig, fields: tuple[str, ...] = ("data", "arch", "model", "trainer", "callbacks",
-                                                                    "logger", "paths")) -> None:
+def print_config_tree(
+    cfg: DictConfig,
+    fields: tuple[str, ...] = ("data", "arch", "model", "trainer", "callbacks", "logger", "paths"),
+) -> None:
     """Print the resolved config as a tree, main groups first."""
     tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
     names = [f for f in fields if f in cfg] + [f for f in cfg if f not in fields]
@@ -49,14 +51,23 @@ def write_json(path: str | os.PathLike, data: dict[str, Any]) -> Path:
         f.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return Path(path)
 
+
 def results_table(results: dict[str, Any], title: str) -> Table:
     """Per-clip and mean PSNR / SSIM (and bicubic PSNR) of :meth:`VSRModule.per_clip_results` as a table."""
     table = Table(title=title)
     for column in ("clip", "frames", "PSNR", "SSIM", "bicubic PSNR"):
         table.add_column(column, justify="left" if column == "clip" else "right")
     for name, row in results["clips"].items():
-        table.add_row(name, str(row["frames"]), f"{row['psnr']:.4f}", f"{row['ssim']:.4f}", f"{row['psnr_bicubic']:.4f}")
+        table.add_row(
+            name, str(row["frames"]), f"{row['psnr']:.4f}", f"{row['ssim']:.4f}", f"{row['psnr_bicubic']:.4f}"
+        )
     mean = results["mean"]
-    table.add_row("mean", str(sum(r["frames"] for r in results["clips"].values())), f"{mean['psnr']:.4f}",
-                  f"{mean['ssim']:.4f}", f"{mean['psnr_bicubic']:.4f}", style="bold")
+    table.add_row(
+        "mean",
+        str(sum(r["frames"] for r in results["clips"].values())),
+        f"{mean['psnr']:.4f}",
+        f"{mean['ssim']:.4f}",
+        f"{mean['psnr_bicubic']:.4f}",
+        style="bold",
+    )
     return table
