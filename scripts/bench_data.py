@@ -92,7 +92,7 @@ def _synthetic_frame(waves: np.ndarray, h: int, w: int, t: int, rng: np.random.G
 
 def write_gt(vid4: Path, gt_root: Path) -> dict[str, Any]:
     """Write ``gt_root/<clip>/<frame:08d>.png`` from Vid4 (or synthetic frames); returns a summary."""
-    from vsrlab.data.frames import list_frames, read_image
+    from vsrlab.data.image_io import list_frames, read_image
     from vsrlab.data.prepare import encode_png, modcrop, png_shape
 
     real = vid4.is_dir() and any(p.is_dir() for p in vid4.iterdir())
@@ -199,7 +199,7 @@ def make_dataset(gt_root: Path, lq_root: Path, backend: str) -> Any:
 
 def encoded_frames(store: Any) -> dict[str, bytes]:
     """The encoded (PNG) bytes of every frame of a folder or LMDB store, by key."""
-    from vsrlab.data.frames import LmdbStore, lmdb_env
+    from vsrlab.data.stores import LmdbStore, lmdb_env
 
     if isinstance(store, LmdbStore):
         with lmdb_env(store.root).begin() as txn:
@@ -210,7 +210,7 @@ def encoded_frames(store: Any) -> dict[str, bytes]:
 def decode_ms(blobs: dict[str, bytes], desc: str, repeats: int = 3) -> dict[str, float]:
     """Milliseconds to decode each encoded frame from memory with :func:`decode_image`, the best of
     ``repeats`` decodes (the least disturbed by other load on a shared machine)."""
-    from vsrlab.data.frames import decode_image
+    from vsrlab.data.image_io import decode_image
 
     times = {}
     for key, blob in tqdm(blobs.items(), desc=desc, unit="frame", dynamic_ncols=True):
@@ -226,7 +226,7 @@ def decode_ms(blobs: dict[str, bytes], desc: str, repeats: int = 3) -> dict[str,
 def clip_reads(ds: Any, backend: str) -> dict[str, float]:
     """Means over every window of ``ds`` of what one clip reads: encoded bytes, distinct LR frames
     and the milliseconds needed to decode them (measured per frame, from memory)."""
-    from vsrlab.data.sampling import window_indices
+    from vsrlab.ops.windows import window_indices
 
     lq, gt = encoded_frames(ds.lq), encoded_frames(ds.gt)
     lq_ms, gt_ms = decode_ms(lq, f"decoding LR ({backend})"), decode_ms(gt, f"decoding GT ({backend})")

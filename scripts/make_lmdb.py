@@ -10,7 +10,7 @@
 Keys are frame paths relative to SRC without extension ('000/00000000', '00001/0001/im4');
 values are the frames as PNG at --compress-level; meta_info.txt has one line
 '<key>.png (h,w,c) <compress-level>' per image. Name DST '<root>.lmdb': the LMDB backend
-(vsrlab.data.frames.open_store) reads <root>.lmdb for a dataset root <root>. Resumable:
+(vsrlab.data.stores.open_store) reads <root>.lmdb for a dataset root <root>. Resumable:
 rerunning keeps the images already stored; meta_info.txt is written last, so an LMDB without
 it is unfinished.
 """
@@ -60,7 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from vsrlab.data.frames import DataError, read_clip_list
+    from vsrlab.data.clip_lists import read_clip_list
+    from vsrlab.data.errors import DataError
     from vsrlab.data.prepare import make_lmdb
 
     try:

@@ -47,7 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from vsrlab.data.frames import DataError, read_clip_list
+    from vsrlab.data.clip_lists import read_clip_list
+    from vsrlab.data.errors import DataError
     from vsrlab.data.prepare import make_lr_folder
 
     try:

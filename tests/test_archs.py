@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from vsrlab.archs import Bicubic, SlidingWindowVSR
-from vsrlab.data.degradations import matlab_imresize
 from vsrlab.ops import DeformableAlignment
+from vsrlab.ops.resize import matlab_imresize
 
 
 def count(module: torch.nn.Module) -> int:

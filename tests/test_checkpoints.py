@@ -13,10 +13,11 @@ import pytest
 
 from vsrlab.archs import load_pretrained
 from vsrlab.archs.sliding_window_arch import SlidingWindowVSR
-from vsrlab.eval import evaluate
-from vsrlab.infer import load_infer_model
-from vsrlab.train import train
-from vsrlab.utils.checkpoint import CheckpointError, checkpoint_step, previous_version, read_checkpoint
+from vsrlab.evaluation import evaluate
+from vsrlab.inference.videos import load_infer_model
+from vsrlab.run.checkpoints import checkpoint_step, previous_version
+from vsrlab.training import train
+from vsrlab.utils.checkpoint import CheckpointError, read_checkpoint
 
 BIN = Path(sys.executable).parent
 
@@ -49,7 +50,7 @@ def test_every_reader_names_the_unreadable_file(make_cfg, tmp_path, damage):
         evaluate(make_cfg("eval", overrides=[f"ckpt_path={path}", "extras.print_config=false"], run="eval"))
     with pytest.raises(CheckpointError, match=pattern):
         load_infer_model(
-            make_cfg("infer", overrides=[f"ckpt={path}", "input=x.mp4", "output=y"], run="infer")
+            make_cfg("infer", overrides=[f"ckpt_path={path}", "input=x.mp4", "output=y"], run="infer")
         )
     with pytest.raises(CheckpointError, match=pattern):
         load_pretrained(SlidingWindowVSR(num_feat=8), path)

@@ -78,3 +78,17 @@ def test_cli_reports_typo_and_exits_nonzero(tmp_path):
     )
     assert proc.returncode != 0
     assert "max_stepz" in proc.stderr
+
+
+def test_renamed_command_line_keys_still_work_with_a_warning():
+    from vsrlab.app import translate_renamed_keys
+
+    with pytest.warns(FutureWarning, match="`ckpt` is now `ckpt_path`"):
+        assert translate_renamed_keys(
+            ["ckpt=a.ckpt", "chunk_size=4", "+model.metrics.crop_border=8", "input=x.mp4"], "infer"
+        ) == ["ckpt_path=a.ckpt", "frames_per_chunk=4", "+model.protocol.crop_border=8", "input=x.mp4"]
+    # train and eval keep ckpt_path and have no stream chunks: only the protocol's old name changes
+    assert translate_renamed_keys(["ckpt_path=a.ckpt", "trainer.max_steps=4"], "train") == [
+        "ckpt_path=a.ckpt",
+        "trainer.max_steps=4",
+    ]

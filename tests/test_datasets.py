@@ -11,11 +11,10 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import compose_config
-from vsrlab.data import VideoDataset, degrade
-from vsrlab.data.frames import read_image, write_flo
+from vsrlab.data import VideoDataset, degrade, read_image, write_flo
 from vsrlab.data.prepare import make_lmdb
 from vsrlab.data.video import augment_arrays
-from vsrlab.eval import evaluate
+from vsrlab.evaluation import evaluate
 from vsrlab.utils.images import frames_to_tensor
 
 TINY_ARCH = [
@@ -268,8 +267,8 @@ def test_vimeo_eval_scores_only_the_centre_frame_on_y(tmp_path):
         ["data=vimeo90k", f"data.root={tmp_path / 'vimeo'}", "data.degradation=BD", "arch=bicubic"],
     )
     results = evaluate(cfg)
-    from vsrlab.data import matlab_imresize
     from vsrlab.metrics import calculate_psnr
+    from vsrlab.ops.resize import matlab_imresize
 
     gt = clips["00002/0001"][3]
     expected = calculate_psnr(matlab_imresize(degrade(gt[None], 4, "BD")[0], 4), gt, 0, test_y_channel=True)
@@ -279,6 +278,8 @@ def test_vimeo_eval_scores_only_the_centre_frame_on_y(tmp_path):
 
 class CumulativeMean(torch.nn.Module):
     """A toy recurrent 'network': frame t's output is the mean of frames 0..t, upsampled x1."""
+
+    temporal = "recurrent"  # the architecture contract (vsrlab.archs.contract)
 
     def forward(self, lq: torch.Tensor) -> torch.Tensor:
         steps = torch.arange(1, lq.shape[1] + 1, dtype=lq.dtype).view(1, -1, 1, 1, 1)
@@ -320,7 +321,7 @@ def test_vid4_eval_saves_output_frames(tmp_path):
     evaluate(cfg)
     saved = sorted((tmp_path / "run/images/test/city").glob("*.png"))
     assert [p.name for p in saved] == ["00000000.png", "00000001.png", "00000002.png"]
-    from vsrlab.data import matlab_imresize
+    from vsrlab.ops.resize import matlab_imresize
 
     lr = degrade(clips["city"][1:2], 4)[0]
     assert np.array_equal(read_image(saved[1]), matlab_imresize(lr, 4))

@@ -6,12 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from vsrlab.data.degradations import (
-    bicubic_downsample,
-    matlab_imresize,
-    matlab_imresize_tensor,
-    resize_matrix,
-)
+from vsrlab.data.degradations import bicubic_downsample
+from vsrlab.ops.resize import matlab_imresize, matlab_imresize_tensor, resize_matrix
 
 # Outputs of BasicSR's port of MATLAB imresize (basicsr/utils/matlab_functions.py, float32) on the
 # inputs below; an independent implementation of the same MATLAB algorithm.

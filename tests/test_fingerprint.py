@@ -21,7 +21,7 @@ from vsrlab.data.fingerprint import (
     frames_sha256,
     lr_alignment,
 )
-from vsrlab.eval import evaluate
+from vsrlab.evaluation import evaluate
 
 
 @pytest.mark.parametrize("dx,dy", [(1, 0), (0, -1), (-1, 1)])

@@ -15,19 +15,14 @@ from hydra.core.global_hydra import GlobalHydra
 from torch import Tensor
 
 from conftest import FAST, compose_config
-from vsrlab.data.degradations import matlab_imresize, matlab_imresize_tensor
-from vsrlab.data.frames import DataError
-from vsrlab.infer import (
-    FrameWriter,
-    infer,
-    iter_chunks,
-    iter_frames,
-    load_infer_model,
-    main,
-    super_resolve_stream,
-)
+from vsrlab.cli.infer import main
+from vsrlab.data.errors import DataError
+from vsrlab.inference.stream import iter_chunks, super_resolve_stream
+from vsrlab.inference.video_io import FrameWriter, iter_frames
+from vsrlab.inference.videos import infer, load_infer_model
 from vsrlab.models import VSRModule
-from vsrlab.train import train
+from vsrlab.ops.resize import matlab_imresize, matlab_imresize_tensor
+from vsrlab.training import train
 from vsrlab.utils.images import frames_to_tensor, save_rgb, to_uint8_hwc
 
 NUM_FRAMES, H, W = 12, 32, 40
@@ -189,10 +184,10 @@ def test_frame_folder_chunked_output_equals_whole_clip_predict_clip(trained, tmp
     cfg = _infer_cfg(
         tmp_path,
         [
-            f"ckpt={trained}",
+            f"ckpt_path={trained}",
             f"input={folder}",
             f"output={tmp_path / 'out'}",
-            "chunk_size=4",
+            "frames_per_chunk=4",
             "model.evaluation.chunk_size=4",
             "arch=bicubic",
         ],
@@ -247,12 +242,12 @@ def test_official_weights_via_ckpt_or_arch_pretrained_and_spatial_padding(traine
         padded = F.pad(lq, (0, 3, 0, 2), mode="reflect")
         expected = to_uint8_hwc(reference.predict_clip(padded)[..., :120, :148])
 
-    for weights_arg in ([f"ckpt={weights}"], [f"arch.pretrained={weights}"]):
+    for weights_arg in ([f"ckpt_path={weights}"], [f"arch.pretrained={weights}"]):
         out = tmp_path / "sr.mkv"
         infer(
             _infer_cfg(
                 tmp_path,
-                [*TINY_NET, *weights_arg, f"input={folder}", f"output={out}", "chunk_size=4", "fps=10"],
+                [*TINY_NET, *weights_arg, f"input={folder}", f"output={out}", "frames_per_chunk=4", "fps=10"],
             )
         )
         sr, fps = _read_video(out)
@@ -266,6 +261,8 @@ def test_official_weights_via_ckpt_or_arch_pretrained_and_spatial_padding(traine
 # ------------------------------------------------------------------------- recurrent, chunking
 class CausalToyRecurrent(nn.Module):
     """A recurrent stand-in: frame t's output is frame t plus the running mean of frames <= t, x4 nearest."""
+
+    temporal = "recurrent"  # the architecture contract (vsrlab.archs.contract)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, T, C, h, w) -> (B, T, C, 4h, 4w)
         steps = torch.arange(1, x.shape[1] + 1, dtype=x.dtype).view(1, -1, 1, 1, 1)
@@ -314,7 +311,8 @@ def test_errors_name_the_missing_or_unreadable_file(trained, tmp_path):
     with pytest.raises(FileNotFoundError, match="checkpoint not found: .*missing.ckpt"):
         infer(
             _infer_cfg(
-                tmp_path, [f"ckpt={tmp_path / 'missing.ckpt'}", f"input={folder}", f"output={tmp_path / 'o'}"]
+                tmp_path,
+                [f"ckpt_path={tmp_path / 'missing.ckpt'}", f"input={folder}", f"output={tmp_path / 'o'}"],
             )
         )
     fake = tmp_path / "fake.mp4"

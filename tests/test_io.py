@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from vsrlab.run import write_json
 from vsrlab.utils.io import atomic_write
-from vsrlab.utils.run import write_json
 
 
 def test_failed_write_keeps_previous_file(tmp_path):

@@ -18,7 +18,7 @@ import torch
 
 from conftest import FAST
 from vsrlab.callbacks.preemption import Preempted
-from vsrlab.train import train
+from vsrlab.training import train
 
 BIN = Path(sys.executable).parent
 TESTS = Path(__file__).resolve().parent

@@ -14,9 +14,12 @@ import numpy as np
 import pytest
 
 import vsrlab.data.prepare as prepare
+from vsrlab.data.clip_lists import read_clip_list
 from vsrlab.data.degradations import degrade
-from vsrlab.data.frames import DataError, LmdbStore, read_clip_list, read_image
+from vsrlab.data.errors import DataError
+from vsrlab.data.image_io import read_image
 from vsrlab.data.prepare import collect_frames, make_lmdb, make_lr_folder
+from vsrlab.data.stores import LmdbStore
 
 ROOT = Path(__file__).resolve().parents[1]
 VID4_NAMES = ["Frame 1", "Frame 2", "Frame 10"]

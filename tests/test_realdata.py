@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from vsrlab.data.degradations import matlab_imresize
 from vsrlab.metrics import calculate_psnr, calculate_ssim
+from vsrlab.ops.resize import matlab_imresize
 
 VID4_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "vid4"
 
@@ -46,7 +46,7 @@ def test_vsrlab_eval_bicubic_on_vid4_reproduces_the_published_baseline(tmp_path)
     """`vsrlab-eval arch=bicubic data=vid4 data.root=<Vid4>`: LR made from GT (BI), Y channel ->
     23.78 / 0.6347."""
     from conftest import compose_config
-    from vsrlab.eval import evaluate
+    from vsrlab.evaluation import evaluate
 
     cfg = compose_config(
         "eval",

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from vsrlab import report
+from vsrlab.cli.report import main
 from vsrlab.report import (
     best_and_final,
     collect_jobs,
@@ -21,7 +22,6 @@ from vsrlab.report import (
     format_params,
     gain_per_mparam,
     gn_grid,
-    main,
     pearson_correlation,
 )
 

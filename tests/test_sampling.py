@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vsrlab.data.sampling import EpochSampler, window_indices
+from vsrlab.data.sampling import EpochSampler
+from vsrlab.ops.windows import window_indices
 
 
 @pytest.mark.parametrize(

@@ -17,14 +17,14 @@ from hydra.core.global_hydra import GlobalHydra
 from pytorch_lightning.loggers import WandbLogger
 
 from conftest import FAST, compose_config, offline_run_ids
+from vsrlab.app import CONFIG_DIR
 from vsrlab.archs import build_arch
-from vsrlab.eval import evaluate
+from vsrlab.evaluation import evaluate
 from vsrlab.ops import alignment_modules
-from vsrlab.sweep import job_subdir, plan_jobs, short_keys
-from vsrlab.train import CONFIG_DIR, finish_wandb, instantiate_loggers, train
+from vsrlab.run import job_subdir, plan_jobs, run_id, short_keys
+from vsrlab.run.resume import config_changes
+from vsrlab.training import finish_wandb, instantiate_loggers, train
 from vsrlab.utils.ddp import refuse_sweep_on_secondary_rank
-from vsrlab.utils.job import config_changes
-from vsrlab.utils.run import run_id
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]
@@ -377,3 +377,27 @@ def test_slurm_launcher_config_renders_one_task_per_gpu_and_requeue(tmp_path, mo
     assert "module load cuda" in sbatch
     assert executor._executor.max_num_timeout == 20
     assert folder.startswith(str(tmp_path / "train" / "multiruns" / "offset_diversity"))
+
+
+def test_a_tdan_g_x_n_sweep_records_its_axes_and_gets_heatmaps(tmp_path):
+    """TDAN names G `deform_groups`: the sweeper records the axes from the architecture's contract,
+    so the report draws the G x N heatmaps without guessing from key names."""
+    tiny_tdan = ["arch=tdan", "arch.mid_channels=8", "arch.num_blocks_before_align=1",
+                 "arch.num_blocks_after_align=1", "arch.num_frame=3"]  # fmt: skip
+    fast = [o for o in FAST if not o.startswith("arch.")]
+    args = ["-m", "arch.deform_groups=1,2", "arch.num_offsets=1,9", "hydra/launcher=basic", "test=false",
+            "run_name=tdan", f"paths.log_dir={tmp_path}", *fast, *tiny_tdan, "trainer.max_steps=2",
+            "model.scheduler.periods=[2]"]  # fmt: skip
+    proc = _cli(args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep = tmp_path / "train" / "multiruns" / "tdan"
+    manifest = json.loads((sweep / "sweep.json").read_text())
+    assert manifest["axes"] == {"groups": "arch.deform_groups", "offsets": "arch.num_offsets"}
+    report = subprocess.run(
+        [str(BIN / "vsrlab-report"), str(sweep)], capture_output=True, text=True, timeout=300
+    )
+    assert report.returncode == 0, report.stderr
+    assert (sweep / "heatmap_psnr.png").stat().st_size > 0 and (
+        sweep / "heatmap_gain_per_mparam.png"
+    ).is_file()
+    assert "## G x N grid" in (sweep / "report.md").read_text()

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from vsrlab.data.degradations import matlab_imresize
 from vsrlab.data.synthetic import SyntheticVideoDataset
 from vsrlab.ops import flow_warp
+from vsrlab.ops.resize import matlab_imresize
 from vsrlab.utils.images import to_uint8_hwc
 
 

@@ -18,7 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from vsrlab.sweep import is_done, plan_jobs, record_job_states, update_manifest
+from vsrlab.run import is_done, plan_jobs, record_job_states, update_manifest
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,23 @@ class StableSweeper(BasicSweeper):
         HydraConfig.instance().set_config(config)
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
+    def offset_axes(self, swept_keys: list[str]) -> dict[str, str] | None:
+        """``{'groups': key, 'offsets': key}`` when the sweep varies both G and N of the configured
+        architecture (its contract's ``offset_axes``: EDVR's ``deformable_groups`` / ``num_offsets``,
+        TDAN's ``deform_groups`` / ``num_offsets``), for the report's G x N heatmaps."""
+        target = OmegaConf.select(self.config, "arch._target_", default=None)
+        if target is None or "arch" in swept_keys:
+            return None
+        from hydra.utils import get_class
+
+        from vsrlab.archs.contract import offset_axes
+
+        axes = offset_axes(get_class(str(target)))
+        if not axes:
+            return None
+        groups, offsets = (f"arch.{name}" for name in axes)
+        return {"groups": groups, "offsets": offsets} if groups in swept_keys and offsets in swept_keys else None
+
     def sweep(self, arguments: list[str]) -> Any:
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
@@ -75,6 +92,7 @@ class StableSweeper(BasicSweeper):
             jobs,
             [j["subdir"] for j in todo],
             [j["subdir"] for j in skipped],
+            axes=self.offset_axes(swept_keys),
         )
         log.info(
             f"sweep {sweep_dir}: {len(jobs)} jobs, {len(skipped)} finished (skipped), {len(todo)} to run"

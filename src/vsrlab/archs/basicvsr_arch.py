@@ -18,6 +18,7 @@ and IconVSR (:mod:`vsrlab.archs.iconvsr_arch`) share.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vsrlab.archs.blocks import ConvResidualBlocks
+from vsrlab.archs.contract import Temporal
 from vsrlab.archs.spynet_arch import SPyNet
 from vsrlab.ops.warp import flow_warp
 
@@ -39,6 +41,9 @@ class BidirectionalRecurrentVSR(nn.Module):
 
     Recurrent: no ``num_frame`` attribute; ``(B, T, 3, h, w)`` -> ``(B, T, 3, 4h, 4w)``.
     """
+
+    temporal: ClassVar[Temporal] = "recurrent"
+    offset_axes: ClassVar[tuple[str, str] | None] = None
 
     # MMagic's BasicVSRNet and IconVSRNet call the propagation branches ``*_resblocks``
     MMAGIC_KEY_RENAMES = [(r"(backward|forward)_resblocks\.", r"\1_trunk.")]

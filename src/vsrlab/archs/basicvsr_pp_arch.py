@@ -15,6 +15,7 @@ MMagic's ``BasicVSRPlusPlusNet`` checkpoints load through :func:`vsrlab.archs.lo
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vsrlab.archs.blocks import ConvResidualBlocks
+from vsrlab.archs.contract import Temporal
 from vsrlab.archs.spynet_arch import SPyNet
 from vsrlab.ops import DeformableAlignment, flow_warp
 
@@ -117,6 +119,9 @@ class BasicVSRPlusPlus(nn.Module):
         deformable_groups: deformable groups of each alignment (16 in the paper; not a BasicSR
             argument, exposed for small test models).
     """
+
+    temporal: ClassVar[Temporal] = "recurrent"
+    offset_axes: ClassVar[tuple[str, str] | None] = None
 
     def __init__(
         self,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch.nn as nn
 from torch import Tensor
 
-from vsrlab.data.degradations import matlab_imresize_tensor
+from vsrlab.archs.contract import Temporal
+from vsrlab.ops.resize import matlab_imresize_tensor
 
 
 class Bicubic(nn.Module):
@@ -15,6 +18,9 @@ class Bicubic(nn.Module):
         upscale: SR factor.
         num_frame: frames in the input window (the centre one is upsampled).
     """
+
+    temporal: ClassVar[Temporal] = "window"
+    offset_axes: ClassVar[tuple[str, str] | None] = None
 
     def __init__(self, upscale: int = 4, num_frame: int = 1) -> None:
         super().__init__()

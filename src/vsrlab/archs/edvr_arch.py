@@ -18,7 +18,7 @@ multiples of 4 (two stride-2 pyramid levels).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn as nn
@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vsrlab.archs.blocks import ResidualBlockNoBN, center_frame_index, make_layer
+from vsrlab.archs.contract import Temporal
 from vsrlab.ops import DeformableAlignment, flow_warp, fuse_taps, resize_flow
 
 AlignType = Literal["dcn", "decomposed", "flow", "image"]
@@ -366,6 +367,9 @@ class EDVR(nn.Module):
     ``forward``: ``(B, T, C, h, w)`` -> ``(B, C, 4h, 4w)`` (``(B, C, h, w)`` with ``hr_in``);
     ``h``, ``w`` multiples of 4 (16 with ``hr_in``).
     """
+
+    temporal: ClassVar[Temporal] = "window"
+    offset_axes: ClassVar[tuple[str, str] | None] = ("deformable_groups", "num_offsets")
 
     def __init__(
         self,

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn as nn
@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vsrlab.archs.blocks import ResidualBlockNoBN, center_frame_index, make_layer
+from vsrlab.archs.contract import Temporal
 from vsrlab.archs.spynet_arch import SPyNet
 from vsrlab.ops import flow_warp
 
@@ -75,6 +76,9 @@ class FlowVSR(nn.Module):
     Attributes:
         last_flows: flows of the last ``forward``, or ``None`` before the first.
     """
+
+    temporal: ClassVar[Temporal] = "window"
+    offset_axes: ClassVar[tuple[str, str] | None] = None
 
     def __init__(
         self,

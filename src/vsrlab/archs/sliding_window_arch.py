@@ -22,15 +22,16 @@ so that alignment is the only temporal mechanism under study:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
 from vsrlab.archs.blocks import ResidualBlockNoBN, UpsampleOneStep, center_frame_index, make_layer
-from vsrlab.data.degradations import matlab_imresize_tensor
+from vsrlab.archs.contract import Temporal
 from vsrlab.ops import DeformableAlignment
+from vsrlab.ops.resize import matlab_imresize_tensor
 
 
 class SlidingWindowVSR(nn.Module):
@@ -49,6 +50,9 @@ class SlidingWindowVSR(nn.Module):
         offset_base: ``'auto'``, ``'kernel'`` or ``'zero'`` (see :class:`DeformableAlignment`).
         upscale: SR factor.
     """
+
+    temporal: ClassVar[Temporal] = "window"
+    offset_axes: ClassVar[tuple[str, str] | None] = ("deformable_groups", "num_offsets")
 
     def __init__(
         self,

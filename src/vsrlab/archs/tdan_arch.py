@@ -51,7 +51,7 @@ TDAN reports 1.97M parameters.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn as nn
@@ -59,6 +59,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vsrlab.archs.blocks import ResidualBlockNoBN, center_frame_index, make_layer
+from vsrlab.archs.contract import Temporal
 from vsrlab.ops import DeformableAlignment
 
 
@@ -120,6 +121,9 @@ class TDAN(nn.Module):
     Attributes:
         last_aligned_lr: aligned LR frames of the last ``forward``, or ``None`` before the first.
     """
+
+    temporal: ClassVar[Temporal] = "window"
+    offset_axes: ClassVar[tuple[str, str] | None] = ("deform_groups", "num_offsets")
 
     def __init__(
         self,
@@ -191,10 +195,11 @@ class TDAN(nn.Module):
         aligned = self.align_2(aligned, aligned)
         return self.to_rgb(aligned)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, T, C, h, w)`` LR window in ``[0, 1]`` -> ``(B, C, s*h, s*w)`` SR centre frame.
+    def forward(self, x: Tensor, return_aligned_lr: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """``(B, T, C, h, w)`` LR window in ``[0, 1]`` -> ``(B, C, s*h, s*w)`` SR centre frame, and with
+        ``return_aligned_lr`` the aligned LR frames ``(B, T, C, h, w)`` too (TDAN's alignment loss).
 
-        Also sets ``last_aligned_lr`` ``(B, T, C, h, w)``.
+        Also keeps the aligned frames in ``last_aligned_lr``.
         """
         b, t, c, h, w = x.shape
         if t != self.num_frame:
@@ -211,4 +216,5 @@ class TDAN(nn.Module):
         aligned = torch.cat([aligned_neig[:, :ci], x[:, ci : ci + 1], aligned_neig[:, ci:]], dim=1)
 
         self.last_aligned_lr = aligned + self.img_mean
-        return self.reconstruct(aligned.reshape(b, t * c, h, w)) + self.img_mean
+        out = self.reconstruct(aligned.reshape(b, t * c, h, w)) + self.img_mean
+        return (out, self.last_aligned_lr) if return_aligned_lr else out

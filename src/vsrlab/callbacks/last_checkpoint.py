@@ -7,7 +7,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 from pytorch_lightning.trainer.states import TrainerFn
 
-from vsrlab.utils.checkpoint import LAST_CHECKPOINT, checkpoint_dir
+from vsrlab.run.checkpoints import checkpoint_dir
+from vsrlab.run.layout import LAST_CHECKPOINT
 
 
 class LastCheckpoint(pl.Callback):

@@ -34,7 +34,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from vsrlab.utils.checkpoint import checkpoint_dir
+from vsrlab.run.checkpoints import checkpoint_dir
 
 log = logging.getLogger(__name__)
 

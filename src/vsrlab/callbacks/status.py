@@ -6,7 +6,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from vsrlab.sweep import STATUS_FILE, read_json, write_status
+from vsrlab.run import read_status, write_status
 
 
 class StatusFile(pl.Callback):
@@ -29,7 +29,7 @@ class StatusFile(pl.Callback):
             )
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        previous = read_json(f"{trainer.default_root_dir}/{STATUS_FILE}") or {}
+        previous = read_status(trainer.default_root_dir)
         self._write(
             trainer, sessions=[*previous.get("sessions", []), {"start_step": int(trainer.global_step)}]
         )

@@ -1,24 +1,13 @@
 """Datasets, degradations and the LightningDataModule."""
 
 from vsrlab.data.datamodule import VSRDataModule
-from vsrlab.data.degradations import (
-    bicubic_downsample,
-    blur_downsample,
-    degrade,
-    matlab_imresize,
-    matlab_imresize_tensor,
-)
-from vsrlab.data.frames import (
-    DataError,
-    FolderStore,
-    LmdbStore,
-    list_frames,
-    open_store,
-    read_flo,
-    read_image,
-    write_flo,
-)
-from vsrlab.data.sampling import EpochSampler, ResumableDataLoader, window_indices
+from vsrlab.data.degradations import bicubic_downsample, blur_downsample, degrade
+from vsrlab.data.errors import DataError
+from vsrlab.data.flow_io import read_flo, write_flo
+from vsrlab.data.image_io import list_frames, read_image
+from vsrlab.data.process import configure_process
+from vsrlab.data.sampling import EpochSampler, ResumableDataLoader
+from vsrlab.data.stores import FolderStore, LmdbStore, open_store
 from vsrlab.data.synthetic import SyntheticVideoDataset
 from vsrlab.data.video import VideoDataset
 
@@ -39,7 +28,5 @@ __all__ = [
     "SyntheticVideoDataset",
     "VSRDataModule",
     "bicubic_downsample",
-    "matlab_imresize",
-    "matlab_imresize_tensor",
-    "window_indices",
+    "configure_process",
 ]

@@ -2,7 +2,7 @@
 
 Both tools walk a frame folder of any depth (REDS ``000/00000000.png``, Vimeo-90K
 ``sequences/00001/0001/im1.png``, Vid4 ``calendar/Frame 001.png``) and name every image by its
-*key*, the path relative to the root without the extension, as :mod:`vsrlab.data.frames` does.
+*key*, the path relative to the root without the extension, as :mod:`vsrlab.data.stores` does.
 
 - :func:`make_lr_folder` writes the BI (MATLAB bicubic) or BD (Gaussian blur + subsample) LR
   frame of every GT frame as ``<dst>/<key>.png``, mod-cropping GT frames whose size is not a
@@ -31,9 +31,12 @@ import cv2
 import lmdb
 import numpy as np
 
+from vsrlab.data.clip_lists import frame_name
 from vsrlab.data.degradations import degrade
-from vsrlab.data.frames import DataError, frame_name, is_image, natural_key, read_image
+from vsrlab.data.errors import DataError
+from vsrlab.data.image_io import is_image, read_image
 from vsrlab.utils.io import atomic_write
+from vsrlab.utils.text import natural_key
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"IEND\xaeB`\x82"
@@ -253,7 +256,7 @@ def make_lmdb(
     """Pack the frames below ``src`` into a BasicSR LMDB at ``dst`` (conventionally ``<name>.lmdb``).
 
     Values are the frames re-encoded as PNG (``cv2.imencode``, BGR; 16-bit and grey frames become
-    8-bit colour, as :func:`vsrlab.data.frames.read_image` reads them) under their keys
+    8-bit colour, as :func:`vsrlab.data.image_io.read_image` reads them) under their keys
     (``000/00000000``); ``meta_info.txt`` lists ``<key>.png (h,w,c) <compress_level>`` per image
     in natural key order. Resumable: keys already in ``dst`` are kept, not re-encoded, and
     writes are committed every ``batch`` images; ``meta_info.txt`` is removed before the first

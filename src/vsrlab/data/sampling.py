@@ -1,4 +1,4 @@
-"""Temporal windows and resumable, rank-aware sampling.
+"""Resumable, rank-aware sampling of training and evaluation data.
 
 Training data in vsrlab is a pure function of the sample index, and the sampler below decides
 which indices a step sees from ``(seed, epoch, position)`` alone. Saving the position in the
@@ -9,58 +9,11 @@ exactly the batches an uninterrupted run would have seen.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
-
-Padding = Literal["replicate", "reflection", "reflection_circle", "circle"]
-
-
-def window_indices(
-    center: int, num_total: int, num_frame: int, padding: Padding = "reflection", interval: int = 1
-) -> list[int]:
-    """Indices of the ``num_frame`` window centred on ``center`` in a clip of ``num_total`` frames.
-
-    Frames are ``interval`` apart (BasicSR's ``interval_list``); intervals other than 1 allow
-    ``replicate`` and ``reflection`` padding only.
-
-    Out-of-range positions are filled as the reference toolkits do (BasicSR
-    ``generate_frame_indices``), e.g. for ``center=0, num_frame=5``:
-    replicate ``[0, 0, 0, 1, 2]``, reflection ``[2, 1, 0, 1, 2]``,
-    reflection_circle ``[4, 3, 0, 1, 2]``, circle ``[3, 4, 0, 1, 2]``.
-    """
-    if num_frame % 2 == 0:
-        raise ValueError(f"num_frame must be odd, got {num_frame}")
-    if not 0 <= center < num_total:
-        raise IndexError(f"center {center} is outside a clip of {num_total} frames")
-    if interval < 1 or (interval > 1 and padding not in ("replicate", "reflection")):
-        raise ValueError(f"interval {interval} needs replicate or reflection padding, got {padding!r}")
-    last = num_total - 1
-    half = num_frame // 2
-    out = []
-    for i in range(center - half * interval, center + half * interval + 1, interval):
-        if 0 <= i <= last:
-            out.append(i)
-        elif padding == "replicate":
-            out.append(0 if i < 0 else last)
-        elif padding == "reflection":
-            out.append(-i if i < 0 else 2 * last - i)
-        elif padding == "reflection_circle":
-            out.append(center + half - i if i < 0 else (center - half) - (i - last))
-        elif padding == "circle":
-            out.append(num_frame + i if i < 0 else i - num_frame)
-        else:
-            raise ValueError(
-                f"padding must be replicate, reflection, reflection_circle or circle, got {padding!r}"
-            )
-    if any(not 0 <= i <= last for i in out):
-        raise ValueError(
-            f"a clip of {num_total} frames is too short for a {num_frame}-frame window "
-            f"with {padding!r} padding"
-        )
-    return out
 
 
 def _world() -> tuple[int, int]:

@@ -21,7 +21,7 @@ transpose, each with probability 1/2) and temporal reversal. Every random choice
 Without ``lq_root`` the LR frames are made on the fly from GT by the ``degradation`` (BI or
 BD), after cropping GT to a multiple of the scale.
 
-Bad input raises :class:`~vsrlab.data.frames.DataError` naming the file, folder or key;
+Bad input raises :class:`~vsrlab.data.errors.DataError` naming the file, folder or key;
 ``skip_bad=True`` instead skips the clip with a warning and counts it in ``bad_clips``
 (training draws another sample; evaluation yields ``None``, which the data module's collate
 drops).
@@ -39,19 +39,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vsrlab.data.clip_lists import check_numbering, frame_name, read_meta_file
 from vsrlab.data.degradations import degrade
+from vsrlab.data.errors import DataError
 from vsrlab.data.fingerprint import clip_fingerprint
-from vsrlab.data.frames import (
-    Backend,
-    DataError,
-    FrameStore,
-    check_numbering,
-    frame_name,
-    open_stores,
-    read_flo,
-    read_meta_file,
-)
-from vsrlab.data.sampling import Padding, window_indices
+from vsrlab.data.flow_io import read_flo
+from vsrlab.data.process import configure_process
+from vsrlab.data.stores import Backend, FrameStore, open_stores
+from vsrlab.ops.windows import Padding, window_indices
 from vsrlab.utils.images import frames_to_tensor
 
 log = logging.getLogger(__name__)
@@ -88,7 +83,7 @@ class VideoDataset(Dataset):
 
     Args:
         gt_root: folder (or LMDB) of GT clip folders, or a list of them (items may be
-            ``{path, clip_offset, optional}``, see :func:`~vsrlab.data.frames.open_stores`).
+            ``{path, clip_offset, optional}``, see :func:`~vsrlab.data.stores.open_stores`).
         lq_root: the matching LR frames (same clip and frame names); ``None`` degrades GT on the fly.
         lq_missing: ``'degrade'`` makes LR on the fly when ``lq_root`` does not exist (Vid4 with
             only GT), ``'error'`` (default) refuses.
@@ -157,6 +152,7 @@ class VideoDataset(Dataset):
             raise ValueError(f"gt_size {gt_size} is not divisible by the scale {scale}")
         if flow_root is not None and sampling != "window":
             raise ValueError("flow_root needs sampling='window' (flows are to the window centre)")
+        configure_process()  # before any loader worker is forked
         self.gt = open_stores(gt_root, backend)
         self.lq = None
         if lq_root is not None:

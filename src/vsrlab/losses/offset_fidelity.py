@@ -57,3 +57,94 @@ class OffsetFidelityLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"loss_weight={self.loss_weight}, threshold={self.threshold}"
+
+
+FLOW_SOURCES = ("batch", "spynet")
+
+
+class OffsetFidelityTerm:
+    """The offset-fidelity term of a training step: :class:`OffsetFidelityLoss` over the offsets of
+    every alignment module of a sliding-window network, towards the flow from every frame of the
+    window to its centre.
+
+    Args:
+        loss: the configured :class:`OffsetFidelityLoss` (``loss_weight``, ``threshold``).
+        flow: ``'batch'`` — the batch carries it (``flow`` ``(B, T, 2, h, w)``: the synthetic data's
+            true flow, or precomputed ``.flo`` files); ``'spynet'`` — a frozen SPyNet computes it on
+            the LR frames (``spynet_path``: its weights). The teacher is no submodule of the model:
+            never trained, never saved.
+        spynet_path: weights of the SPyNet teacher (``flow='spynet'``).
+
+    Flows are resized to each module's resolution (pyramid levels) with their vectors rescaled.
+    """
+
+    def __init__(self, loss: nn.Module, flow: str = "batch", spynet_path: str | None = None) -> None:
+        if flow not in FLOW_SOURCES:
+            raise ValueError(f"model.offset_fidelity.flow must be one of {FLOW_SOURCES}, got {flow!r}")
+        self.loss, self.flow, self.spynet_path = loss, flow, spynet_path
+        self._teacher: nn.Module | None = None
+
+    @classmethod
+    def from_config(cls, cfg: dict | None, net: nn.Module) -> OffsetFidelityTerm | None:
+        """The term of ``model.offset_fidelity`` (``{loss, flow, spynet_path}``) for ``net``; None when
+        the config has no loss.
+
+        Raises:
+            ValueError: ``net`` is recurrent (its offsets do not align frames to a window centre).
+        """
+        if not (cfg or {}).get("loss"):
+            return None
+        from hydra.utils import instantiate
+
+        from vsrlab.archs.contract import is_recurrent
+
+        if is_recurrent(net):
+            raise ValueError(
+                f"model.offset_fidelity needs a sliding-window network; {type(net).__name__} is recurrent"
+            )
+        return cls(instantiate(cfg["loss"]), cfg.get("flow", "batch"), cfg.get("spynet_path"))
+
+    def teacher_flow(self, lq: Tensor, center: int) -> Tensor:
+        """Flow ``(B, T, 2, h, w)`` from the centre frame to every frame by the frozen SPyNet."""
+        if self._teacher is None:
+            import warnings
+
+            from vsrlab.archs.spynet_arch import SPyNet
+
+            if not self.spynet_path:
+                warnings.warn(
+                    "model.offset_fidelity.spynet_path is null: the SPyNet teacher of the offset-fidelity "
+                    "loss "
+                    "has random weights and its flow is meaningless (fine for smoke tests only)",
+                    stacklevel=2,
+                )
+            self._teacher = SPyNet(self.spynet_path).eval().requires_grad_(False)
+        teacher = self._teacher.to(lq.device)
+        b, t = lq.shape[:2]
+        reference = lq[:, center].unsqueeze(1).expand_as(lq)
+        with torch.no_grad():
+            flow = teacher(reference.reshape(b * t, *lq.shape[2:]), lq.reshape(b * t, *lq.shape[2:]))
+        return flow.view(b, t, 2, *lq.shape[-2:])
+
+    def __call__(self, offsets: dict[str, list[Tensor]], batch: dict, center: int) -> Tensor:
+        """The term for one batch: ``offsets`` as :func:`vsrlab.ops.record_offsets` collected them."""
+        from vsrlab.ops import offsets_per_frame, resize_flow
+
+        lq = batch["lq"]
+        b, t = lq.shape[:2]
+        if self.flow == "batch":
+            if "flow" not in batch:
+                raise KeyError(
+                    "model.offset_fidelity.flow='batch' but the batch has no 'flow' "
+                    "(use data with flow, or offset_fidelity.flow=spynet)"
+                )
+            flow = batch["flow"]
+        else:
+            flow = self.teacher_flow(lq, center)
+        total = lq.new_zeros(())
+        for calls in offsets.values():
+            if calls:
+                offset = offsets_per_frame(calls, b, t).flatten(0, 1)
+                target = resize_flow(flow.flatten(0, 1).to(offset.dtype), tuple(offset.shape[-2:]))
+                total = total + self.loss(offset, target)
+        return total

@@ -1,4 +1,5 @@
-"""Alignment operators: warping, deformable convolution as N warps, G x N deformable alignment."""
+"""Operators: warping, deformable convolution as N warps, G x N deformable alignment, MATLAB's
+bicubic resize and the temporal windows of sliding-window networks."""
 
 from vsrlab.ops.alignment import (
     DeformableAlignment,
@@ -9,7 +10,9 @@ from vsrlab.ops.alignment import (
     sampling_positions,
 )
 from vsrlab.ops.deform_conv import DeformConv2d, deform_conv2d, deform_sample, fuse_taps, kernel_taps
+from vsrlab.ops.resize import matlab_imresize, matlab_imresize_tensor
 from vsrlab.ops.warp import flow_warp, resize_flow, sample_at
+from vsrlab.ops.windows import window_indices, window_reach
 
 __all__ = [
     "DeformConv2d",
@@ -20,10 +23,14 @@ __all__ = [
     "flow_warp",
     "fuse_taps",
     "kernel_taps",
+    "matlab_imresize",
+    "matlab_imresize_tensor",
     "offset_diversity",
     "offsets_per_frame",
     "record_offsets",
     "resize_flow",
     "sample_at",
     "sampling_positions",
+    "window_indices",
+    "window_reach",
 ]

@@ -3,17 +3,33 @@
 Lightning starts ranks 1..N-1 of single-node DDP by re-running the command line. In a Hydra
 multirun that command holds ``-m`` and the whole grid, so every extra rank would relaunch the
 sweep (and, as Lightning's fallback points them at ``hydra.run.dir``, write elsewhere). vsrlab
-replaces that command: the extra ranks run ``python -m vsrlab.train`` on the job's
+replaces that command: the extra ranks run ``python -m`` :data:`RANK_MODULE` on the job's
 ``resolved_config.yaml`` inside the job directory, so all ranks share one directory and config.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from vsrlab.utils.job import RESOLVED_CONFIG, process_rank
+from vsrlab.run.layout import RESOLVED_CONFIG
+
+#: the module extra DDP ranks run (``python -m``): the training app
+RANK_MODULE = "vsrlab.cli.train"
+
+
+def process_rank() -> int:
+    """Global rank of this process from the launcher's environment (0 outside distributed runs).
+
+    Valid before a Trainer exists: Lightning's DDP children get ``LOCAL_RANK``/``RANK``, SLURM tasks
+    ``SLURM_PROCID``.
+    """
+    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return 0
 
 
 def _quote(value: str) -> str:
@@ -31,7 +47,7 @@ def job_rank_command(local_rank: int) -> tuple[Sequence[str], str]:
     command = [
         sys.executable,
         "-m",
-        "vsrlab.train",
+        RANK_MODULE,
         "-cp",
         str(job_dir),
         "-cn",
@@ -62,4 +78,4 @@ def refuse_sweep_on_secondary_rank(argv: Sequence[str] | None = None) -> None:
         )
 
 
-__all__ = ["install_rank_command", "job_rank_command", "refuse_sweep_on_secondary_rank"]
+__all__ = ["install_rank_command", "job_rank_command", "process_rank", "refuse_sweep_on_secondary_rank"]

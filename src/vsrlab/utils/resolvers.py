@@ -1,4 +1,4 @@
-"""OmegaConf resolvers used by vsrlab's configs (registered when vsrlab's apps are imported)."""
+"""OmegaConf resolvers used by vsrlab's configs (registered by :func:`vsrlab.app.init`)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,19 @@ from typing import Any
 from omegaconf import OmegaConf
 
 
-def training_sampling(num_frame: Any) -> str:
-    """``'window'`` for sliding-window archs (they have ``num_frame``), ``'sequence'`` for recurrent ones."""
-    return "sequence" if num_frame is None else "window"
+def arch_is_recurrent(target: Any) -> bool:
+    """Whether the architecture class ``target`` (an ``arch._target_``) is recurrent, by its
+    contract (:mod:`vsrlab.archs.contract`): data configs choose their sampling from it."""
+    from hydra.utils import get_class
+
+    from vsrlab.archs.contract import is_recurrent
+
+    return is_recurrent(get_class(str(target)))
 
 
-def is_recurrent(num_frame: Any) -> bool:
-    """Whether an arch is recurrent: it has no ``num_frame``."""
-    return num_frame is None
+def training_sampling(target: Any) -> str:
+    """``'window'`` for sliding-window archs, ``'sequence'`` for recurrent ones."""
+    return "sequence" if arch_is_recurrent(target) else "window"
 
 
 def default_run_name() -> str:
@@ -65,7 +70,7 @@ def slurm_gpus_per_node(accelerator: Any, devices: Any) -> int | None:
 
 RESOLVERS = {
     "vsrlab.sampling": (training_sampling, False),
-    "vsrlab.recurrent": (is_recurrent, False),
+    "vsrlab.recurrent": (arch_is_recurrent, False),
     "vsrlab.run_name": (default_run_name, True),
     "vsrlab.devices": (device_count, False),
     "vsrlab.slurm_gpus": (slurm_gpus_per_node, False),
@@ -73,8 +78,8 @@ RESOLVERS = {
 
 
 def register_resolvers() -> None:
-    """``${vsrlab.sampling:${oc.select:arch.num_frame,null}}`` (window | sequence) and
-    ``${vsrlab.recurrent:${oc.select:arch.num_frame,null}}`` (bool) adapt data configs to the arch;
+    """``${vsrlab.sampling:${arch._target_}}`` (window | sequence) and
+    ``${vsrlab.recurrent:${arch._target_}}`` (bool) adapt data configs to the arch;
     ``${vsrlab.run_name:}`` is :func:`default_run_name` (cached: one value per config);
     ``${vsrlab.devices:${trainer.devices}}`` and
     ``${vsrlab.slurm_gpus:${trainer.accelerator},${trainer.devices}}``

@@ -1,14 +1,5 @@
-"""``vsrlab-eval``: score a checkpoint, or a baseline arch, on a dataset's evaluation protocol.
-
-    vsrlab-eval ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt
-    vsrlab-eval arch=bicubic data=synthetic
-    vsrlab-eval arch=bicubic data=vid4 data.root=/data/Vid4          # the published bicubic baseline
-    vsrlab-eval ckpt_path=... data=vid4 eval.save_images=true       # also writes the output frames
-
-Prints a per-clip table and writes ``metrics.json`` (per clip and mean PSNR / SSIM, the protocol, the
-number of clips skipped as bad) to the run dir; ``eval.save_images=true`` writes every scored output
-frame as PNG under ``images/test/<clip>/``.
-"""
+"""Evaluating a checkpoint, official weights or a baseline arch on a dataset's protocol (the library
+behind ``vsrlab-eval``): per-clip and mean PSNR / SSIM, the data fingerprint, ``metrics.json``."""
 
 from __future__ import annotations
 
@@ -16,15 +7,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import hydra
 import rich
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from vsrlab.callbacks import EvaluationImages
 from vsrlab.models import VSRModule
-from vsrlab.train import CONFIG_DIR, build_trainer, finish_wandb, instantiate_loggers, setup_run
+from vsrlab.run import METRICS_FILE, write_json
+from vsrlab.training import build_trainer, finish_wandb, instantiate_loggers
 from vsrlab.utils.checkpoint import CheckpointError, read_checkpoint
-from vsrlab.utils.run import results_table, write_json
+from vsrlab.utils.console import results_table
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +24,8 @@ log = logging.getLogger(__name__)
 def load_model(cfg: DictConfig) -> VSRModule:
     """The model of ``cfg.ckpt_path`` (architecture from the checkpoint) or of ``cfg.model``.
 
-    The evaluation protocol (metrics) and evaluation options always come from ``cfg``.
+    The evaluation protocol and evaluation options always come from ``cfg``; ``arch.pretrained`` is
+    loaded into a network built from ``cfg``.
 
     Raises:
         FileNotFoundError, CheckpointError: the checkpoint is missing, unreadable or not a vsrlab
@@ -40,7 +33,9 @@ def load_model(cfg: DictConfig) -> VSRModule:
     """
     overrides = OmegaConf.to_container(cfg.model, resolve=True)
     if not cfg.get("ckpt_path"):
-        return instantiate(cfg.model)
+        model = instantiate(cfg.model)
+        model.load_pretrained()
+        return model
     path = Path(cfg.ckpt_path)
     ckpt = read_checkpoint(path)
     hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
@@ -53,8 +48,9 @@ def load_model(cfg: DictConfig) -> VSRModule:
     ema = hparams.get("ema")
     if ema and overrides.get("ema"):  # e.g. model.ema.test=false: score the trained weights
         ema = {**ema, **overrides["ema"]}
+    hparams = {k: v for k, v in hparams.items() if k != "metrics"}  # checkpoints of earlier versions
     model = VSRModule(
-        **{**hparams, "metrics": overrides["metrics"], "evaluation": overrides["evaluation"], "ema": ema}
+        **{**hparams, "protocol": overrides["protocol"], "evaluation": overrides["evaluation"], "ema": ema}
     )
     model.on_load_checkpoint(ckpt)
     model.load_state_dict(ckpt["state_dict"])
@@ -72,29 +68,19 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 def _evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.data)
     model = load_model(cfg)
-    model.eval_cfg["save_images"] = bool(cfg.eval.save_images)
     loggers = instantiate_loggers(cfg)
-    trainer = build_trainer(cfg, logger=loggers or False, callbacks=[])
+    evaluation = model.eval_cfg
+    images = EvaluationImages(evaluation["log_images"], evaluation["log_offsets"], bool(cfg.eval.save_images))
+    trainer = build_trainer(cfg, logger=loggers or False, callbacks=[images])
     trainer.test(model, datamodule=datamodule)
     results = {
         **model.test_results,
-        "protocol": OmegaConf.to_container(cfg.model.metrics, resolve=True),
+        "protocol": OmegaConf.to_container(cfg.model.protocol, resolve=True),
         "ckpt_path": cfg.get("ckpt_path"),
         "arch": model.hparams.arch.get("_target_"),
     }
     rich.print(results_table(results, f"{results['arch']} ({cfg.get('ckpt_path') or 'no checkpoint'})"))
     if trainer.is_global_zero:
-        path = write_json(Path(cfg.paths.output_dir) / "metrics.json", results)
+        path = write_json(Path(cfg.paths.output_dir) / METRICS_FILE, results)
         log.info("wrote %s", path)
     return results
-
-
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
-def main(cfg: DictConfig) -> None:
-    """Console entry point (Hydra app)."""
-    setup_run(cfg)
-    evaluate(cfg)
-
-
-if __name__ == "__main__":
-    main()

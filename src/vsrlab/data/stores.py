@@ -1,4 +1,4 @@
-"""Reading video frames from image folders or LMDB, with errors that name the file or key.
+"""Frame stores: video frames from image folders or LMDB, with errors that name the file or key.
 
 A *frame store* maps frame keys to images. A key is the frame's path relative to the store's
 root without the extension, as in BasicSR's LMDBs: ``000/00000000`` (REDS),
@@ -19,141 +19,15 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 
-# OpenCV's thread pool does not survive fork(): a DataLoader worker forked while the pool exists
-# can hang forever in cv2 (seen as a futex wait in pthread_cond_destroy). Loading parallelises
-# over workers instead, so OpenCV runs single-threaded in every vsrlab process.
-cv2.setNumThreads(0)
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
-_PNG_END = b"IEND\xaeB`\x82"
-_JPEG_END = b"\xff\xd9"
+from vsrlab.data.clip_lists import clip_of, frame_name
+from vsrlab.data.errors import DataError
+from vsrlab.data.image_io import decode_image, is_image, list_frames, read_image
+from vsrlab.data.process import configure_process
+from vsrlab.utils.text import natural_key
 
 Backend = Literal["auto", "folder", "lmdb"]
-
-
-class DataError(ValueError):
-    """Bad input data; the message names the file, folder or key."""
-
-
-def natural_key(name: str) -> list[Any]:
-    """Sort key that orders digit runs by value: ``im2 < im10``, ``Frame 9 < Frame 10``."""
-    return [(0, int(t), t) if t.isdigit() else (1, 0, t.lower()) for t in re.split(r"(\d+)", name) if t]
-
-
-def is_image(name: str) -> bool:
-    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
-
-
-def list_frames(folder: str | os.PathLike) -> list[Path]:
-    """Image files of ``folder`` in natural order.
-
-    Raises:
-        DataError: the folder does not exist or holds no image.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"frame folder not found: {folder}")
-    frames = sorted(
-        (p for p in folder.iterdir() if p.is_file() and is_image(p.name)), key=lambda p: natural_key(p.name)
-    )
-    if not frames:
-        raise DataError(f"no image frames ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
-    return frames
-
-
-def decode_image(data: bytes | np.ndarray, source: str) -> np.ndarray:
-    """Decode an encoded image to ``(H, W, 3)`` uint8 RGB; ``source`` names it in errors.
-
-    Truncated PNG and JPEG files are refused (cv2 would otherwise return a partly grey frame).
-    16-bit images are scaled to 8 bits; grey images are replicated to three channels.
-    """
-    buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
-    raw = buf.tobytes()[:8]
-    if not len(buf):
-        raise DataError(f"empty image file: {source}")
-    if raw.startswith(b"\x89PNG") and not buf[-12:].tobytes().endswith(_PNG_END):
-        raise DataError(f"truncated PNG (no IEND chunk): {source}")
-    if raw.startswith(b"\xff\xd8") and _JPEG_END not in buf[-16:].tobytes():
-        raise DataError(f"truncated JPEG (no end-of-image marker): {source}")
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise DataError(f"cannot decode image (corrupt or not an image): {source}")
-    if img.dtype == np.uint16:
-        img = (img.astype(np.float32) / 257.0).round().astype(np.uint8)
-    elif img.dtype != np.uint8:
-        raise DataError(f"unsupported image dtype {img.dtype}: {source}")
-    if img.ndim == 2:
-        return np.ascontiguousarray(np.repeat(img[..., None], 3, axis=2))
-    if img.shape[2] == 4:
-        img = img[..., :3]
-    return np.ascontiguousarray(img[..., ::-1])
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as ``(H, W, 3)`` uint8 RGB (errors name the file)."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"frame not found: {path}") from None
-    except OSError as err:
-        raise DataError(f"cannot read frame {path}: {err}") from None
-    return decode_image(data, str(path))
-
-
-def read_meta_file(path: str | os.PathLike) -> list[tuple[str, int | None]]:
-    """Clips of a meta file: BasicSR's ``<clip> <num_frames> (h,w,c)`` lines or bare clip names
-    (Vimeo-90K's ``sep_trainlist.txt``: ``00001/0001``); ``#`` comments and blank lines are
-    skipped. Returns ``(clip, num_frames or None)`` pairs."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"meta file not found: {path}")
-    clips = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        parts = line.split()
-        if not parts or parts[0].startswith("#"):
-            continue
-        count = None
-        if len(parts) > 1 and parts[1].isdigit():
-            count = int(parts[1])
-        elif len(parts) > 1 and not parts[1].startswith("("):
-            raise DataError(f"{path}:{number}: expected '<clip> [<num_frames> (h,w,c)]', got {line!r}")
-        clips.append((parts[0].strip("/"), count))
-    if not clips:
-        raise DataError(f"meta file lists no clips: {path}")
-    return clips
-
-
-def read_clip_list(path: str | os.PathLike) -> list[str]:
-    """Clip names of a meta file or clip list (see :func:`read_meta_file`)."""
-    return [clip for clip, _ in read_meta_file(path)]
-
-
-def clip_of(key: str) -> str:
-    """The clip part of a frame key (``'000/00000000'`` -> ``'000'``)."""
-    return key.rsplit("/", 1)[0] if "/" in key else ""
-
-
-def frame_name(key: str) -> str:
-    return key.rsplit("/", 1)[-1]
-
-
-def check_numbering(names: list[str], where: str) -> None:
-    """Refuse a gap in frame numbering (``frame 3, frame 5``) when every name ends in a number."""
-    numbers = [re.search(r"(\d+)\D*$", n) for n in names]
-    if len(names) < 2 or not all(numbers):
-        return
-    values = [int(m.group(1)) for m in numbers]
-    for prev, cur, a, b in zip(values, values[1:], names, names[1:], strict=False):
-        if cur != prev + 1:
-            missing = f"frame {prev + 1}" if cur == prev + 2 else f"frames {prev + 1}..{cur - 1}"
-            raise DataError(
-                f"frames jump from {a!r} to {b!r} in {where}: {missing} missing "
-                "(set check_numbering=false if the gap is intended)"
-            )
 
 
 class FrameStore:
@@ -277,7 +151,7 @@ def lmdb_env(root: Path) -> Any:
     return env
 
 
-def _close_inherited_lmdb_envs() -> None:
+def close_inherited_lmdb_envs() -> None:
     """In a forked child (a DataLoader worker): LMDB environments must not be used across fork(),
     and py-lmdb refuses to reopen a path it believes open, so close the copies and start afresh."""
     for env in _LMDB_ENVS.values():
@@ -288,13 +162,11 @@ def _close_inherited_lmdb_envs() -> None:
     _LMDB_ENVS.clear()
 
 
-os.register_at_fork(after_in_child=_close_inherited_lmdb_envs)
-
-
 class LmdbStore(FrameStore):
     """Frames in a BasicSR LMDB; the environment is opened per process on first read."""
 
     def __init__(self, root: str | os.PathLike) -> None:
+        configure_process()  # copies inherited by forked loader workers are closed there
         self.root = Path(root)
         if not (self.root / "data.mdb").is_file():
             raise DataError(f"LMDB not found: {self.root} has no data.mdb")
@@ -443,35 +315,3 @@ def open_stores(roots: str | os.PathLike | list[Any], backend: Backend = "auto")
     if not stores:
         raise DataError(f"none of the data folders exist: {roots}")
     return stores[0][0] if len(stores) == 1 and not stores[0][1] else CombinedStore(stores)
-
-
-FLO_MAGIC = 202021.25
-
-
-def read_flo(path: str | os.PathLike) -> np.ndarray:
-    """Middlebury ``.flo`` flow ``(2, h, w)`` float32, ``(x, y)`` order (errors name the file)."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise DataError(f"cannot read flow file {path}: {err}") from None
-    if len(data) < 12 or np.frombuffer(data[:4], np.float32)[0] != FLO_MAGIC:
-        raise DataError(f"not a .flo file (bad magic number): {path}")
-    w, h = (int(v) for v in np.frombuffer(data[4:12], np.int32))
-    if len(data) != 12 + 8 * w * h:
-        raise DataError(f"truncated .flo file {path}: {len(data)} bytes for {w}x{h}")
-    return np.ascontiguousarray(np.frombuffer(data[12:], np.float32).reshape(h, w, 2).transpose(2, 0, 1))
-
-
-def write_flo(path: str | os.PathLike, flow: np.ndarray) -> Path:
-    """Write ``(2, h, w)`` flow as Middlebury ``.flo``."""
-    from vsrlab.utils.io import atomic_write
-
-    flow = np.asarray(flow, np.float32)
-    if flow.ndim != 3 or flow.shape[0] != 2:
-        raise ValueError(f"flow must be (2, h, w), got {flow.shape}")
-    with atomic_write(path) as f:
-        f.write(np.float32(FLO_MAGIC).tobytes())
-        f.write(np.array([flow.shape[2], flow.shape[1]], np.int32).tobytes())
-        f.write(np.ascontiguousarray(flow.transpose(1, 2, 0)).tobytes())
-    return Path(path)

@@ -1,11 +1,7 @@
-"""Run identity, config printing and the results file of a run directory."""
+"""What the apps print: the composed config as a tree and per-clip results as a table."""
 
 from __future__ import annotations
 
-import json
-import os
-import re
-from pathlib import Path
 from typing import Any
 
 import rich
@@ -13,21 +9,6 @@ import rich.syntax
 import rich.tree
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
-
-from vsrlab.utils.io import atomic_write
-
-
-def run_id(output_dir: str | os.PathLike, log_dir: str | os.PathLike) -> str:
-    """A W&B-safe id derived from the run directory relative to the log directory.
-
-    The same directory always gives the same id, so a resumed run logs into the same W&B run.
-    """
-    try:
-        rel = Path(output_dir).resolve().relative_to(Path(log_dir).resolve())
-    except ValueError:
-        rel = Path(output_dir)
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", rel.as_posix()).strip("-")
-    return slug[-120:] or "run"
 
 
 def print_config_tree(
@@ -43,13 +24,6 @@ def print_config_tree(
         text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
         branch.add(rich.syntax.Syntax(text, "yaml"))
     rich.print(tree)
-
-
-def write_json(path: str | os.PathLike, data: dict[str, Any]) -> Path:
-    """Write ``data`` as indented JSON atomically (:func:`vsrlab.utils.io.atomic_write`)."""
-    with atomic_write(path, "w") as f:
-        f.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    return Path(path)
 
 
 def results_table(results: dict[str, Any], title: str) -> Table:

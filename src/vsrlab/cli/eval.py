@@ -1,0 +1,39 @@
+"""``vsrlab-eval``: score a checkpoint, or a baseline arch, on a dataset's evaluation protocol.
+
+    vsrlab-eval ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt
+    vsrlab-eval arch=bicubic data=synthetic
+    vsrlab-eval arch=bicubic data=vid4 data.root=/data/Vid4          # the published bicubic baseline
+    vsrlab-eval ckpt_path=... data=vid4 eval.save_images=true       # also writes the output frames
+
+Prints a per-clip table and writes ``metrics.json`` (per clip and mean PSNR / SSIM, the protocol, the
+data fingerprint and any problem found in the data, the number of clips skipped as bad) to the run
+dir; ``eval.save_images=true`` writes every scored output frame as PNG under ``images/test/<clip>/``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from vsrlab.app import CONFIG_DIR, init, setup_run, translate_renamed_keys
+from vsrlab.evaluation import evaluate
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
+def hydra_main(cfg: DictConfig) -> None:
+    """The Hydra app."""
+    setup_run(cfg)
+    evaluate(cfg)
+
+
+def main() -> None:
+    """Console entry point ``vsrlab-eval``."""
+    init()
+    sys.argv[1:] = translate_renamed_keys(sys.argv[1:], "eval")
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""What a run directory keeps so that its results can be trusted and rebuilt without W&B: the
+resolved config, the code's git state and diff, and the versions of the packages it ran with."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from vsrlab.run.layout import ENVIRONMENT_FILE, GIT_DIFF, GIT_FILE, RESOLVED_CONFIG, write_json
+from vsrlab.utils.io import atomic_write
+
+SOURCE_DIR = Path(__file__).resolve().parents[3]
+
+
+def git_state(repo: str | os.PathLike = SOURCE_DIR) -> dict[str, Any]:
+    """``{'commit', 'branch', 'dirty', 'diff'}`` of the git work tree holding vsrlab's source, or
+    ``{'commit': None}`` when it is not one (an installed wheel) or git is missing."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
+
+    try:
+        commit = git("rev-parse", "HEAD").strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None}
+    diff = git("diff", "HEAD")
+    untracked = [line[3:] for line in git("status", "--porcelain").splitlines() if line.startswith("??")]
+    return {
+        "commit": commit,
+        "branch": git("rev-parse", "--abbrev-ref", "HEAD").strip(),
+        "dirty": bool(diff) or bool(untracked),
+        "untracked": untracked,
+        "diff": diff,
+    }
+
+
+#: distributions whose versions are recorded in every run directory (``environment.json``)
+KEY_PACKAGES = (
+    "vsrlab",
+    "torch",
+    "pytorch-lightning",
+    "lightning-fabric",
+    "torchmetrics",
+    "hydra-core",
+    "omegaconf",
+    "wandb",
+    "numpy",
+    "scipy",
+    "opencv-python-headless",
+    "kornia",
+    "scikit-image",
+    "lmdb",
+    "submitit",
+    "hydra-submitit-launcher",
+)
+
+
+def environment_state() -> dict[str, Any]:
+    """``{'python', 'platform', 'packages': {name: version or None}, 'torch': {cuda, cudnn, devices}}``
+    of this process: what a result depends on besides the code and the config."""
+    import platform
+    import sys
+    from importlib import metadata
+
+    import torch
+
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": {name: version(name) for name in KEY_PACKAGES},
+        "torch": {
+            "cuda": torch.version.cuda,
+            "cudnn": cudnn,
+            "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        },
+    }
+
+
+def save_job_files(cfg: DictConfig, job_dir: str | os.PathLike) -> dict[str, Any]:
+    """Write ``resolved_config.yaml``, ``git.json``, ``git.diff`` and ``environment.json`` (package
+    versions) into ``job_dir``; returns ``{'git': state without the diff, 'environment': ...}`` for
+    the loggers."""
+    job_dir = Path(job_dir)
+    with atomic_write(job_dir / RESOLVED_CONFIG, "w") as f:
+        f.write(OmegaConf.to_yaml(cfg, resolve=True))
+    state = git_state()
+    diff = state.pop("diff", "")
+    write_json(job_dir / GIT_FILE, state)
+    with atomic_write(job_dir / GIT_DIFF, "w") as f:
+        f.write(diff)
+    environment = environment_state()
+    write_json(job_dir / ENVIRONMENT_FILE, environment)
+    return {"git": state, "environment": environment}

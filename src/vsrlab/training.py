@@ -1,0 +1,239 @@
+"""Training a model from a composed config: the run directory's files, resumption, loggers, the
+Trainer, and what happens on a pre-emption (the library behind ``vsrlab-train``)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import rich
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from vsrlab.callbacks import PreemptionCheckpoint
+from vsrlab.callbacks.preemption import Preempted
+from vsrlab.inference.clip import measure_offset_diversity
+from vsrlab.run import (
+    DONE_MARKER,
+    METRICS_FILE,
+    is_done,
+    job_swept_values,
+    mark_done,
+    read_json,
+    record_preemption,
+    run_id,
+    short_keys,
+    write_json,
+    write_status,
+)
+from vsrlab.run.checkpoints import AtomicCheckpointIO, resolve_ckpt_path
+from vsrlab.run.resume import check_same_config
+from vsrlab.run.snapshot import save_job_files
+from vsrlab.utils.console import results_table
+from vsrlab.utils.ddp import process_rank
+from vsrlab.utils.instantiate import instantiate_group
+
+log = logging.getLogger(__name__)
+
+
+def sweep_context() -> dict[str, Any]:
+    """``{'sweep', 'job', 'swept'}`` of the current Hydra multirun job (sweep name, job subdirectory,
+    swept values from the sweep's manifest); empty outside a multirun."""
+    if not HydraConfig.initialized():
+        return {}
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return {}
+    sweep_dir, subdir = Path(hydra_cfg.sweep.dir), str(hydra_cfg.sweep.subdir)
+    return {"sweep": sweep_dir.name, "job": subdir, "swept": job_swept_values(sweep_dir, subdir)}
+
+
+def instantiate_loggers(
+    cfg: DictConfig,
+    context: dict[str, Any] | None = None,
+    git: dict[str, Any] | None = None,
+    environment: dict[str, Any] | None = None,
+) -> list[Any]:
+    """The loggers of ``cfg.logger``. Unset W&B fields are derived: ``id`` from the run directory (a
+    resumed run or requeued sweep job continues its W&B run), ``name`` = ``<sweep>/<job>`` or the run
+    name, ``group`` = the sweep name (else the task name); swept values are added to ``tags``.
+    Every logger receives the resolved config, the swept values, the git state and the package
+    versions."""
+    context = context or {}
+    wandb_cfg = (cfg.get("logger") or {}).get("wandb")
+    if wandb_cfg is not None:
+        with open_dict(cfg):
+            if wandb_cfg.get("id") is None:
+                wandb_cfg.id = run_id(cfg.paths.output_dir, cfg.paths.log_dir)
+            if wandb_cfg.get("name") is None:
+                wandb_cfg.name = f"{context['sweep']}/{context['job']}" if context else cfg.get("run_name")
+            if wandb_cfg.get("group") is None:
+                wandb_cfg.group = context.get("sweep") or cfg.get("task_name")
+            names = short_keys(list(context.get("swept", {})))
+            swept_tags = [f"{names[k]}={v}"[:64] for k, v in context.get("swept", {}).items()]
+            wandb_cfg.tags = [*(wandb_cfg.get("tags") or []), *swept_tags]
+    loggers = instantiate_group(cfg.get("logger"), "logger")
+    params = {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "swept": context.get("swept", {}),
+        "git": git or {},
+        "environment": environment or {},
+    }
+    for logger in loggers:
+        logger.log_hyperparams(params)
+    return loggers
+
+
+def build_trainer(cfg: DictConfig, **kwargs: Any) -> pl.Trainer:
+    """The Trainer of ``cfg.trainer`` with atomic checkpoint writes."""
+    return instantiate(cfg.trainer, plugins=[AtomicCheckpointIO()], **kwargs)
+
+
+def finish_wandb(exit_code: int = 0, preempted: bool = False) -> None:
+    """Close the current W&B run, so that the next run in this process (multirun) starts its own.
+
+    A pre-empted run is marked as such (``mark_preempting``) and finished with its exit code;
+    a W&B service that is already gone (a cluster stops every process of a job) is reported as a
+    warning, never as the job's error.
+    """
+    wandb = sys.modules.get("wandb")
+    if wandb is None or wandb.run is None:
+        return
+    run = wandb.run
+    try:
+        if preempted:
+            run.mark_preempting()
+        wandb.finish(exit_code=exit_code)
+    except Exception as err:  # e.g. wandb's MailboxClosedError when its service was killed
+        log.warning(
+            "the W&B run %s could not be finished cleanly (%s: %s); `wandb sync` its offline directory",
+            run.id,
+            type(err).__name__,
+            err,
+        )
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit (and optionally test) the model of ``cfg``; returns the final metrics.
+
+    The run directory keeps the resolved config, git commit and diff, ``status.json``, then
+    ``metrics.json`` and last a ``done`` marker. With ``ckpt_path: auto`` (default) a run directory
+    with a ``done`` marker is not trained again (its stored metrics are returned) and one with a
+    ``last.ckpt`` resumes from it, after checking that its stored config matches (``resume``);
+    ``ckpt_path: last`` resumes explicitly, also a finished run (e.g. with more steps).
+    """
+    output_dir = Path(cfg.paths.output_dir)
+    rank_zero = process_rank() == 0
+    resume = cfg.get("resume") or {}
+    fast_dev_run = bool(cfg.trainer.get("fast_dev_run"))
+    automatic = cfg.get("ckpt_path") == "auto"
+    check = bool(resume.get("check_config", True)) and rank_zero
+    ignore = list(resume.get("ignore", []))
+    if automatic and is_done(output_dir) and not fast_dev_run:
+        if check:
+            check_same_config(cfg, output_dir, ignore)
+        log.info("%s finished earlier (its done marker exists): not training it again", output_dir)
+        return read_json(output_dir / METRICS_FILE) or {}
+    ckpt_path = (
+        resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, rank_zero) if cfg.get("train", True) else None
+    )
+    if ckpt_path and check and Path(ckpt_path).parent == output_dir / "checkpoints":
+        # automatic resumption must continue the same experiment; an explicit ckpt_path=last may
+        # change it (e.g. more steps), which is logged
+        check_same_config(cfg, output_dir, ignore, strict=automatic)
+    snapshot: dict[str, Any] = {}
+    if rank_zero:
+        (output_dir / DONE_MARKER).unlink(missing_ok=True)  # a run starting over is not finished
+        snapshot = save_job_files(cfg, output_dir)
+        write_status(output_dir, "running")
+    try:
+        return _train(cfg, ckpt_path, snapshot)
+    finally:
+        finish_wandb()
+
+
+def _train(cfg: DictConfig, ckpt_path: str | None, snapshot: dict[str, Any]) -> dict[str, Any]:
+    output_dir = Path(cfg.paths.output_dir)
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+    context = sweep_context()
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model)
+    callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
+    preemption = next((c for c in callbacks if isinstance(c, PreemptionCheckpoint)), None)
+    loggers = instantiate_loggers(cfg, context, snapshot.get("git"), snapshot.get("environment"))
+    trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
+
+    results: dict[str, Any] = {"run_dir": str(output_dir), **({"swept": context["swept"]} if context else {})}
+    try:
+        if cfg.get("train", True):
+            log.info("training%s", f" from {ckpt_path}" if ckpt_path else "")
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+            results.update(fit_results(trainer, model, datamodule))
+        if cfg.get("test", False):
+            best = results.get("best", {}).get("ckpt_path")
+            trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=False)
+            results["test"] = model.test_results
+            if trainer.is_global_zero:
+                rich.print(
+                    results_table(
+                        results["test"], f"test of {Path(best).name if best else 'the final weights'}"
+                    )
+                )
+    except BaseException as error:
+        stop = error if isinstance(error, Preempted) else None
+        if trainer.is_global_zero and not trainer.fast_dev_run:
+            if stop is not None:
+                record_preemption(output_dir, stop.step, signal.Signals(stop.signum).name)
+            else:
+                write_status(
+                    output_dir,
+                    "failed",
+                    step=int(trainer.global_step),
+                    error=f"{type(error).__name__}: {error}",
+                )
+        finish_wandb(exit_code=stop.code if stop is not None else 1, preempted=stop is not None)
+        if stop is not None and preemption is not None:
+            preemption.hand_over()
+        raise
+    if trainer.is_global_zero and not trainer.fast_dev_run:
+        write_json(output_dir / METRICS_FILE, results)
+        mark_done(output_dir)
+        write_status(output_dir, "done", step=int(trainer.global_step))
+    return results
+
+
+def fit_results(trainer: pl.Trainer, model: Any, datamodule: Any) -> dict[str, Any]:
+    """Final and per-validation metrics, best checkpoint, parameter counts and the offset diversity
+    (Chan et al. 2021, Fig. 9) of the validated network on the first validation clips."""
+    net = model.net
+    results: dict[str, Any] = {
+        "val": {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")},
+        "val_history": list(model.val_history),
+        "global_step": trainer.global_step,
+        "params": {
+            "total": sum(p.numel() for p in net.parameters()),
+            "trainable": sum(p.numel() for p in net.parameters() if p.requires_grad),
+        },
+    }
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is not None and checkpoint.best_model_path:
+        results["best"] = {
+            "ckpt_path": checkpoint.best_model_path,
+            "score": float(checkpoint.best_model_score),
+            "monitor": checkpoint.monitor,
+        }
+    if trainer.is_global_zero and datamodule.val_set is not None:
+        clips = [datamodule.val_set[i]["lq"] for i in range(min(2, len(datamodule.val_set)))]
+        diversity = measure_offset_diversity(
+            model.evaluation_net("val"), [c for c in clips if c is not None], model.eval_cfg["padding"]
+        )
+        results["offset_diversity"] = None if diversity is None else diversity["mean"]
+        results["offset_diversity_modules"] = None if diversity is None else diversity["modules"]
+    return results
