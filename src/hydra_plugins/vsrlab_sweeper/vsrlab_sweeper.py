@@ -71,7 +71,9 @@ class StableSweeper(BasicSweeper):
         if not axes:
             return None
         groups, offsets = (f"arch.{name}" for name in axes)
-        return {"groups": groups, "offsets": offsets} if groups in swept_keys and offsets in swept_keys else None
+        if groups not in swept_keys or offsets not in swept_keys:
+            return None
+        return {"groups": groups, "offsets": offsets}
 
     def sweep(self, arguments: list[str]) -> Any:
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
