@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import resource
 import statistics
 import subprocess
@@ -33,6 +32,7 @@ import time
 from pathlib import Path
 
 import torch
+from benchlib import write_section
 from rich.progress import track
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,22 +136,6 @@ def render(rows: list[dict], device: str, note: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, text: str) -> None:
-    old = (
-        path.read_text()
-        if path.exists()
-        else "# Benchmarks\n\nTables written by the scripts in `scripts/`.\n\n"
-    )
-    pattern = re.compile(rf"{re.escape(SECTION)}\n.*?(?=\n## |\Z)", re.S)
-    new = (
-        pattern.sub(lambda _: text.rstrip("\n") + "\n", old)
-        if pattern.search(old)
-        else old.rstrip("\n") + "\n\n" + text
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -217,7 +201,7 @@ def main() -> None:
         + "`."
     )
     text = render(rows, args.device, note)
-    write_section(args.output, text)
+    write_section(args.output, SECTION, text)
     print(text)
 
 

@@ -44,7 +44,6 @@ import json
 import math
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -56,6 +55,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from benchlib import write_section
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -349,8 +349,9 @@ def _fmt(x: float) -> str:
     return f"{x:.1f}" if x >= 10 else f"{x:.2f}"
 
 
-def render(rows: list[dict], ref: dict[str, Any], notes: str, bullets: list[str]) -> str:
-    """The Markdown section: notes, the loader table, the consumer table and the reading bullets."""
+def render(rows: list[dict], ref: dict[str, Any], notes: str, pixels: float, lr_per_clip: float) -> str:
+    """The Markdown section: notes, the loader table, the consumer table and the figures derived from
+    them (numbers only: their reading is prose in docs/benchmarks.md, written once)."""
     lo, hi = ref["gpu_clips"]
     lines = [
         SECTION,
@@ -371,6 +372,9 @@ def render(rows: list[dict], ref: dict[str, Any], notes: str, bullets: list[str]
             f"{r['clips_s'] / ref['cpu_clips']:.0f}x | "
             f"{r['clips_s'] / hi:.2f}-{r['clips_s'] / lo:.2f}x |"
         )
+    by = {(r["backend"], r["workers"]): r for r in rows}
+    f0, l0, f2, l2 = by["folder", 0], by["lmdb", 0], by["folder", 2], by["lmdb", 2]
+    slowest = min(r["clips_s"] for r in rows) / ref["cpu_clips"]
     lines += [
         "",
         "| consumer | s/step (batch 4) | clips/s | source |",
@@ -381,110 +385,21 @@ def render(rows: list[dict], ref: dict[str, Any], notes: str, bullets: list[str]
         f"| EDVR-M training step, one modern GPU | {1 / ref['gpu_steps'][1]:.2f}-"
         f"{1 / ref['gpu_steps'][0]:.2f} | {lo:g}-{hi:g} | **assumption, not measured** |",
         "",
-        "### Reading the data-loading table",
-        "",
+        "| derived figure | value |",
+        "| --- | ---: |",
+        f"| LR frames decoded per clip (windows at clip ends repeat frames) | {lr_per_clip:.2f} |",
+        f"| GT kpixels decoded per clip / share of them in the GT patch | {pixels / 1e3:.0f} / "
+        f"{100 * GT_SIZE**2 / pixels:.0f}% |",
+        f"| LMDB / folder clips/s at 0 and 2 workers | {l0['clips_s'] / f0['clips_s']:.2f}x, "
+        f"{l2['clips_s'] / f2['clips_s']:.2f}x |",
+        f"| LMDB / folder encoded bytes, decode time | {l0['kb_clip'] / f0['kb_clip']:.2f}x, "
+        f"{l0['decode_ms'] / f0['decode_ms']:.2f}x |",
+        f"| 2 workers / 0 workers (folder, LMDB) | {f2['clips_s'] / f0['clips_s']:.2f}x, "
+        f"{l2['clips_s'] / l0['clips_s']:.2f}x |",
+        f"| slowest loader row / EDVR-M CPU step | {slowest:.0f}x |",
+        f"| REDS (1280x720) pixels / these frames' | {REDS_PIXELS / pixels:.1f}x |",
     ]
-    lines += [f"- {b}" for b in bullets]
     return "\n".join(lines) + "\n"
-
-
-def write_section(path: Path, text: str) -> None:
-    """Replace the ``## Data loading`` section of ``path`` (up to the next ``## ``) or append it."""
-    header = "# Benchmarks\n\nTables written by the scripts in `scripts/`.\n\n"
-    old = path.read_text() if path.exists() else header
-    pattern = re.compile(rf"{re.escape(SECTION)}\n.*?(?=\n## |\Z)", re.S)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text.rstrip("\n") + "\n", old)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new)
-
-
-def _vs_folder(ratio: float) -> str:
-    """LMDB's rate relative to the folder's, in words (within 10% counts as the same)."""
-    if abs(ratio - 1) < 0.1:
-        return f"about the folder rate ({ratio:.2f}x)"
-    return f"{ratio:.2f}x the folder rate"
-
-
-def _spread(lmdb0: dict, folder0: dict, lmdb2: dict, folder2: dict) -> str:
-    """Whether the run ranges of the LMDB and folder rows overlap, at 0 and at 2 workers, in words."""
-
-    def overlap(a: dict, b: dict) -> bool:
-        return a["min"] <= b["max"] and b["min"] <= a["max"]
-
-    at0, at2 = overlap(lmdb0, folder0), overlap(lmdb2, folder2)
-    if at0 and at2:
-        return "their run ranges overlap at both worker counts"
-    if not at0 and not at2:
-        return "their run ranges are disjoint at both worker counts"
-    return f"their run ranges overlap at {0 if at0 else 2} workers only"
-
-
-def reading_bullets(
-    rows: list[dict], ref: dict[str, Any], summary: dict[str, Any], lr_per_clip: float
-) -> list[str]:
-    """Interpretation of the measured numbers, in words (every figure comes from this run)."""
-    by = {(r["backend"], r["workers"]): r for r in rows}
-    f0, l0, f2, l2 = by["folder", 0], by["lmdb", 0], by["folder", 2], by["lmdb", 2]
-    lo, hi = ref["gpu_clips"]
-    pixels = statistics.mean(h * w for _, _, h, w in summary["clips"].values())
-    share_f, share_l = (r["decode_ms"] * r["clips_s"] / 1000 for r in (f0, l0))
-    dominant = (
-        "**PNG decoding dominates.**" if min(share_f, share_l) >= 0.5 else "**PNG decoding is a minor part.**"
-    )
-    rates2 = (f2["clips_s"], l2["clips_s"])
-    per_worker = max(rates2) / 2
-    reds = REDS_PIXELS / pixels
-    need, need_reds = math.ceil(hi / per_worker), math.ceil(hi * reds / per_worker)
-    if min(rates2) > hi:
-        verdict = (
-            f"exceed all of that range, by {min(rates2) / hi:.1f}x or more over its top "
-            f"and {min(rates2) / lo:.1f}x or more over its bottom"
-        )
-    elif max(rates2) < lo:
-        verdict = f"fall short of all of that range (at best {max(rates2) / lo:.2f}x its bottom)"
-    else:
-        verdict = "fall inside that range, so the loader could limit a GPU run"
-    dec_ratio = l0["decode_ms"] / f0["decode_ms"]
-    return [
-        f"{dominant} A clip decodes {lr_per_clip:.2f} whole LR frames (reflected windows at clip ends "
-        f"repeat frames, which are read once) and one whole GT frame ({pixels / 1e3:.0f} kpixels on average "
-        f"here), and only then cuts the {GT_SIZE // SCALE}x{GT_SIZE // SCALE} / {GT_SIZE}x{GT_SIZE} "
-        f"patch: the GT patch is {100 * GT_SIZE**2 / pixels:.0f}% of the GT pixels decoded. Decoding alone "
-        f"takes {f0['decode_ms']:.1f} ms (folder) and {l0['decode_ms']:.1f} ms (LMDB) per clip, "
-        f"{100 * share_f:.0f}% and {100 * share_l:.0f}% of the loader's time per clip at 0 workers (the two "
-        "are measured separately, decoding as the best of 3, so the shares are approximate); the rest is "
-        "file or LMDB reads, "
-        "cropping, flips/rotations, float conversion and collation.",
-        f"**Folder vs LMDB.** LMDB delivers {_vs_folder(l0['clips_s'] / f0['clips_s'])} at 0 workers and "
-        f"{_vs_folder(l2['clips_s'] / f2['clips_s'])} at 2 ({_spread(l0, f0, l2, f2)}; the machine is "
-        "shared, so runs vary). With a warm page cache LMDB saves "
-        "only file opens and path look-ups, which are small next to decoding; its values are the frames "
-        f"re-encoded at PNG level 1 (BasicSR's choice), {l0['kb_clip'] / f0['kb_clip']:.2f}x the bytes of "
-        f"the folder's PNGs, decoding in {dec_ratio:.2f}x the time. LMDB's real advantage, fewer small "
-        "random reads from a cold disk or a network file system, is not measured here.",
-        f"**Workers on 2 cores.** 2 workers deliver {f2['clips_s'] / f0['clips_s']:.2f}x (folder) and "
-        f"{l2['clips_s'] / l0['clips_s']:.2f}x (LMDB) the single-process rate. This machine has "
-        f"{os.cpu_count()} cores, which the workers share with the main process (and other users), so "
-        f"2 workers is as far as scaling can be seen here: about {per_worker:.0f} clips/s per worker "
-        "(the better 2-worker row / 2).",
-        f"**Against the CPU model (measured).** One EDVR-M training step on this CPU consumes "
-        f"{ref['cpu_clips']:.2f} clips/s; the slowest loader row delivers "
-        f"{min(r['clips_s'] for r in rows) / ref['cpu_clips']:.0f}x that, so CPU training is never "
-        "input-bound (in real CPU training the loader also takes cores from the model, about "
-        f"{100 * ref['cpu_clips'] / max(r['clips_s'] for r in rows if r['workers'] == 0):.1f}% of one core "
-        "at this rate).",
-        f"**Against a GPU (assumption, not measured).** Assuming EDVR-M runs {ref['gpu_steps'][0]:g}-"
-        f"{ref['gpu_steps'][1]:g} steps/s of batch 4 on one modern GPU ({lo:g}-{hi:g} clips/s, an "
-        f"order-of-magnitude guess), the 2-worker rates ({f2['clips_s']:.0f} folder, {l2['clips_s']:.0f} "
-        f"LMDB clips/s) {verdict}. At {per_worker:.0f} clips/s per worker and linear scaling, {need} "
-        f"worker{'s' if need > 1 else ''} (each with a free core) would feed {hi:g} clips/s on these frames; "
-        f"REDS frames (1280x720) have {reds:.1f}x their pixels, and decoding scales with pixels, so "
-        f"about {need_reds} worker{'s' if need_reds > 1 else ''} for REDS itself (an extrapolation, not "
-        "measured). A GPU run also needs the loader to keep up per GPU: 8 GPUs (BasicSR's recipe) need 8x.",
-    ]
 
 
 def main() -> None:
@@ -494,8 +409,9 @@ def main() -> None:
     parser.add_argument(
         "--vid4",
         type=Path,
-        default=ROOT.parent / "shared" / "data" / "vid4" / "GT",
-        help="Vid4 GT folder (<clip>/*.png); synthetic frames of the same sizes when absent",
+        default=ROOT / "data" / "Vid4" / "GT",
+        help="Vid4 GT folder (<clip>/*.png; default: data/Vid4/GT of the repository); synthetic frames of "
+        "the same sizes when absent",
     )
     parser.add_argument(
         "--workdir",
@@ -648,8 +564,9 @@ def main() -> None:
             f"{total_s:.0f} s. Written by `python scripts/bench_data.py`.",
         ]
     )
-    text = render(rows, ref, notes, reading_bullets(rows, ref, summary, lr_per_clip))
-    write_section(args.output, text)
+    pixels = statistics.mean(h * w for _, _, h, w in summary["clips"].values())
+    text = render(rows, ref, notes, pixels, lr_per_clip)
+    write_section(args.output, SECTION, text)
     print(text)
 
 

@@ -1,6 +1,6 @@
 """Hydra sweeper ``hydra/sweeper=vsrlab``: Hydra's basic grid sweeper with stable job directories.
 
-Each job runs in ``<sweep dir>/<swept values>`` (:func:`vsrlab.sweep.job_subdir`) instead of
+Each job runs in ``<sweep dir>/<swept values>`` (:func:`vsrlab.run.identity.job_subdir`) instead of
 ``<sweep dir>/<job number>``; jobs whose ``done`` marker exists are not launched again, and
 ``sweep.json`` records the grid and every launch. Lives in ``hydra_plugins`` because Hydra only
 instantiates sweepers found there.

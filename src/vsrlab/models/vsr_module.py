@@ -31,13 +31,8 @@ from vsrlab.optim.param_rules import ParamRules
 
 log = logging.getLogger(__name__)
 
-EVALUATION_DEFAULTS = {
-    "padding": "reflection",
-    "chunk_size": 8,
-    "log_images": 2,
-    "log_offsets": 4,
-    "save_images": False,
-}
+EVALUATION_DEFAULTS = {"padding": "reflection", "chunk_size": 8, "log_images": 2, "log_offsets": 4,
+                       "save_images": False}  # fmt: skip
 HPARAMS = ("arch", "loss", "optimizer", "scheduler", "protocol", "evaluation", "offset_fidelity",
            "aligned_lr_loss", "lr_mult", "freeze", "ema")  # fmt: skip
 VAL_HISTORY_KEYS = ("psnr", "ssim", "psnr_bicubic")
@@ -153,16 +148,12 @@ class VSRModule(pl.LightningModule):
             raise ValueError(f"training windows have {lq.shape[1]} frames but arch.num_frame is "
                              f"{self.net.num_frame}: set data.train.num_frames to match")  # fmt: skip
         with record_offsets(self.net) as offsets:
-            out = self.net(lq, return_aligned_lr=True) if self.aligned_lr_loss is not None else self.net(lq)
-        out, aligned = out if self.aligned_lr_loss is not None else (out, None)
-        if out.dim() == 5:
-            target = gt
-        else:  # datasets load the window's centre GT only, or the whole window
-            target = (
-                gt[:, 0]
-                if gt.shape[1] == 1
-                else gt[:, getattr(self.net, "center_frame_idx", gt.shape[1] // 2)]
+            out, aligned = (
+                self.net(lq, return_aligned_lr=True) if self.aligned_lr_loss else (self.net(lq), None)
             )
+        # recurrent nets predict every frame; windows load their centre GT only, or the whole window
+        centre = 0 if gt.shape[1] == 1 else getattr(self.net, "center_frame_idx", gt.shape[1] // 2)
+        target = gt if out.dim() == 5 else gt[:, centre]
         terms = {"pix": self.loss_fn(out, target)}
         if self.offset_fidelity is not None:
             terms["offset"] = self.offset_fidelity(offsets, batch, self.net.center_frame_idx)
