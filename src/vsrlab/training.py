@@ -20,6 +20,7 @@ from vsrlab.callbacks import PreemptionCheckpoint
 from vsrlab.callbacks.preemption import Preempted
 from vsrlab.inference.clip import measure_offset_diversity
 from vsrlab.run import (
+    CHECKPOINT_DIR,
     DONE_MARKER,
     METRICS_FILE,
     is_done,
@@ -143,7 +144,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ckpt_path = (
         resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, rank_zero) if cfg.get("train", True) else None
     )
-    if ckpt_path and check and Path(ckpt_path).parent == output_dir / "checkpoints":
+    if ckpt_path and check and Path(ckpt_path).parent == output_dir / CHECKPOINT_DIR:
         # automatic resumption must continue the same experiment; an explicit ckpt_path=last may
         # change it (e.g. more steps), which is logged
         check_same_config(cfg, output_dir, ignore, strict=automatic)

@@ -35,6 +35,7 @@ import pytorch_lightning as pl
 import torch
 
 from vsrlab.run.checkpoints import checkpoint_dir
+from vsrlab.run.layout import LAST_CHECKPOINT
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class PreemptionCheckpoint(pl.Callback):
     """
 
     def __init__(
-        self, signals: list[str] | tuple[str, ...] = ("SIGUSR2", "SIGTERM"), filename: str = "last.ckpt"
+        self, signals: list[str] | tuple[str, ...] = ("SIGUSR2", "SIGTERM"), filename: str = LAST_CHECKPOINT
     ) -> None:
         super().__init__()
         unknown = [s for s in signals if not isinstance(getattr(signal, str(s), None), signal.Signals)]
