@@ -83,9 +83,30 @@ def _apply(m: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.
     return m[0, 0] * x + m[0, 1] * y + m[0, 2], m[1, 0] * x + m[1, 1] * y + m[1, 2]
 
 
+def _speed_range(name: str, value: Sequence[float] | None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if len(value) != 2 or not 0 <= float(value[0]) <= float(value[1]):
+        raise ValueError(
+            f"motion.{name} must be [lo, hi] with 0 <= lo <= hi (LR pixels per frame), got {value}"
+        )
+    return float(value[0]), float(value[1])
+
+
 @dataclass(frozen=True)
 class MotionConfig:
-    """Ranges of the random motion, in HR pixels (and radians) per frame."""
+    """Ranges of the random motion, in HR pixels (and radians) per frame, except the two speed ranges.
+
+    ``speed`` (``[lo, hi]``, LR pixels per frame): per clip, the background (camera) translates across
+    the frame at a speed drawn uniformly from ``[lo, hi]`` in a uniformly random direction, instead of
+    the velocity of ``camera_speed``; the speed is exact at the reference (centre) frame, and
+    ``camera_acceleration``, ``camera_rotation`` and ``camera_zoom`` still add their motion (set them to
+    0 for a pure constant-speed translation). ``object_speed_range`` (``[lo, hi]``, LR pixels per
+    frame) does the same for the foreground, its speed and direction drawn independently of the
+    camera's; null: the range of ``speed`` when that is set, else ``object_speed`` (HR pixels). Both
+    null (default): the motion of earlier versions, bit for bit. Fast objects leave the frame after a
+    few frames (the valid masks of the flow say where they are hidden).
+    """
 
     camera_speed: float = 6.0
     camera_acceleration: float = 0.6
@@ -94,13 +115,40 @@ class MotionConfig:
     object_speed: float = 8.0
     object_rotation: float = 0.03
     object_size: tuple[float, float] = (0.3, 0.55)
+    speed: tuple[float, float] | None = None
+    object_speed_range: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        speed = _speed_range("speed", self.speed)
+        object_speed = _speed_range("object_speed_range", self.object_speed_range)
+        object.__setattr__(self, "speed", speed)
+        object.__setattr__(self, "object_speed_range", object_speed if object_speed is not None else speed)
+        object.__setattr__(self, "object_size", tuple(self.object_size))
+
+
+def _random_direction(rng: np.random.Generator, speed: tuple[float, float], scale: int) -> np.ndarray:
+    """A velocity ``(x, y)`` in HR pixels per frame: magnitude uniform in ``speed`` (LR pixels per
+    frame) times ``scale``, direction uniform. Two draws, as the ``uniform(-v, v, 2)`` it replaces."""
+    magnitude, direction = rng.uniform(*speed), rng.uniform(-np.pi, np.pi)
+    return magnitude * scale * np.array([np.cos(direction), np.sin(direction)])
+
+
+def _path_start(u: np.ndarray, reach: np.ndarray, margin: float, image_size: tuple[int, int]) -> np.ndarray:
+    """Start (reference-frame) point ``(x, y)`` of a camera path that moves at most ``reach`` source
+    pixels either way per axis while the frame covers ``margin`` pixels around it: uniform (``u`` in
+    [0, 1)) over the positions that keep every frame inside the image, or the image centre on an axis
+    where the path does not fit (frames then see the image's mirror extension, see :meth:`render`)."""
+    sizes = np.array([image_size[1], image_size[0]], dtype=np.float64)  # (x, y)
+    lo, hi = margin + reach, sizes - 1 - margin - reach
+    return np.where(hi >= lo, lo + u * (hi - lo), (sizes - 1) / 2)
 
 
 class SyntheticClip:
     """One random two-layer clip: rendering of HR frames and analytic flow between frames.
 
     Layer transforms map layer (source image) coordinates to frame coordinates; frame ``t``
-    shows the foreground where its ellipse covers the pixel and the background elsewhere.
+    shows the foreground where its ellipse covers the pixel and the background elsewhere. ``size`` is
+    the HR frame size; ``scale`` the SR factor, the unit of ``motion``'s speed ranges (LR pixels).
     """
 
     def __init__(
@@ -110,6 +158,7 @@ class SyntheticClip:
         num_frames: int,
         size: tuple[int, int],
         motion: MotionConfig,
+        scale: int = 1,
     ) -> None:
         h, w = size
         self.size = size
@@ -121,11 +170,21 @@ class SyntheticClip:
 
         # camera: background source point at the frame centre, rotation and zoom per frame
         bh, bw = self.bg.shape[:2]
-        start = np.array([rng.uniform(0.3, 0.7) * (bw - 1), rng.uniform(0.3, 0.7) * (bh - 1)])
-        vel = rng.uniform(-motion.camera_speed, motion.camera_speed, 2)
+        if motion.speed is None:
+            start = np.array([rng.uniform(0.3, 0.7) * (bw - 1), rng.uniform(0.3, 0.7) * (bh - 1)])
+            vel = rng.uniform(-motion.camera_speed, motion.camera_speed, 2)
+        else:  # the same number of draws, so the rest of the clip (layers, object) stays the same
+            u_start, frame_vel = rng.uniform(0, 1, 2), _random_direction(rng, motion.speed, scale)
         acc = rng.uniform(-motion.camera_acceleration, motion.camera_acceleration, 2)
         angle0, omega = rng.uniform(-0.2, 0.2), rng.uniform(-motion.camera_rotation, motion.camera_rotation)
         zoom0, zeta = rng.uniform(0.9, 1.1), rng.uniform(-motion.camera_zoom, motion.camera_zoom)
+        if motion.speed is not None:
+            # a source point moves across the frame at -zoom * R(angle) * vel: |vel| = speed / zoom0
+            vel = -_similarity(1 / zoom0, -angle0, np.zeros(2), np.zeros(2))[:2, :2] @ frame_vel
+            reach = np.abs(vel) * ref + 0.5 * np.abs(acc) * ref * ref
+            zoom_min = zoom0 * max(1 - abs(zeta) * ref, 0.5)
+            margin = np.hypot(w, h) / 2 / zoom_min + 2  # the frame's half diagonal, cubic taps
+            start = _path_start(u_start, reach, margin, (bh, bw))
         self.bg_tf = [
             _similarity(
                 zoom0 * (1 + zeta * t), angle0 + omega * t, start + vel * t + 0.5 * acc * t * t, centre
@@ -139,7 +198,10 @@ class SyntheticClip:
         self.radii = np.array([rng.uniform(*motion.object_size), rng.uniform(*motion.object_size)]) * side / 2
         src = np.array([rng.uniform(0.25, 0.75) * (fw - 1), rng.uniform(0.25, 0.75) * (fh - 1)])
         pos = centre + rng.uniform(-0.25, 0.25, 2) * np.array([w, h])
-        fvel = rng.uniform(-motion.object_speed, motion.object_speed, 2)
+        if motion.object_speed_range is None:
+            fvel = rng.uniform(-motion.object_speed, motion.object_speed, 2)
+        else:
+            fvel = _random_direction(rng, motion.object_speed_range, scale)
         phi0, fomega = (
             rng.uniform(-np.pi, np.pi),
             rng.uniform(-motion.object_rotation, motion.object_rotation),
@@ -156,7 +218,12 @@ class SyntheticClip:
         )
 
     def render(self) -> np.ndarray:
-        """HR frames ``(T, H, W, 3)`` uint8."""
+        """HR frames ``(T, H, W, 3)`` uint8.
+
+        Layers are sampled with OpenCV's ``BORDER_REFLECT_101``: beyond its borders a source image
+        continues as its mirror image, a static canvas, so the true flow stays exact where a frame
+        sees past the border (fast cameras whose path does not fit the image, see :class:`MotionConfig`).
+        """
         h, w = self.size
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
         frames = []
@@ -172,19 +239,22 @@ class SyntheticClip:
             frames.append(np.clip(np.round(alpha * fg + (1 - alpha) * bg), 0, 255).astype(np.uint8))
         return np.stack(frames)
 
-    def flow_to(self, ref: int, scale: int) -> tuple[np.ndarray, np.ndarray]:
-        """LR flow from frame ``ref`` to every frame and its validity.
+    def flow_to(
+        self, ref: int, scale: int, frames: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """LR flow from frame ``ref`` to every frame (or to ``frames``) and its validity.
 
         Returns:
             ``flow`` ``(T, 2, h, w)`` float32 ``(x, y)`` in LR pixels and ``valid``
-            ``(T, 1, h, w)`` float32: 1 where the reference pixel's point is visible in frame t.
+            ``(T, 1, h, w)`` float32: 1 where the reference pixel's point is visible in frame t
+            (``T``: the number of ``frames`` when given).
         """
         h, w = self.size[0] // scale, self.size[1] // scale
         ly, lx = np.mgrid[0:h, 0:w].astype(np.float64)
         x, y = (lx + 0.5) * scale - 0.5, (ly + 0.5) * scale - 0.5  # LR pixel centres in HR pixels
         on_fg = self._fg_radius(ref, x, y) < 1
         flows, valids = [], []
-        for t in range(len(self.bg_tf)):
+        for t in range(len(self.bg_tf)) if frames is None else frames:
             bx, by = _apply(self.bg_tf[t] @ np.linalg.inv(self.bg_tf[ref]), x, y)
             fx, fy = _apply(self.fg_tf[t] @ np.linalg.inv(self.fg_tf[ref]), x, y)
             tx, ty = np.where(on_fg, fx, bx), np.where(on_fg, fy, by)
@@ -193,6 +263,26 @@ class SyntheticClip:
             flows.append(np.stack([(tx - x) / scale, (ty - y) / scale]))
             valids.append((visible & inside)[None])
         return np.stack(flows).astype(np.float32), np.stack(valids).astype(np.float32)
+
+    def neighbour_flows(self, scale: int) -> tuple[np.ndarray, np.ndarray]:
+        """LR flow from every frame to its previous and to its next frame.
+
+        Returns:
+            ``flow_prev`` and ``flow_next``, ``(T, 2, h, w)`` float32 ``(x, y)`` in LR pixels:
+            ``flow_prev[t]`` maps frame ``t``'s pixels to frame ``t - 1`` (:meth:`flow_to` of ``t``),
+            ``flow_next[t]`` to frame ``t + 1``; NaN where there is no such frame (``flow_prev[0]``,
+            ``flow_next[T - 1]``).
+        """
+        num_frames = len(self.bg_tf)
+        shape = (num_frames, 2, self.size[0] // scale, self.size[1] // scale)
+        flow_prev, flow_next = np.full(shape, np.nan, np.float32), np.full(shape, np.nan, np.float32)
+        for t in range(num_frames):
+            neighbours = [n for n in (t - 1, t + 1) if 0 <= n < num_frames]
+            if neighbours:
+                flows, _ = self.flow_to(t, scale, neighbours)
+                for n, flow in zip(neighbours, flows, strict=True):
+                    (flow_prev if n < t else flow_next)[t] = flow
+        return flow_prev, flow_next
 
 
 class SyntheticVideoDataset(Dataset):
@@ -212,7 +302,10 @@ class SyntheticVideoDataset(Dataset):
 
     Each item is a dict: ``lq`` ``(T, 3, h, w)`` and ``gt`` ``(T, 3, H, W)`` float32 in [0, 1];
     ``flow`` ``(T, 2, h, w)`` and ``flow_valid`` ``(T, 1, h, w)`` to the centre frame
-    (index ``T // 2``); ``clip_index`` (int) and ``key`` (str).
+    (index ``T // 2``); ``clip_index`` (int) and ``key`` (str). Validation and test clips also have
+    ``flow_prev`` and ``flow_next`` ``(T, 2, h, w)``, from each frame to its previous / next frame
+    (NaN at the clip's ends; :meth:`SyntheticClip.neighbour_flows`), the motion of
+    :mod:`vsrlab.metrics.motion`, and ``fingerprint``.
     """
 
     def __init__(
@@ -247,7 +340,7 @@ class SyntheticVideoDataset(Dataset):
     def make_clip(self, index: int) -> SyntheticClip:
         rng = np.random.default_rng([self.seed, _SPLIT_IDS[self.split], index])
         gt_size = (self.lq_size[0] * self.scale, self.lq_size[1] * self.scale)
-        return SyntheticClip(rng, self.images, self.num_frames, gt_size, self.motion)
+        return SyntheticClip(rng, self.images, self.num_frames, gt_size, self.motion, self.scale)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if index < 0:
@@ -264,7 +357,11 @@ class SyntheticVideoDataset(Dataset):
             "clip_index": index,
             "key": self.clip_name(index),
         }
-        if self.split != "train":  # evaluation clips: what was evaluated (metrics.json's data fingerprint)
+        if self.split != "train":  # evaluation clips: the motion of every frame (motion-stratified scores)
+            flow_prev, flow_next = clip.neighbour_flows(self.scale)
+            sample["flow_prev"] = torch.from_numpy(flow_prev)
+            sample["flow_next"] = torch.from_numpy(flow_next)
+            # what was evaluated (metrics.json's data fingerprint)
             sample["fingerprint"] = json.dumps(
                 {
                     "dataset": f"synthetic/{self.split}",
