@@ -1,10 +1,11 @@
 """The scores of one evaluation: PSNR, SSIM and the bicubic baseline per clip, the clips' names and
 data fingerprints, gathered from every DDP process; the literature's protocol (per-clip mean, then
-mean over clips; uint8 outputs)."""
+mean over clips; uint8 outputs); optionally the scores per motion bin (:mod:`vsrlab.metrics.motion`)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -13,6 +14,7 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor
 
 from vsrlab.data.fingerprint import alignment_problem, data_report
+from vsrlab.metrics.motion import MotionBinScores
 from vsrlab.metrics.video import VideoPSNR, VideoSSIM
 
 log = logging.getLogger(__name__)
@@ -45,27 +47,37 @@ class ClipScores(nn.Module):
 
     Args:
         test_y_channel, crop_border: the protocol of the scores (:class:`VideoPSNR`, :class:`VideoSSIM`).
+        motion_edges: bin edges of the scores per motion bin (:class:`MotionBinScores`); None: none.
     """
 
-    def __init__(self, test_y_channel: bool = False, crop_border: int = 0) -> None:
+    def __init__(
+        self, test_y_channel: bool = False, crop_border: int = 0, motion_edges: Sequence[float] | None = None
+    ) -> None:
         super().__init__()
         args = {"test_y_channel": test_y_channel, "crop_border": crop_border}
         self.metrics = nn.ModuleDict({"psnr": VideoPSNR(**args), "ssim": VideoSSIM(**args),
                                       "psnr_bicubic": VideoPSNR(**args)})  # fmt: skip
+        self.motion = None if motion_edges is None else MotionBinScores(tuple(motion_edges), **args)
         self.names: dict[int, str] = {}
         self.fingerprints: dict[str, dict[str, Any]] = {}
         self.skipped = 0
         self._reported: set[str] = set()
 
     def update(self, clip: int, name: str, frames: list[int], out: Tensor, bicubic: Tensor, gt: Tensor,
-               fingerprint: dict[str, Any] | None = None) -> None:  # fmt: skip
+               fingerprint: dict[str, Any] | None = None,
+               motion: tuple[Tensor, str] | None = None) -> None:  # fmt: skip
         """Score the ``frames`` of clip ``clip`` (index) / ``name``: outputs and bicubic ``(n, C, H, W)``
         against GT; keep its data fingerprint, warning once per clip when its LR frames do not belong
-        to its GT (shifted, another degradation)."""
+        to its GT (shifted, another degradation); with motion bins, ``motion`` is the frames' motion
+        ``(n, h, w)`` and its flow source (:class:`vsrlab.metrics.motion.ClipMotion`)."""
         self.names[clip] = name
         ids = (torch.full((len(frames),), clip, dtype=torch.long), torch.tensor(frames))
         for key, pred in (("psnr", out), ("ssim", out), ("psnr_bicubic", bicubic)):
             self.metrics[key].update(pred, gt, *ids)
+        if self.motion is not None:
+            if motion is None:
+                raise ValueError(f"clip {name}: scores per motion bin need the motion of its frames")
+            self.motion.update(clip, name, frames, out, bicubic, gt, *motion)
         if fingerprint is not None:
             self.fingerprints[name] = fingerprint
             check = fingerprint.get("lr_check")
@@ -82,7 +94,8 @@ class ClipScores(nn.Module):
 
     def results(self) -> dict[str, Any]:
         """``{'clips': {name: {psnr, ssim, psnr_bicubic, frames}}, 'mean', 'skipped_clips', 'data'}``,
-        gathered from every process under DDP (``data``: :func:`vsrlab.data.fingerprint.data_report`)."""
+        gathered from every process under DDP (``data``: :func:`vsrlab.data.fingerprint.data_report`),
+        and ``motion_bins`` (:meth:`MotionBinScores.results`) when they are scored."""
         per_metric = {}
         for name, metric in self.metrics.items():
             with metric.sync_context():
@@ -102,9 +115,14 @@ class ClipScores(nn.Module):
         for problem in data.get("problems", []):
             rank_zero_warn(f"evaluation data: {problem}")
         mean = {name: float(metric.compute()) for name, metric in self.metrics.items()}
-        return {"clips": clips, "mean": mean, "skipped_clips": self.skipped, "data": data}
+        results = {"clips": clips, "mean": mean, "skipped_clips": self.skipped, "data": data}
+        if self.motion is not None:
+            results["motion_bins"] = self.motion.results()
+        return results
 
     def reset(self) -> None:
         for metric in self.metrics.values():
             metric.reset()
         self.names, self.fingerprints, self.skipped = {}, {}, 0
+        if self.motion is not None:
+            self.motion.reset()

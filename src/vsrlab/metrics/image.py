@@ -23,9 +23,11 @@ def rgb_to_y(img: np.ndarray) -> np.ndarray:
     return img.astype(np.float64) @ _Y_WEIGHTS + 16.0
 
 
-def _prepare(
+def prepare_images(
     img: np.ndarray, img2: np.ndarray, crop_border: int, test_y_channel: bool
 ) -> tuple[np.ndarray, np.ndarray]:
+    """The float64 arrays the scores compare: ``crop_border`` removed, MATLAB's Y channel when
+    ``test_y_channel`` (``(H', W')``), else all channels (``(H', W', C)`` or ``(H', W')``)."""
     if img.shape != img2.shape:
         raise ValueError(f"image shapes differ: {img.shape} vs {img2.shape}")
     if img.ndim not in (2, 3):
@@ -52,14 +54,15 @@ def calculate_psnr(
         crop_border: pixels removed from each side.
         test_y_channel: score MATLAB's Y channel instead of all channels.
     """
-    a, b = _prepare(img, img2, crop_border, test_y_channel)
+    a, b = prepare_images(img, img2, crop_border, test_y_channel)
     mse = np.mean((a - b) ** 2)
     if mse == 0:
         return float("inf")
     return float(10.0 * np.log10(255.0**2 / mse))
 
 
-def _ssim_single(a: np.ndarray, b: np.ndarray) -> float:
+def _ssim_map_single(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """SSIM map of one channel, ``(H - 10, W - 10)`` ('valid' filtering)."""
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     kernel = cv2.getGaussianKernel(11, 1.5)
     window = kernel @ kernel.T
@@ -70,10 +73,11 @@ def _ssim_single(a: np.ndarray, b: np.ndarray) -> float:
     sigma1_sq = cv2.filter2D(a * a, -1, window)[valid] - mu1_sq
     sigma2_sq = cv2.filter2D(b * b, -1, window)[valid] - mu2_sq
     sigma12 = cv2.filter2D(a * b, -1, window)[valid] - mu1_mu2
-    ssim_map = ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / (
-        (mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2)
-    )
-    return float(ssim_map.mean())
+    return ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / ((mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2))
+
+
+def _ssim_single(a: np.ndarray, b: np.ndarray) -> float:
+    return float(_ssim_map_single(a, b).mean())
 
 
 def calculate_ssim(
@@ -84,9 +88,28 @@ def calculate_ssim(
     Raises:
         ValueError: for images smaller than the 11x11 window after cropping.
     """
-    a, b = _prepare(img, img2, crop_border, test_y_channel)
+    a, b = prepare_images(img, img2, crop_border, test_y_channel)
     if min(a.shape[:2]) < 11:
         raise ValueError(f"SSIM needs images of at least 11x11 after cropping, got {a.shape[:2]}")
     if a.ndim == 2:
         return _ssim_single(a, b)
     return float(np.mean([_ssim_single(a[..., c], b[..., c]) for c in range(a.shape[2])]))
+
+
+def ssim_map(
+    img: np.ndarray, img2: np.ndarray, crop_border: int = 0, test_y_channel: bool = False
+) -> np.ndarray:
+    """The per-pixel SSIM of :func:`calculate_ssim` (same window, constants and arguments), averaged
+    over channels: ``(H', W')`` float64 for the ``(H' + 10, W' + 10)`` images left after cropping
+    (the 11x11 window's 'valid' positions: pixel ``(i, j)`` of the map is the window centred on pixel
+    ``(i + 5, j + 5)``). Its mean is :func:`calculate_ssim` up to rounding.
+
+    Raises:
+        ValueError: for images smaller than the 11x11 window after cropping.
+    """
+    a, b = prepare_images(img, img2, crop_border, test_y_channel)
+    if min(a.shape[:2]) < 11:
+        raise ValueError(f"SSIM needs images of at least 11x11 after cropping, got {a.shape[:2]}")
+    if a.ndim == 2:
+        return _ssim_map_single(a, b)
+    return np.mean([_ssim_map_single(a[..., c], b[..., c]) for c in range(a.shape[2])], axis=0)

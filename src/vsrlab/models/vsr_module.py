@@ -24,6 +24,7 @@ from vsrlab.archs.pretrained import build_arch, load_arch_weights
 from vsrlab.inference import clip as clip_inference
 from vsrlab.losses import OffsetFidelityTerm
 from vsrlab.metrics.clip_scores import ClipScores, check_protocol
+from vsrlab.metrics.motion import ClipMotion, MotionBinsConfig
 from vsrlab.ops import record_offsets
 from vsrlab.ops.resize import matlab_imresize_tensor
 from vsrlab.optim.ema import ema_config, make_ema, restart_ema, update_ema
@@ -32,7 +33,7 @@ from vsrlab.optim.param_rules import ParamRules
 log = logging.getLogger(__name__)
 
 EVALUATION_DEFAULTS = {"padding": "reflection", "chunk_size": 8, "log_images": 2, "log_offsets": 4,
-                       "save_images": False}  # fmt: skip
+                       "save_images": False, "motion_bins": None}  # fmt: skip
 HPARAMS = ("arch", "loss", "optimizer", "scheduler", "protocol", "evaluation", "offset_fidelity",
            "aligned_lr_loss", "lr_mult", "freeze", "ema")  # fmt: skip
 VAL_HISTORY_KEYS = ("psnr", "ssim", "psnr_bicubic")
@@ -55,7 +56,9 @@ class VSRModule(pl.LightningModule):
             :func:`vsrlab.metrics.clip_scores.check_protocol`); ``metrics``: its old name.
         evaluation: ``padding`` of sliding windows at clip ends and ``chunk_size`` windows per
             forward (:mod:`vsrlab.inference.clip`); ``log_images``, ``log_offsets`` and
-            ``save_images`` configure the pictures (:class:`vsrlab.callbacks.EvaluationImages`).
+            ``save_images`` configure the pictures (:class:`vsrlab.callbacks.EvaluationImages`);
+            ``motion_bins`` (``{edges, flow, spynet_path}``, None: off) adds the test scores per
+            motion bin (:mod:`vsrlab.metrics.motion`).
         offset_fidelity: ``{loss, flow: batch | spynet, spynet_path}``: the offset-fidelity term
             (Chan et al. 2021, Eq. 5; :class:`vsrlab.losses.OffsetFidelityTerm`), sliding-window nets.
         aligned_lr_loss: loss between the network's aligned LR frames
@@ -102,7 +105,14 @@ class VSRModule(pl.LightningModule):
         self.eval_cfg = {**EVALUATION_DEFAULTS, **(args["evaluation"] or {})}
         self.protocol = check_protocol(args["protocol"] or {})
         scores = {k: self.protocol[k] for k in ("test_y_channel", "crop_border")}
-        self.val_scores, self.test_scores = ClipScores(**scores), ClipScores(**scores)
+        self.motion_bins = MotionBinsConfig.from_config(self.eval_cfg["motion_bins"])
+        # the motion of test clips (its SPyNet, if any, is no submodule: never trained, never saved)
+        self.clip_motion = ClipMotion(self.motion_bins) if self.motion_bins is not None else None
+        motion_edges = self.motion_bins.edges if self.motion_bins is not None else None
+        self.val_scores, self.test_scores = (
+            ClipScores(**scores),
+            ClipScores(**scores, motion_edges=motion_edges),
+        )
         self.val_psnr_best = MaxMetric()
         self.val_history: list[dict[str, float]] = []  # one entry per validation, kept in checkpoints
         self.test_results: dict[str, Any] = {}
@@ -242,7 +252,9 @@ class VSRModule(pl.LightningModule):
         out = self.predict_clip(lq, frames, mirror=self.protocol["mirror"], stage=stage)
         bicubic = matlab_imresize_tensor(lq[frames], scale)
         fingerprint = json.loads(batch["fingerprint"][0]) if "fingerprint" in batch else None
-        scores.update(int(batch["clip_index"][0]), name, frames, out, bicubic, gt, fingerprint)
+        use_motion = scores.motion is not None and self.clip_motion is not None
+        motion = self.clip_motion(batch, lq, frames) if use_motion else None
+        scores.update(int(batch["clip_index"][0]), name, frames, out, bicubic, gt, fingerprint, motion)
         return {"clip": name, "frames": frames, "lq": lq, "out": out, "bicubic": bicubic, "gt": gt}
 
     def _log_scores(self, stage: str, scores: ClipScores) -> dict[str, float]:
