@@ -13,7 +13,9 @@ then writes into the output directory (the sweep directory unless ``--out`` is g
   as in Fig. 16 of Chan et al., "Understanding Deformable Alignment in Video Super-Resolution"
   (AAAI 2021);
 * ``diversity_vs_psnr.png`` with the Pearson correlation between offset diversity and PSNR over the
-  jobs, the relation of Fig. 9 of the same paper.
+  jobs, the relation of Fig. 9 of the same paper;
+* ``motion_psnr.png`` (and ``motion_gain.png`` over a job without alignment) when jobs were tested
+  with scores per motion bin (``model.evaluation.motion_bins``; :mod:`vsrlab.report.motion`).
 
 The table is also printed to the console with rich. ``--metric best|final`` chooses which validation
 PSNR (the best one of the validation history, or the last one) the heatmaps and the correlation use.
@@ -33,6 +35,7 @@ from typing import Any
 from vsrlab.report.correlation import Correlation, correlation_section, pearson_correlation
 from vsrlab.report.grid import METRIC_FIELDS, find_gn_keys, gain_per_mparam, gn_grid, gn_keys, gn_section
 from vsrlab.report.jobs import MISSING, as_int, best_and_final, collect_jobs, finite, format_params, read_job
+from vsrlab.report.motion import motion_section
 from vsrlab.report.table import (
     FIXED_COLUMNS,
     column_headers,
@@ -102,12 +105,12 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None, metri
     out.mkdir(parents=True, exist_ok=True)
     gn_lines, heatmaps = gn_section(manifest, rows, out, metric)
     corr_lines, correlation, scatter = correlation_section(rows, out, metric)
+    motion_lines, motion_figures = motion_section(manifest, rows, out)
     csv_path = write_csv(out / "report.csv", rows, manifest["swept_keys"])
     md_path = out / "report.md"
-    md_path.write_text(render_markdown(manifest, rows, metric, [gn_lines, corr_lines]))
-    return Report(
-        manifest, rows, correlation, [md_path, csv_path, *heatmaps, *([scatter] if scatter else [])]
-    )
+    md_path.write_text(render_markdown(manifest, rows, metric, [gn_lines, corr_lines, motion_lines]))
+    figures = [*heatmaps, *([scatter] if scatter else []), *motion_figures]
+    return Report(manifest, rows, correlation, [md_path, csv_path, *figures])
 
 
 def print_report(report: Report, metric: str) -> None:
