@@ -73,10 +73,12 @@ def reds_layout(root: Path, size: tuple[int, int] = (32, 48)) -> dict[str, np.nd
     return clips
 
 
-def vimeo_layout(root: Path, degradation: str = "BI") -> dict[str, np.ndarray]:
+def vimeo_layout(
+    root: Path, degradation: str = "BI", size: tuple[int, int] = (32, 32)
+) -> dict[str, np.ndarray]:
     clips = {}
     for i, clip in enumerate(["00001/0001", "00001/0002", "00002/0001"]):
-        clips[clip] = frames(10 + i, 7, 32, 32)
+        clips[clip] = frames(10 + i, 7, *size)
         write_pair(
             root / "vimeo_septuplet/sequences",
             root / f"{degradation}x4",

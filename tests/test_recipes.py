@@ -36,6 +36,13 @@ SMALL = {
         "data.train.num_frames=3",
         "data.train.gt_size=256",
     ],
+    "psrt_recurrent": [
+        "arch.embed_dim=12",
+        "arch.depths=[1]",
+        "arch.num_heads=[2]",
+        "data.train.num_frames=3",
+        "data.train.gt_size=256",
+    ],
 }
 RECIPES = {
     "edvr_m_wotsa": "edvr",
@@ -47,6 +54,8 @@ RECIPES = {
     "basicvsr": "basicvsr",
     "iconvsr": "iconvsr",
     "basicvsr_pp": "basicvsr_pp",
+    "psrt_recurrent": "psrt_recurrent",
+    "psrt_recurrent_vimeo": "psrt_recurrent",
 }
 # the FAST overrides of conftest shrink the default arch; recipes need their own
 _GENERIC = ["data.batch_size=1", "data.train.gt_size=32", "arch.pretrained=null", "data.pin_memory=false"]
@@ -58,10 +67,10 @@ def _cfg(tmp_path: Path, recipe: str, extra: list[str] = ()):
 
 def _smoke_cfg(tmp_path: Path, recipe: str):
     root = tmp_path / "data"
-    if recipe == "tdan":
-        vimeo_layout(root)
+    if recipe in ("tdan", "psrt_recurrent_vimeo"):
+        vimeo_layout(root, size=(256, 256) if recipe.startswith("psrt") else (32, 32))
     else:  # BasicVSR++ (as BasicSR's) needs LR frames of at least 64x64
-        reds_layout(root, (256, 256) if recipe == "basicvsr_pp" else (32, 48))
+        reds_layout(root, (256, 256) if recipe.startswith(("basicvsr_pp", "psrt")) else (32, 48))
     fast = [
         "debug=fdr",
         "extras.print_config=false",
@@ -81,6 +90,8 @@ EXPECTED = {  # (arch target class, lr, max_steps, loss reduction, lr_mult, froz
     "basicvsr": ("BasicVSR", 2e-4, 300_000, "mean", {"spynet": 0.125}, (["spynet"], 5000)),
     "iconvsr": ("IconVSR", 2e-4, 300_000, "mean", {"spynet": 0.125}, (["spynet"], 5000)),
     "basicvsr_pp": ("BasicVSRPlusPlus", 1e-4, 600_000, "mean", {"spynet": 0.25}, (["spynet"], 5000)),
+    "psrt_recurrent": ("PSRTRecurrent", 2e-4, 600_000, "mean", {"spynet": 0.125}, (["spynet"], 5000)),
+    "psrt_recurrent_vimeo": ("PSRTRecurrent", 1e-4, 300_000, "mean", {"spynet": 0.25}, (["spynet"], 5000)),
 }
 
 
@@ -89,12 +100,12 @@ def test_recipe_values(tmp_path, recipe):
     cfg = _cfg(tmp_path, recipe)
     cls, lr, steps, reduction, lr_mult, freeze = EXPECTED[recipe]
     assert cfg.arch._target_.endswith("." + cls)
-    assert (cfg.data.name, cfg.data.train.gt_size) == (
-        ("vimeo90k", 192) if recipe == "tdan" else ("reds", 256)
-    )
-    recurrent = cls in ("BasicVSR", "IconVSR", "BasicVSRPlusPlus")
+    data = {"tdan": ("vimeo90k", 192), "psrt_recurrent_vimeo": ("vimeo90k", 256)}.get(recipe, ("reds", 256))
+    assert (cfg.data.name, cfg.data.train.gt_size) == data
+    recurrent = cls in ("BasicVSR", "IconVSR", "BasicVSRPlusPlus", "PSRTRecurrent")
     assert cfg.data.train.sampling == ("sequence" if recurrent else "window")
-    assert cfg.data.train.num_frames == {"BasicVSRPlusPlus": 30, "BasicVSR": 15, "IconVSR": 15}.get(cls, 5)
+    frames = {"BasicVSRPlusPlus": 30, "BasicVSR": 15, "IconVSR": 15, "PSRTRecurrent": 16}.get(cls, 5)
+    assert cfg.data.train.num_frames == (7 if recipe == "psrt_recurrent_vimeo" else frames)
     assert cfg.model.optimizer.lr == lr
     assert cfg.trainer.max_steps == steps
     assert cfg.model.loss.reduction == reduction
@@ -103,6 +114,17 @@ def test_recipe_values(tmp_path, recipe):
         assert not cfg.model.freeze
     else:
         assert list(cfg.model.freeze[0].modules) == freeze[0] and cfg.model.freeze[0].until_step == freeze[1]
+
+
+def test_psrt_recipe_trains_in_mixed_precision_on_gpus_only(tmp_path):
+    cfg = _cfg(tmp_path, "psrt_recurrent")
+    assert cfg.trainer.precision == "32-true" and cfg.arch.use_checkpoint
+    assert cfg.model.ema.decay == 0.999 and list(cfg.model.optimizer.betas) == [0.9, 0.99]
+    assert not cfg.data.train.random_reverse
+    gpu = _cfg(tmp_path, "psrt_recurrent", ["trainer=gpu"])
+    assert gpu.trainer.precision == "16-mixed"
+    vimeo = _cfg(tmp_path, "psrt_recurrent_vimeo")
+    assert vimeo.data.train.flip_sequence and vimeo.model.ema.decay == 0.999
 
 
 def test_edvr_second_stage_needs_the_first_stage_checkpoint(tmp_path):

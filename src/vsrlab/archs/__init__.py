@@ -13,6 +13,7 @@ from vsrlab.archs.edvr_arch import EDVR, PCDAlignment, TSAFusion
 from vsrlab.archs.flow_vsr_arch import FlowVSR
 from vsrlab.archs.iconvsr_arch import IconVSR
 from vsrlab.archs.pretrained import IncompatibleCheckpointError, build_arch, load_pretrained
+from vsrlab.archs.psrt_recurrent_arch import PSRTRecurrent
 from vsrlab.archs.sliding_window_arch import SlidingWindowVSR
 from vsrlab.archs.spynet_arch import SPyNet
 from vsrlab.archs.tdan_arch import TDAN
@@ -28,6 +29,7 @@ __all__ = [
     "FlowVSR",
     "IncompatibleCheckpointError",
     "PCDAlignment",
+    "PSRTRecurrent",
     "ResidualBlockNoBN",
     "SPyNet",
     "SlidingWindowVSR",

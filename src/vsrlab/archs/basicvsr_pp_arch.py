@@ -24,11 +24,15 @@ from torch import Tensor
 
 from vsrlab.archs.blocks import ConvResidualBlocks
 from vsrlab.archs.contract import Temporal
+from vsrlab.archs.propagation import (
+    BRANCHES,
+    check_flow_size,
+    is_mirror_extended,
+    neighbour_flows,
+    second_order_flow,
+)
 from vsrlab.archs.spynet_arch import SPyNet
 from vsrlab.ops import DeformableAlignment, flow_warp
-
-BRANCHES = ("backward_1", "forward_1", "backward_2", "forward_2")
-MIN_FLOW_SIZE = 64
 
 
 class SecondOrderDeformableAlignment(DeformableAlignment):
@@ -171,27 +175,13 @@ class BasicVSRPlusPlus(nn.Module):
         self.lrelu = nn.LeakyReLU(0.1, inplace=True)
 
     def check_if_mirror_extended(self, lqs: Tensor) -> bool:
-        """Set and return ``is_mirror_extended``: frame ``i`` equals frame ``T-1-i`` for all ``i``, T even."""
-        t = lqs.shape[1]
-        self.is_mirror_extended = t % 2 == 0 and torch.equal(lqs[:, : t // 2], lqs[:, t // 2 :].flip(1))
+        """Set and return ``is_mirror_extended`` (:func:`~vsrlab.archs.propagation.is_mirror_extended`)."""
+        self.is_mirror_extended = is_mirror_extended(lqs)
         return self.is_mirror_extended
 
     def compute_flow(self, lqs: Tensor) -> tuple[Tensor, Tensor]:
-        """Flows between neighbours of ``lqs`` ``(B, T, 3, h, w)``, each ``(B, T-1, 2, h, w)``.
-
-        Returns ``(flows_forward, flows_backward)``: ``flows_forward[:, i]`` goes from frame
-        ``i+1`` to frame ``i`` (used by forward branches), ``flows_backward[:, i]`` from frame
-        ``i`` to frame ``i+1``.
-        """
-        b, t, c, h, w = lqs.shape
-        earlier = lqs[:, :-1].reshape(-1, c, h, w)
-        later = lqs[:, 1:].reshape(-1, c, h, w)
-        flows_backward = self.spynet(earlier, later).view(b, t - 1, 2, h, w)
-        if self.is_mirror_extended:
-            flows_forward = flows_backward.flip(1)
-        else:
-            flows_forward = self.spynet(later, earlier).view(b, t - 1, 2, h, w)
-        return flows_forward, flows_backward
+        """``(flows_forward, flows_backward)`` of :func:`~vsrlab.archs.propagation.neighbour_flows`."""
+        return neighbour_flows(self.spynet, lqs, self.is_mirror_extended)
 
     def propagate(
         self, feats: dict[str, list[Tensor]], flows: Tensor, name: str, device: torch.device
@@ -221,8 +211,7 @@ class BasicVSRPlusPlus(nn.Module):
                 if step > 1:
                     feat_n2 = out[idx + 2 * step_back].to(device)  # type: ignore[union-attr]
                     # flow to the frame two steps back: compose the two one-step flows
-                    flow_n2 = flows[:, flow_k + step_back].to(device)
-                    flow_n2 = flow_n1 + flow_warp(flow_n2, flow_n1)
+                    flow_n2 = second_order_flow(flow_n1, flows[:, flow_k + step_back].to(device))
                     cond_n2 = flow_warp(feat_n2, flow_n2)
                 else:
                     feat_n2, flow_n2, cond_n2 = (
@@ -271,12 +260,12 @@ class BasicVSRPlusPlus(nn.Module):
                 f"with is_low_res_input=False the frame size must be a multiple of 4, got {h}x{w}"
             )
         flow_h, flow_w = (h, w) if self.is_low_res_input else (h // 4, w // 4)
-        if flow_h < MIN_FLOW_SIZE or flow_w < MIN_FLOW_SIZE:
-            what = "input frames" if self.is_low_res_input else "input frames downsampled by 4"
-            raise ValueError(
-                f"BasicVSR++ needs {what} of at least {MIN_FLOW_SIZE}x{MIN_FLOW_SIZE} "
-                f"for SPyNet, got {flow_h}x{flow_w} (h x w)"
-            )
+        check_flow_size(
+            "BasicVSR++",
+            flow_h,
+            flow_w,
+            "input frames" if self.is_low_res_input else "input frames downsampled by 4",
+        )
         device = lqs.device
         self.cpu_cache = t > self.cpu_cache_length
         cache = self._cache_device(device)

@@ -1,5 +1,6 @@
 """Operators: warping, deformable convolution as N warps, G x N deformable alignment, MATLAB's
-bicubic resize and the temporal windows of sliding-window networks."""
+bicubic resize, the temporal windows of sliding-window networks, patch alignment and the
+windows of multi-frame self-attention."""
 
 from vsrlab.ops.alignment import (
     DeformableAlignment,
@@ -9,7 +10,15 @@ from vsrlab.ops.alignment import (
     record_offsets,
     sampling_positions,
 )
+from vsrlab.ops.attention_windows import (
+    merge_windows,
+    pad_to_windows,
+    partition_windows,
+    relative_position_index,
+    shifted_window_mask,
+)
 from vsrlab.ops.deform_conv import DeformConv2d, deform_conv2d, deform_sample, fuse_taps, kernel_taps
+from vsrlab.ops.patch_align import patch_align, patch_mean_flow
 from vsrlab.ops.resize import matlab_imresize, matlab_imresize_tensor
 from vsrlab.ops.warp import flow_warp, resize_flow, sample_at
 from vsrlab.ops.windows import window_indices, window_reach
@@ -24,6 +33,13 @@ __all__ = [
     "fuse_taps",
     "kernel_taps",
     "matlab_imresize",
+    "merge_windows",
+    "pad_to_windows",
+    "partition_windows",
+    "patch_align",
+    "patch_mean_flow",
+    "relative_position_index",
+    "shifted_window_mask",
     "matlab_imresize_tensor",
     "offset_diversity",
     "offsets_per_frame",

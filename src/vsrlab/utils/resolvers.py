@@ -68,12 +68,19 @@ def slurm_gpus_per_node(accelerator: Any, devices: Any) -> int | None:
     return device_count(devices) if str(accelerator).lower() in ("gpu", "cuda") else None
 
 
+def on_gpu(accelerator: Any, gpu_value: Any, other_value: Any) -> Any:
+    """``gpu_value`` for GPU runs, ``other_value`` otherwise: recipes that train in mixed precision
+    on GPUs (``${vsrlab.on_gpu:${trainer.accelerator},16-mixed,32-true}``) stay float32 on CPUs."""
+    return gpu_value if str(accelerator).lower() in ("gpu", "cuda") else other_value
+
+
 RESOLVERS = {
     "vsrlab.sampling": (training_sampling, False),
     "vsrlab.recurrent": (arch_is_recurrent, False),
     "vsrlab.run_name": (default_run_name, True),
     "vsrlab.devices": (device_count, False),
     "vsrlab.slurm_gpus": (slurm_gpus_per_node, False),
+    "vsrlab.on_gpu": (on_gpu, False),
 }
 
 
@@ -83,7 +90,8 @@ def register_resolvers() -> None:
     ``${vsrlab.run_name:}`` is :func:`default_run_name` (cached: one value per config);
     ``${vsrlab.devices:${trainer.devices}}`` and
     ``${vsrlab.slurm_gpus:${trainer.accelerator},${trainer.devices}}``
-    size SLURM jobs from the trainer config."""
+    size SLURM jobs from the trainer config; ``${vsrlab.on_gpu:${trainer.accelerator},a,b}`` is a
+    on GPUs and b elsewhere."""
     for name, (fn, cache) in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn, use_cache=cache)
