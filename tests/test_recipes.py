@@ -146,3 +146,27 @@ def test_tdan_recipe_uses_mse_and_the_aligned_lr_loss(tmp_path):
 def test_recipe_smoke_run(tmp_path, recipe):
     results = train(_smoke_cfg(tmp_path, recipe))
     assert results["global_step"] == 1
+
+
+@pytest.mark.slow
+def test_psrt_recurrent_trains_on_the_synthetic_clips(tmp_path):
+    """The recipe on the embedded data (its GT patch size carries over), 3-frame clips."""
+    fast = ["debug=fdr", "extras.print_config=false", "trainer.enable_progress_bar=false"]
+    small = [o for o in SMALL["psrt_recurrent"] if not o.startswith("data.train.gt_size")]
+    cfg = _cfg(
+        tmp_path,
+        "psrt_recurrent",
+        [
+            *fast,
+            "data=synthetic",
+            "data.batch_size=1",
+            "data.train.lq_size=[64,64]",
+            "data.val.num_clips=1",
+            "data.val.num_frames=3",
+            "arch.pretrained=null",
+            *small,
+        ],
+    )
+    results = train(cfg)
+    assert results["global_step"] == 1
+    assert results["test"]["mean"]["psnr"] > 10  # a real reconstruction of the synthetic clip, not noise

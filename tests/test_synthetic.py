@@ -161,3 +161,11 @@ def test_bad_speed_range_names_the_key():
         SyntheticVideoDataset("train", motion={"speed": [5, 2]})
     with pytest.raises(ValueError, match="motion.object_speed_range"):
         SyntheticVideoDataset("train", motion={"object_speed_range": [1]})
+
+
+def test_gt_size_sets_square_frames_like_the_real_datasets():
+    ds = SyntheticVideoDataset("train", num_clips=2, num_frames=3, lq_size=(24, 24), gt_size=64, seed=3)
+    sample = ds[0]
+    assert sample["lq"].shape == (3, 3, 16, 16) and sample["gt"].shape == (3, 3, 64, 64)
+    with pytest.raises(ValueError, match="gt_size=66 is not a multiple of scale=4"):
+        SyntheticVideoDataset("train", gt_size=66)

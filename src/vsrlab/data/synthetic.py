@@ -295,6 +295,9 @@ class SyntheticVideoDataset(Dataset):
         num_frames: frames per sample (the sliding window for training, the clip for validation).
         lq_size: ``(h, w)`` of LR frames; GT frames are ``scale`` times larger.
         scale: SR factor.
+        gt_size: side of square GT frames, as the real datasets' ``gt_size`` (a recipe's patch
+            size then carries over to the synthetic clips); overrides ``lq_size`` when set, must
+            be a multiple of ``scale``.
         seed: base seed.
         images: names of scikit-image sample images to draw layers from (default: all of
             :data:`IMAGES`, for every split; give disjoint lists to hold images out of training).
@@ -318,7 +321,12 @@ class SyntheticVideoDataset(Dataset):
         seed: int = 0,
         images: Sequence[str] | None = None,
         motion: dict[str, Any] | None = None,
+        gt_size: int | None = None,
     ) -> None:
+        if gt_size is not None:
+            if gt_size % scale:
+                raise ValueError(f"gt_size={gt_size} is not a multiple of scale={scale}")
+            lq_size = (gt_size // scale, gt_size // scale)
         if split not in _SPLIT_IDS:
             raise ValueError(f"split must be one of {sorted(_SPLIT_IDS)}, got {split!r}")
         if num_frames < 1 or num_clips < 1:
