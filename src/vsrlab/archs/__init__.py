@@ -17,6 +17,7 @@ from vsrlab.archs.psrt_recurrent_arch import PSRTRecurrent
 from vsrlab.archs.sliding_window_arch import SlidingWindowVSR
 from vsrlab.archs.spynet_arch import SPyNet
 from vsrlab.archs.tdan_arch import TDAN
+from vsrlab.archs.vsr_transformer_arch import VSRTransformer
 
 __all__ = [
     "EDVR",
@@ -35,6 +36,7 @@ __all__ = [
     "SlidingWindowVSR",
     "TSAFusion",
     "UpsampleOneStep",
+    "VSRTransformer",
     "build_arch",
     "load_pretrained",
     "make_layer",
