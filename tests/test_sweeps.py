@@ -14,6 +14,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from pytorch_lightning.loggers import WandbLogger
 
 from conftest import FAST, compose_config, offline_run_ids
@@ -85,6 +86,8 @@ SWEEPS = {  # experiment -> number of jobs of its grid
     "offset_fidelity_on_off": 2,
     "image_vs_feature_warping": 2,
     "sweep_demo": 4,
+    "rethinking_alignment_table": 8,
+    "attention_window": 4,
 }
 
 
@@ -93,7 +96,9 @@ def sweep_params(experiment: str) -> dict[str, list[str]]:
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
     GlobalHydra.instance().clear()
-    return {k: str(v).split(",") for k, v in (cfg.hydra.sweeper.params or {}).items()}
+    parser = OverridesParser.create()  # as the sweeper parses them: values may be lists ([5,8,8],[5,16,16])
+    overrides = parser.parse_overrides([f"{k}={v}" for k, v in (cfg.hydra.sweeper.params or {}).items()])
+    return {o.get_key_element(): list(o.sweep_string_iterator()) for o in overrides}
 
 
 def test_every_sweep_file_is_listed():
