@@ -169,3 +169,30 @@ def test_gt_size_sets_square_frames_like_the_real_datasets():
     assert sample["lq"].shape == (3, 3, 16, 16) and sample["gt"].shape == (3, 3, 64, 64)
     with pytest.raises(ValueError, match="gt_size=66 is not a multiple of scale=4"):
         SyntheticVideoDataset("train", gt_size=66)
+
+
+def test_evaluation_clips_carry_the_flows_of_every_window_centre():
+    ds = SyntheticVideoDataset(
+        "val", num_clips=2, num_frames=5, lq_size=(16, 16), seed=1, motion={"speed": [2, 6]}
+    )
+    s, clip = ds[1], ds.make_clip(1)
+    pairs = s["flow_pairs"]
+    assert pairs.shape == (5, 5, 2, 16, 16) and pairs.dtype == torch.float32
+    for c in range(5):
+        np.testing.assert_array_equal(pairs[c].numpy(), clip.flow_to(c, 4)[0])
+        assert float(pairs[c, c].abs().max()) < 1e-6  # zero up to the rounding of the layer transforms
+    np.testing.assert_array_equal(pairs[2].numpy(), s["flow"].numpy())  # the centre's: the window's flow
+    np.testing.assert_array_equal(pairs[3, 2].numpy(), s["flow_prev"][3].numpy())
+    np.testing.assert_array_equal(pairs[3, 4].numpy(), s["flow_next"][3].numpy())
+    assert float(pairs[0, 4].norm(dim=0).mean()) > 4  # four frames apart at >= 2 LR px per frame
+    # the other keys are those of a dataset without them; training samples never carry them
+    lean = SyntheticVideoDataset(
+        "val", num_clips=2, num_frames=5, lq_size=(16, 16), seed=1, motion={"speed": [2, 6]}, flow_pairs=False
+    )[1]
+    assert set(s) - set(lean) == {"flow_pairs"}
+    for key, value in lean.items():
+        if isinstance(value, torch.Tensor):
+            torch.testing.assert_close(s[key], value, rtol=0, atol=0, equal_nan=True)
+        else:
+            assert s[key] == value, key
+    assert "flow_pairs" not in SyntheticVideoDataset("train", num_frames=3, lq_size=(16, 16))[0]

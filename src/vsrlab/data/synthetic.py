@@ -302,13 +302,18 @@ class SyntheticVideoDataset(Dataset):
         images: names of scikit-image sample images to draw layers from (default: all of
             :data:`IMAGES`, for every split; give disjoint lists to hold images out of training).
         motion: ranges of the random motion (:class:`MotionConfig` fields).
+        flow_pairs: validation and test clips carry ``flow_pairs`` (below); false leaves them out
+            (they grow as ``T**2``: 2 MB for 8 frames of 64x64, 330 MB for 100 frames).
 
     Each item is a dict: ``lq`` ``(T, 3, h, w)`` and ``gt`` ``(T, 3, H, W)`` float32 in [0, 1];
     ``flow`` ``(T, 2, h, w)`` and ``flow_valid`` ``(T, 1, h, w)`` to the centre frame
     (index ``T // 2``); ``clip_index`` (int) and ``key`` (str). Validation and test clips also have
     ``flow_prev`` and ``flow_next`` ``(T, 2, h, w)``, from each frame to its previous / next frame
     (NaN at the clip's ends; :meth:`SyntheticClip.neighbour_flows`), the motion of
-    :mod:`vsrlab.metrics.motion`, and ``fingerprint``.
+    :mod:`vsrlab.metrics.motion`; ``flow_pairs`` ``(T, T, 2, h, w)``, ``flow_pairs[c, t]`` the flow
+    from frame ``c`` to frame ``t`` (:meth:`SyntheticClip.flow_to` of ``c``; zero, up to 1e-15, at
+    ``t = c``): the flows of the sliding window centred on any frame (``model.flow_source=batch``, the
+    true flow given to the network instead of its own); and ``fingerprint``.
     """
 
     def __init__(
@@ -322,6 +327,7 @@ class SyntheticVideoDataset(Dataset):
         images: Sequence[str] | None = None,
         motion: dict[str, Any] | None = None,
         gt_size: int | None = None,
+        flow_pairs: bool = True,
     ) -> None:
         if gt_size is not None:
             if gt_size % scale:
@@ -333,7 +339,7 @@ class SyntheticVideoDataset(Dataset):
             raise ValueError(f"num_frames and num_clips must be >= 1, got {num_frames} and {num_clips}")
         self.split, self.num_clips, self.num_frames = split, num_clips, num_frames
         self.lq_size = (int(lq_size[0]), int(lq_size[1]))
-        self.scale, self.seed = scale, seed
+        self.scale, self.seed, self.flow_pairs = scale, seed, bool(flow_pairs)
         self.images = tuple(images) if images is not None else IMAGES
         self.motion = MotionConfig(**(motion or {}))
         for name in self.images:
@@ -369,6 +375,9 @@ class SyntheticVideoDataset(Dataset):
             flow_prev, flow_next = clip.neighbour_flows(self.scale)
             sample["flow_prev"] = torch.from_numpy(flow_prev)
             sample["flow_next"] = torch.from_numpy(flow_next)
+            if self.flow_pairs:  # the flows of every window centre (model.flow_source=batch)
+                pairs = [clip.flow_to(c, self.scale)[0] for c in range(self.num_frames)]
+                sample["flow_pairs"] = torch.from_numpy(np.stack(pairs))
             # what was evaluated (metrics.json's data fingerprint)
             sample["fingerprint"] = json.dumps(
                 {
