@@ -206,15 +206,80 @@ class MFSAB(nn.Module):
         return x + y.view(b, t, c, h, w).permute(0, 1, 3, 4, 2)
 
 
-class MultiFrameSwin(nn.Module):
+def mfsab_layers(
+    embed_dim: int,
+    depths: Sequence[int],
+    num_heads: Sequence[int],
+    window_size: Sequence[int],
+    mlp_ratio: float = 2.0,
+    qkv_bias: bool = True,
+    drop_path_rate: float = 0.1,
+    use_checkpoint: bool = False,
+) -> nn.ModuleList:
+    """One MFSAB per entry of ``depths``; stochastic-depth rates ``linspace(0, drop_path_rate)``
+    over all their blocks (computed in Python, so models build on the meta device too)."""
+    if len(depths) != len(num_heads):
+        raise ValueError(f"depths {list(depths)} and num_heads {list(num_heads)} differ in length")
+    total = sum(depths)
+    rates = [drop_path_rate * i / (total - 1) if total > 1 else 0.0 for i in range(total)]
+    starts = [sum(depths[:i]) for i in range(len(depths))]
+    return nn.ModuleList(
+        MFSAB(
+            embed_dim,
+            depth,
+            heads,
+            window_size,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            drop_path=rates[start : start + depth],
+            use_checkpoint=use_checkpoint,
+        )
+        for depth, heads, start in zip(depths, num_heads, starts, strict=True)
+    )
+
+
+class FrameFusion(nn.Module):
+    """The transformer body both PSRT models share: LayerNorm (``patch_embed.norm``), MFSABs
+    (``layers``), LayerNorm (``norm``), then a 3x3 conv (``conv_after_body``) on one frame's
+    tokens plus that frame's input. Subclasses call :meth:`build_fusion` in ``__init__``."""
+
+    def build_fusion(
+        self, embed_dim: int, window_size: Sequence[int], patch_norm: bool = True, **layers
+    ) -> None:
+        self.window_size: Window = tuple(int(s) for s in window_size)  # type: ignore[assignment]
+        self.shift_size: Window = (self.window_size[0], self.window_size[1] // 2, self.window_size[2] // 2)
+        self.patch_embed = nn.Module()
+        self.patch_embed.norm = nn.LayerNorm(embed_dim) if patch_norm else nn.Identity()
+        self.layers = mfsab_layers(embed_dim, window_size=self.window_size, **layers)
+        self.norm = nn.LayerNorm(embed_dim)
+        self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, 1, 1)
+        for module in (self.patch_embed, self.layers, self.norm):
+            module.apply(init_transformer_weights)
+
+    def fuse_frames(self, x: Tensor, centre: int, mask_frames: int | None = None) -> Tensor:
+        """``(B, T, C, H, W)`` -> ``(B, C, H, W)``, the fused features of frame ``centre``.
+
+        ``mask_frames``: the frame count the shifted-window mask is computed for (default T).
+        """
+        b, t, c, h, w = x.shape
+        tokens = self.patch_embed.norm(x.permute(0, 1, 3, 4, 2))  # (B, T, H, W, C)
+        size = (mask_frames or t, h, w)
+        mask = shifted_window_mask(size, self.window_size, self.shift_size, x.device)
+        for layer in self.layers:
+            tokens = layer(tokens, mask)
+        tokens = self.norm(tokens)
+        return self.conv_after_body(tokens[:, centre].permute(0, 3, 1, 2)) + x[:, centre]
+
+
+class MultiFrameSwin(FrameFusion):
     """A stack of MFSABs fusing T frames of features into the centre frame's (``SwinIRFM``).
 
-    ``(B, T, embed_dim, H, W)`` -> LayerNorm -> MFSABs -> LayerNorm -> 3x3 conv on the centre
-    frame + the centre input: ``(B, embed_dim, H, W)``. Input with ``in_chans`` (3) or 64
-    channels first goes through ``conv_first`` / ``conv_first_feat``; PSRT-recurrent feeds
-    ``embed_dim`` channels, so those two and ``conv_before_upsample`` are never used there but
-    kept, as in the release (141,784 parameters in the official configuration), so checkpoints
-    load strictly and the parameter count is the paper's.
+    ``(B, T, embed_dim, H, W)`` -> :class:`FrameFusion` of the centre frame:
+    ``(B, embed_dim, H, W)``. Input with ``in_chans`` (3) or 64 channels first goes through
+    ``conv_first`` / ``conv_first_feat``; PSRT-recurrent feeds ``embed_dim`` channels, so those
+    two and ``conv_before_upsample`` are never used there but kept, as in the release (141,784
+    parameters in the official configuration), so checkpoints load strictly and the parameter
+    count is the paper's.
 
     Args:
         in_chans, embed_dim, depths, num_heads, window_size, mlp_ratio, qkv_bias,
@@ -238,35 +303,22 @@ class MultiFrameSwin(nn.Module):
         feat_chans: int = 64,
     ) -> None:
         super().__init__()
-        if len(depths) != len(num_heads):
-            raise ValueError(f"depths {list(depths)} and num_heads {list(num_heads)} differ in length")
         self.in_chans, self.feat_chans, self.embed_dim = in_chans, feat_chans, embed_dim
-        self.window_size: Window = tuple(window_size)  # type: ignore[assignment]
-        self.shift_size: Window = (self.window_size[0], self.window_size[1] // 2, self.window_size[2] // 2)
         self.num_frames = num_frames
         self.conv_first = nn.Conv2d(in_chans, embed_dim, 3, 1, 1)
         self.conv_first_feat = nn.Conv2d(feat_chans, embed_dim, 3, 1, 1)
-        self.patch_embed = nn.Module()
-        self.patch_embed.norm = nn.LayerNorm(embed_dim) if patch_norm else nn.Identity()
-        rates = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
-        starts = [sum(depths[:i]) for i in range(len(depths))]
-        self.layers = nn.ModuleList(
-            MFSAB(
-                embed_dim,
-                depth,
-                heads,
-                window_size,
-                mlp_ratio=mlp_ratio,
-                qkv_bias=qkv_bias,
-                drop_path=rates[start : start + depth],
-                use_checkpoint=use_checkpoint,
-            )
-            for depth, heads, start in zip(depths, num_heads, starts, strict=True)
+        self.build_fusion(
+            embed_dim,
+            window_size,
+            patch_norm,
+            depths=depths,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            drop_path_rate=drop_path_rate,
+            use_checkpoint=use_checkpoint,
         )
-        self.norm = nn.LayerNorm(embed_dim)
-        self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, 1, 1)
         self.conv_before_upsample = nn.Conv2d(embed_dim, feat_chans, 3, 1, 1)
-        self.apply(_init_transformer_weights)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, T, C, H, W)`` with C in {in_chans, feat_chans, embed_dim} -> ``(B, embed_dim, H, W)``."""
@@ -279,16 +331,10 @@ class MultiFrameSwin(nn.Module):
                 )
             conv = self.conv_first if c == self.in_chans else self.conv_first_feat
             x = conv(x.reshape(b * t, c, h, w)).view(b, t, -1, h, w)
-        center = x[:, t // 2]
-        tokens = self.patch_embed.norm(x.permute(0, 1, 3, 4, 2))  # (B, T, H, W, C)
-        mask = shifted_window_mask((self.num_frames, h, w), self.window_size, self.shift_size, x.device)
-        for layer in self.layers:
-            tokens = layer(tokens, mask)
-        tokens = self.norm(tokens)
-        return self.conv_after_body(tokens[:, t // 2].permute(0, 3, 1, 2)) + center
+        return self.fuse_frames(x, t // 2, self.num_frames)
 
 
-def _init_transformer_weights(m: nn.Module) -> None:
+def init_transformer_weights(m: nn.Module) -> None:
     """The reference's initialisation: Linear weights truncated normal (std 0.02), biases 0;
     LayerNorm weight 1, bias 0."""
     if isinstance(m, nn.Linear):

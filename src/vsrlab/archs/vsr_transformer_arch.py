@@ -112,10 +112,9 @@ from torch import Tensor
 
 from vsrlab.archs.blocks import ResidualBlockNoBN, center_frame_index, make_layer
 from vsrlab.archs.contract import Temporal
-from vsrlab.archs.mfsab import MFSAB
+from vsrlab.archs.mfsab import FrameFusion
 from vsrlab.archs.spynet_arch import SPyNet
 from vsrlab.ops import DeformableAlignment, flow_warp, patch_align
-from vsrlab.ops.attention_windows import shifted_window_mask
 
 Alignment = Literal["none", "image", "feature", "fgdc", "patch"]
 Position = Literal["image", "feature"]
@@ -123,7 +122,7 @@ ALIGNMENTS: tuple[str, ...] = ("none", "image", "feature", "fgdc", "patch")
 USES_FLOW = ("image", "feature", "fgdc", "patch")
 
 
-class VSRTransformer(nn.Module):
+class VSRTransformer(FrameFusion):
     """Sliding-window VSR Transformer: ``(B, num_frame, 3, h, w)`` in ``[0, 1]`` -> ``(B, 3, s*h, s*w)``.
 
     Args:
@@ -212,8 +211,6 @@ class VSRTransformer(nn.Module):
         self.num_frame = num_frame
         self.center_frame_idx = center_frame_index(num_frame, center_frame_idx)
         self.embed_dim, self.upscale = embed_dim, upscale
-        self.window_size = tuple(int(s) for s in window_size)
-        self.shift_size = (self.window_size[0], self.window_size[1] // 2, self.window_size[2] // 2)
         self.alignment, self.position, self.flow_finetune = alignment, position, flow_finetune
         default = "nearest" if alignment == "patch" else "bilinear"
         self.interpolation: Literal["bilinear", "nearest"] = interpolation or default  # type: ignore[assignment]
@@ -265,27 +262,17 @@ class VSRTransformer(nn.Module):
             )
 
         # transformer body
-        self.norm_embed = nn.LayerNorm(embed_dim) if patch_norm else nn.Identity()
-        total = sum(depths)  # linspace(0, drop_path_rate) in Python: builds on the meta device too
-        rates = [drop_path_rate * i / (total - 1) if total > 1 else 0.0 for i in range(total)]
-        starts = [sum(depths[:i]) for i in range(len(depths))]
-        self.layers = nn.ModuleList(
-            MFSAB(
-                embed_dim,
-                depth,
-                heads,
-                self.window_size,
-                mlp_ratio=mlp_ratio,
-                qkv_bias=qkv_bias,
-                drop_path=rates[start : start + depth],
-                use_checkpoint=use_checkpoint,
-            )
-            for depth, heads, start in zip(depths, num_heads, starts, strict=True)
+        self.build_fusion(
+            embed_dim,
+            window_size,
+            patch_norm,
+            depths=depths,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            drop_path_rate=drop_path_rate,
+            use_checkpoint=use_checkpoint,
         )
-        self.norm = nn.LayerNorm(embed_dim)
-        self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, 1, 1)
-        for module in (self.norm_embed, self.layers, self.norm):
-            module.apply(_init_transformer_weights)
 
         # reconstruction (PSRT's)
         self.conv_before_upsample = nn.Conv2d(embed_dim, mid_channels, 3, 1, 1)
@@ -366,14 +353,7 @@ class VSRTransformer(nn.Module):
     # ------------------------------------------------------------------ body and reconstruction
     def body(self, feats: Tensor) -> Tensor:
         """MFSABs over ``(B, T, C, h, w)`` features -> the centre frame's ``(B, C, h, w)``."""
-        b, t, c, h, w = feats.shape
-        ci = self.center_frame_idx
-        tokens = self.norm_embed(feats.permute(0, 1, 3, 4, 2))  # (B, T, h, w, C)
-        mask = shifted_window_mask((t, h, w), self.window_size, self.shift_size, feats.device)
-        for layer in self.layers:
-            tokens = layer(tokens, mask)
-        tokens = self.norm(tokens)
-        return self.conv_after_body(tokens[:, ci].permute(0, 3, 1, 2)) + feats[:, ci]
+        return self.fuse_frames(feats, self.center_frame_idx)
 
     def reconstruct(self, feat: Tensor, centre: Tensor) -> Tensor:
         """``(B, C, h, w)`` centre features and LR centre frame -> ``(B, out, s*h, s*w)``."""
@@ -397,14 +377,3 @@ class VSRTransformer(nn.Module):
             feats = self.align(x.float(), None if flows is None else flows.float())
         feat = self.body(feats)
         return self.reconstruct(feat, x[:, self.center_frame_idx])
-
-
-def _init_transformer_weights(m: nn.Module) -> None:
-    """SwinIR's initialisation: Linear weights truncated normal (std 0.02), biases 0; LayerNorm 1, 0."""
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
