@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from vsrlab.callbacks import PreemptionCheckpoint
 from vsrlab.callbacks.preemption import Preempted
 from vsrlab.inference.clip import measure_offset_diversity
+from vsrlab.models.flow_source import batch_flows
 from vsrlab.run import (
     CHECKPOINT_DIR,
     DONE_MARKER,
@@ -231,9 +232,11 @@ def fit_results(trainer: pl.Trainer, model: Any, datamodule: Any) -> dict[str, A
             "monitor": checkpoint.monitor,
         }
     if trainer.is_global_zero and datamodule.val_set is not None:
-        clips = [datamodule.val_set[i]["lq"] for i in range(min(2, len(datamodule.val_set)))]
+        samples = [datamodule.val_set[i] for i in range(min(2, len(datamodule.val_set)))]
+        samples = [s for s in samples if s is not None and s["lq"] is not None]
+        pairs = [batch_flows(s, "flow_pairs", model.flow_source, "val clip") for s in samples]
         diversity = measure_offset_diversity(
-            model.evaluation_net("val"), [c for c in clips if c is not None], model.eval_cfg["padding"]
+            model.evaluation_net("val"), [s["lq"] for s in samples], model.eval_cfg["padding"], pairs
         )
         results["offset_diversity"] = None if diversity is None else diversity["mean"]
         results["offset_diversity_modules"] = None if diversity is None else diversity["modules"]

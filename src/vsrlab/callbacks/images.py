@@ -28,7 +28,7 @@ class EvaluationImages(pl.Callback):
         save_images: also write every scored output frame (``images/<stage>/<clip>/<frame>.png``).
 
     Reads what :class:`vsrlab.models.VSRModule`'s validation and test steps return
-    (``clip``, ``frames``, ``lq``, ``out``, ``bicubic``, ``gt``).
+    (``clip``, ``frames``, ``lq``, ``out``, ``bicubic``, ``gt``; ``flow_pairs``, given flows or None).
     """
 
     def __init__(self, log_images: int = 2, log_offsets: int = 4, save_images: bool = False) -> None:
@@ -65,10 +65,12 @@ class EvaluationImages(pl.Callback):
                 grid,
                 "bicubic | output | GT",
             )
-            self._offsets(trainer, module, stage, folder, outputs["clip"], outputs["lq"])
+            self._offsets(
+                trainer, module, stage, folder, outputs["clip"], outputs["lq"], outputs.get("flow_pairs")
+            )
 
     def _offsets(
-        self, trainer: pl.Trainer, module: Any, stage: str, folder: Path, clip: str, lq: Any
+        self, trainer: pl.Trainer, module: Any, stage: str, folder: Path, clip: str, lq: Any, flow_pairs: Any
     ) -> None:
         """The offsets of the first frame of the centre window (farthest from the centre) per
         alignment module: mean offset of group 0 as a colour field | diversity map."""
@@ -76,7 +78,7 @@ class EvaluationImages(pl.Callback):
         modules = dict(alignment_modules(net))
         if is_recurrent(net) or not modules or self.log_offsets <= 0:
             return
-        offsets = window_offsets(net, lq, module.eval_cfg["padding"])
+        offsets = window_offsets(net, lq, module.eval_cfg["padding"], flow_pairs)
         for name, offset in list(offsets.items())[: self.log_offsets]:
             first = offset[:1].float()
             mean_yx = sampling_positions(first, modules[name].taps)[0, 0].mean(

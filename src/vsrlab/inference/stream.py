@@ -16,6 +16,7 @@ from vsrlab.archs.contract import is_recurrent
 from vsrlab.data.errors import DataError
 from vsrlab.inference.clip import forward_windows, min_context
 from vsrlab.models import VSRModule
+from vsrlab.models.flow_source import batch_flows
 from vsrlab.ops.windows import window_indices
 from vsrlab.utils.images import frames_to_tensor
 
@@ -106,6 +107,7 @@ def super_resolve_chunk(
     h, w = lq.shape[-2:]
     lq = _pad_spatial(lq, max(int(pad_to), 1))
     net = model.evaluation_net()
+    batch_flows({}, "flow_pairs", getattr(model, "flow_source", None), "video stream")  # none: refused
     if is_recurrent(net):
         out = net(lq.unsqueeze(0))[0, chunk.core_start - chunk.start : chunk.core_stop - chunk.start]
     else:

@@ -25,6 +25,7 @@ from vsrlab.inference import clip as clip_inference
 from vsrlab.losses import OffsetFidelityTerm
 from vsrlab.metrics.clip_scores import ClipScores, check_protocol
 from vsrlab.metrics.motion import ClipMotion, MotionBinsConfig
+from vsrlab.models.flow_source import batch_flows, check_flow_source
 from vsrlab.ops import record_offsets
 from vsrlab.ops.resize import matlab_imresize_tensor
 from vsrlab.optim.ema import ema_config, make_ema, restart_ema, update_ema
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 EVALUATION_DEFAULTS = {"padding": "reflection", "chunk_size": 8, "log_images": 2, "log_offsets": 4,
                        "save_images": False, "motion_bins": None}  # fmt: skip
 HPARAMS = ("arch", "loss", "optimizer", "scheduler", "protocol", "evaluation", "offset_fidelity",
-           "aligned_lr_loss", "lr_mult", "freeze", "ema")  # fmt: skip
+           "aligned_lr_loss", "lr_mult", "freeze", "ema", "flow_source")  # fmt: skip
 VAL_HISTORY_KEYS = ("psnr", "ssim", "psnr_bicubic")
 
 
@@ -67,6 +68,8 @@ class VSRModule(pl.LightningModule):
             (:class:`vsrlab.optim.param_rules.ParamRules`).
         ema: ``{decay, start_step, validate, test}``: a moving average of the weights, ``net_ema``
             (:mod:`vsrlab.optim.ema`), evaluated instead of the weights when ``validate`` / ``test``.
+        flow_source: None (the network's own flow) or ``batch``: the data's flows go to
+            ``forward(x, flows=...)`` (oracle flow; :mod:`vsrlab.models.flow_source`).
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class VSRModule(pl.LightningModule):
         freeze: list[dict[str, Any]] | None = None,
         ema: dict[str, Any] | None = None,
         metrics: dict[str, Any] | None = None,
+        flow_source: str | None = None,
     ) -> None:
         super().__init__()
         if metrics is not None:  # checkpoints and configs of earlier versions
@@ -94,6 +98,7 @@ class VSRModule(pl.LightningModule):
         args = {name: _plain(given[name]) for name in HPARAMS}
         self.save_hyperparameters(args)
         self.net: nn.Module = build_arch(args["arch"], load_weights=False)
+        self.flow_source = check_flow_source(flow_source, self.net)
         self.loss_fn = instantiate(loss) if loss else None
         self.aligned_lr_loss = instantiate(args["aligned_lr_loss"]) if aligned_lr_loss else None
         if self.aligned_lr_loss and "return_aligned_lr" not in inspect.signature(self.net.forward).parameters:
@@ -137,13 +142,12 @@ class VSRModule(pl.LightningModule):
             return self.net_ema.module
         return self.net
 
-    def predict_clip(
-        self, lq: Tensor, frames: list[int] | None = None, mirror: bool = False, stage: str = "test"
-    ) -> Tensor:
+    def predict_clip(self, lq: Tensor, frames: list[int] | None = None, mirror: bool = False,
+                     stage: str = "test", flow_pairs: Tensor | None = None) -> Tensor:  # fmt: skip
         """:func:`vsrlab.inference.clip.predict_clip` with the network ``stage`` evaluates and the
         module's ``evaluation`` options: ``(L, C, h, w)`` -> ``(len(frames), C, s*h, s*w)``."""
         return clip_inference.predict_clip(self.evaluation_net(stage), lq, frames, mirror=mirror,
-                                           padding=self.eval_cfg["padding"],
+                                           padding=self.eval_cfg["padding"], flow_pairs=flow_pairs,
                                            windows_per_forward=int(self.eval_cfg["chunk_size"]))  # fmt: skip
 
     def frozen_parameters(self, step: int) -> list[nn.Parameter]:
@@ -157,10 +161,11 @@ class VSRModule(pl.LightningModule):
         if not self.is_recurrent and lq.shape[1] != self.net.num_frame:
             raise ValueError(f"training windows have {lq.shape[1]} frames but arch.num_frame is "
                              f"{self.net.num_frame}: set data.train.num_frames to match")  # fmt: skip
+        flows = batch_flows(batch, "flow", self.flow_source, "training batch")
+        given = {} if flows is None else {"flows": flows}
         with record_offsets(self.net) as offsets:
-            out, aligned = (
-                self.net(lq, return_aligned_lr=True) if self.aligned_lr_loss else (self.net(lq), None)
-            )
+            out, aligned = (self.net(lq, return_aligned_lr=True, **given) if self.aligned_lr_loss
+                            else (self.net(lq, **given), None))  # fmt: skip
         # recurrent nets predict every frame; windows load their centre GT only, or the whole window
         centre = 0 if gt.shape[1] == 1 else getattr(self.net, "center_frame_idx", gt.shape[1] // 2)
         target = gt if out.dim() == 5 else gt[:, centre]
@@ -249,13 +254,16 @@ class VSRModule(pl.LightningModule):
             gt = gt[frames]
         elif gt.shape[0] != len(frames):
             raise ValueError(f"clip {name} has {length} LR and {gt.shape[0]} GT frames")
-        out = self.predict_clip(lq, frames, mirror=self.protocol["mirror"], stage=stage)
+        pairs = batch_flows(batch, "flow_pairs", self.flow_source, f"{stage} batch")
+        pairs = None if pairs is None else pairs[0]  # (L, L, 2, h, w): the clip's flows (oracle flow)
+        out = self.predict_clip(lq, frames, mirror=self.protocol["mirror"], stage=stage, flow_pairs=pairs)
         bicubic = matlab_imresize_tensor(lq[frames], scale)
         fingerprint = json.loads(batch["fingerprint"][0]) if "fingerprint" in batch else None
         use_motion = scores.motion is not None and self.clip_motion is not None
         motion = self.clip_motion(batch, lq, frames) if use_motion else None
         scores.update(int(batch["clip_index"][0]), name, frames, out, bicubic, gt, fingerprint, motion)
-        return {"clip": name, "frames": frames, "lq": lq, "out": out, "bicubic": bicubic, "gt": gt}
+        return {"clip": name, "frames": frames, "lq": lq, "out": out, "bicubic": bicubic, "gt": gt,
+                "flow_pairs": pairs}  # fmt: skip
 
     def _log_scores(self, stage: str, scores: ClipScores) -> dict[str, float]:
         values = scores.compute()
