@@ -88,6 +88,7 @@ SWEEPS = {  # experiment -> number of jobs of its grid
     "sweep_demo": 4,
     "rethinking_alignment_table": 8,
     "attention_window": 4,
+    "rethinking_alignment_mini": 4,
 }
 
 
