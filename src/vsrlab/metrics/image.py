@@ -80,6 +80,15 @@ def _ssim_single(a: np.ndarray, b: np.ndarray) -> float:
     return float(_ssim_map_single(a, b).mean())
 
 
+def _ssim_inputs(
+    img: np.ndarray, img2: np.ndarray, crop_border: int, test_y_channel: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    a, b = prepare_images(img, img2, crop_border, test_y_channel)
+    if min(a.shape[:2]) < 11:
+        raise ValueError(f"SSIM needs images of at least 11x11 after cropping, got {a.shape[:2]}")
+    return a, b
+
+
 def calculate_ssim(
     img: np.ndarray, img2: np.ndarray, crop_border: int = 0, test_y_channel: bool = False
 ) -> float:
@@ -88,9 +97,7 @@ def calculate_ssim(
     Raises:
         ValueError: for images smaller than the 11x11 window after cropping.
     """
-    a, b = prepare_images(img, img2, crop_border, test_y_channel)
-    if min(a.shape[:2]) < 11:
-        raise ValueError(f"SSIM needs images of at least 11x11 after cropping, got {a.shape[:2]}")
+    a, b = _ssim_inputs(img, img2, crop_border, test_y_channel)
     if a.ndim == 2:
         return _ssim_single(a, b)
     return float(np.mean([_ssim_single(a[..., c], b[..., c]) for c in range(a.shape[2])]))
@@ -107,9 +114,7 @@ def ssim_map(
     Raises:
         ValueError: for images smaller than the 11x11 window after cropping.
     """
-    a, b = prepare_images(img, img2, crop_border, test_y_channel)
-    if min(a.shape[:2]) < 11:
-        raise ValueError(f"SSIM needs images of at least 11x11 after cropping, got {a.shape[:2]}")
+    a, b = _ssim_inputs(img, img2, crop_border, test_y_channel)
     if a.ndim == 2:
         return _ssim_map_single(a, b)
     return np.mean([_ssim_map_single(a[..., c], b[..., c]) for c in range(a.shape[2])], axis=0)
