@@ -174,3 +174,12 @@ def test_eval_of_official_weights_via_arch_pretrained(make_cfg, tmp_path):
         [calculate_psnr(to_uint8_hwc(o), to_uint8_hwc(g)) for o, g in zip(expected, s["gt"], strict=True)]
     )
     assert results["mean"]["psnr"] == pytest.approx(psnr, abs=1e-3)
+
+
+def test_a_run_that_cannot_start_is_marked_failed_naming_the_error(make_cfg, tmp_path):
+    cfg = make_cfg(overrides=["+arch.not_an_argument=1"])
+    with pytest.raises(Exception, match="not_an_argument"):
+        train(cfg)
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["state"] == "failed" and status["step"] == 0
+    assert "not_an_argument" in status["error"]

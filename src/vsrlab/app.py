@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from vsrlab.data.process import configure_process
+from vsrlab.run.snapshot import code_state
 from vsrlab.utils.console import print_config_tree
 from vsrlab.utils.ddp import install_rank_command, process_rank
 from vsrlab.utils.resolvers import register_resolvers
@@ -26,7 +27,9 @@ RENAMED_KEYS = {
 def init() -> None:
     """Set up this process for vsrlab's apps (idempotent): the OmegaConf resolvers the configs use,
     the command Lightning starts extra DDP ranks with, and the process settings of the data layer
-    (:func:`vsrlab.utils.system.configure_process`)."""
+    (:func:`vsrlab.utils.system.configure_process`); it records the code's git state as imported
+    (:func:`vsrlab.run.snapshot.code_state`)."""
+    code_state()
     register_resolvers()
     install_rank_command()
     configure_process()

@@ -165,12 +165,17 @@ def _train(cfg: DictConfig, ckpt_path: str | None, snapshot: dict[str, Any]) -> 
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     context = sweep_context()
-    datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model)
-    callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
+    try:
+        datamodule = instantiate(cfg.data)
+        model = instantiate(cfg.model)
+        callbacks = instantiate_group(cfg.get("callbacks"), "callbacks")
+        loggers = instantiate_loggers(cfg, context, snapshot.get("git"), snapshot.get("environment"))
+        trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
+    except Exception as error:  # a run that cannot start is failed, not left "running"
+        if process_rank() == 0:
+            write_status(output_dir, "failed", step=0, error=f"{type(error).__name__}: {error}")
+        raise
     preemption = next((c for c in callbacks if isinstance(c, PreemptionCheckpoint)), None)
-    loggers = instantiate_loggers(cfg, context, snapshot.get("git"), snapshot.get("environment"))
-    trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False)
 
     results: dict[str, Any] = {"run_dir": str(output_dir), **({"swept": context["swept"]} if context else {})}
     try:

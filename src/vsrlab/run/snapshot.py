@@ -3,6 +3,7 @@ resolved config, the code's git state and diff, and the versions of the packages
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from pathlib import Path
@@ -38,6 +39,15 @@ def git_state(repo: str | os.PathLike = SOURCE_DIR) -> dict[str, Any]:
         "untracked": untracked,
         "diff": diff,
     }
+
+
+@functools.cache
+def code_state() -> dict[str, Any]:
+    """The git state of vsrlab's source when this process first asked, which
+    :func:`vsrlab.app.init` does at start-up: the code a process runs is the code it imported, so
+    every job of a multirun records the launch's state even if the work tree changes meanwhile
+    (the configs, read per job, are in each job's ``resolved_config.yaml``)."""
+    return git_state()
 
 
 #: distributions whose versions are recorded in every run directory (``environment.json``)
@@ -96,7 +106,7 @@ def save_job_files(cfg: DictConfig, job_dir: str | os.PathLike) -> dict[str, Any
     job_dir = Path(job_dir)
     with atomic_write(job_dir / RESOLVED_CONFIG, "w") as f:
         f.write(OmegaConf.to_yaml(cfg, resolve=True))
-    state = git_state()
+    state = dict(code_state())
     diff = state.pop("diff", "")
     write_json(job_dir / GIT_FILE, state)
     with atomic_write(job_dir / GIT_DIFF, "w") as f:
