@@ -31,17 +31,29 @@ def test_train_config_instantiates_every_part(make_cfg):
     assert trainer.max_steps == 4
 
 
-@pytest.mark.parametrize("arch", sorted(p.stem for p in (CONF / "arch").glob("*.yaml")))
+# a forward of the full-size transformers takes 30-60 s on 2 cores: in the slow suite (their own tests
+# run small versions and count the full ones' parameters)
+FULL_SIZE_SLOW = ("psrt_recurrent", "vsr_transformer")
+
+
+@pytest.mark.parametrize(
+    "arch",
+    [
+        pytest.param(p.stem, marks=pytest.mark.slow) if p.stem in FULL_SIZE_SLOW else p.stem
+        for p in sorted((CONF / "arch").glob("*.yaml"))
+    ],
+)
 def test_every_arch_config_builds_and_runs(make_cfg, arch):
     cfg = make_cfg(overrides=[f"arch={arch}"] if arch == "sliding_window" else [])
     if arch != "sliding_window":
         cfg = make_cfg("eval", overrides=[f"arch={arch}", "data.val.lq_size=[16,16]"])
-    net = build_arch(cfg.arch)
-    if hasattr(net, "num_frame"):
-        assert net(torch.rand(1, net.num_frame, 3, 16, 16)).shape == (1, 3, 64, 64)
-    else:  # recurrent: whole clips; SPyNet-based ones need 64x64 frames
-        t = 2 * getattr(net, "temporal_padding", 0) + 1 if hasattr(net, "temporal_padding") else 2
-        assert net(torch.rand(1, t, 3, 64, 64)).shape == (1, t, 3, 256, 256)
+    net = build_arch(cfg.arch).eval()
+    with torch.no_grad():  # the full-size transformers would keep gigabytes of activations for backward
+        if hasattr(net, "num_frame"):
+            assert net(torch.rand(1, net.num_frame, 3, 16, 16)).shape == (1, 3, 64, 64)
+        else:  # recurrent: whole clips; SPyNet-based ones need 64x64 frames
+            t = 2 * getattr(net, "temporal_padding", 0) + 1 if hasattr(net, "temporal_padding") else 2
+            assert net(torch.rand(1, t, 3, 64, 64)).shape == (1, t, 3, 256, 256)
 
 
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
