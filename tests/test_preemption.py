@@ -279,8 +279,24 @@ def test_sigusr2_under_submitit_checkpoints_and_finishes_wandb_before_submitit_r
     assert calls == [(signal.SIGUSR2, 4, "preempted", None)]  # and the W&B run already finished
     assert not (tmp_path / "run" / "done").exists()
     run_dir = next((tmp_path / "run" / "wandb").glob("offline-run-*"))
-    records = _wandb_records(next(run_dir.glob("run-*.wandb")))
+    records = _finished_wandb_records(next(run_dir.glob("run-*.wandb")))
     assert "preempting" in records and records.get("exit", {}).get("exit_code") == 128 + signal.SIGUSR2
+
+
+def _finished_wandb_records(path: Path, timeout: float = 120.0) -> dict:
+    """The records of an offline W&B run file once its ``exit`` record is on disk: ``wandb.finish``
+    returns before wandb's service process has flushed the file (seen on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            records = _wandb_records(path)
+        except Exception:  # a record still being written
+            if time.monotonic() > deadline:
+                raise
+            records = {}
+        if "exit" in records or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
 
 
 def _wandb_records(path: Path) -> dict:
