@@ -1,0 +1,1 @@
+"""Analyses of trained networks: what their features and outputs reveal beyond the scores."""
