@@ -148,12 +148,6 @@ def apply_degradation(
     return lr.reshape(*frames.shape[:-3], *lr.shape[-3:])
 
 
-def _layer_error(net: nn.Module, layer: str) -> ValueError:
-    names = [n for n, _ in net.named_modules() if n]
-    near = difflib.get_close_matches(layer, names, n=5, cutoff=0.4) or names[:8]
-    return ValueError(f"{type(net).__name__} has no submodule {layer!r}; valid names include {near}")
-
-
 def _first_tensor(out: Any) -> Tensor | None:
     if isinstance(out, Tensor):
         return out
@@ -204,11 +198,11 @@ def capture_features(
     """The pooled output of ``net.get_submodule(layer)`` for one input -> ``(D,)`` float32 on the CPU.
 
     ``lq`` is one sample with a batch dimension of 1 (``(1, T, C, h, w)`` or ``(1, C, h, w)``).
-    The hooked output (its first tensor if a tuple) is pooled per item (:func:`pool_output`); items
-    are the leading dimension, e.g. the ``T`` frames of a per-frame module run on ``B*T`` frames,
-    over every call in call order (recurrent steps, per-frame calls). ``calls='mean'`` averages the
-    vectors over all items; ``'centre'`` takes the middle item, the centre frame of a window when
-    frames come in order (BasicVSR's backward branch calls in reverse, its middle is the same).
+    The hooked output (its first tensor if a tuple) is pooled per item (:func:`pool_output`). The
+    items are the output's leading dimension (e.g. the ``T`` frames of a per-frame module run on
+    ``B*T`` frames at once) in every call, in call order (a module called per frame or per recurrent
+    step). ``calls='mean'`` averages the vectors over all items; ``'centre'`` takes the middle item:
+    the centre frame when the frames come in order, or in reverse as BasicVSR's backward branch.
     Runs under ``torch.no_grad``; the caller chooses train / eval mode.
 
     Raises:
@@ -219,7 +213,11 @@ def capture_features(
     try:
         module = net.get_submodule(layer)
     except AttributeError:
-        raise _layer_error(net, layer) from None
+        names = [n for n, _ in net.named_modules() if n]
+        near = difflib.get_close_matches(layer, names, n=5, cutoff=0.4) or names[:8]
+        raise ValueError(
+            f"{type(net).__name__} has no submodule {layer!r}; valid names include {near}"
+        ) from None
     if lq.shape[0] != 1:
         raise ValueError(f"capture_features takes one sample (batch 1), got a batch of {lq.shape[0]}")
     captured: list[Tensor] = []
@@ -294,13 +292,6 @@ def clustering_scores(
     return {"degradation": by_deg, "content": by_content, "verdict": verdict}
 
 
-def _network_input(net: nn.Module, lr: np.ndarray) -> Tensor:
-    """``(1, T', C, h, w)`` or ``(1, C, h, w)`` input of LR ``(T, h, w, 3)`` for the kind of network."""
-    if getattr(net, "temporal", None) in ("window", "recurrent"):
-        return frames_to_tensor(lr)[None]  # a window net's frames are already its window (_window)
-    return frames_to_tensor(lr[len(lr) // 2])[None]
-
-
 def _window(num_frames: int, net: nn.Module) -> np.ndarray:
     """Indices of the frames a network sees from a clip of ``num_frames``: the centred window of a
     window network (edge frames repeated if the clip is shorter), all of them otherwise."""
@@ -326,7 +317,8 @@ def run_semantics(
 ) -> dict[str, Any]:
     """Features of every clip x degradation at ``layer``, projected, scored and plotted.
 
-    ``hr_clips``: ``(content name, (T, H, W, 3) uint8)`` pairs. A window network (``temporal ==
+    ``hr_clips``: ``(content name, (T, H, W, 3) uint8)`` pairs (clips of one name are one content
+    group, e.g. several crops of one image). A window network (``temporal ==
     'window'``) gets the centred ``num_frame`` frames, a recurrent one the whole clip, any other
     module the centre frame ``(1, C, h, w)``; all degraded alike (noise seeds offset by the clip
     index, so each content has its own noise). The network runs in eval mode without gradients on
@@ -340,6 +332,7 @@ def run_semantics(
     out_dir.mkdir(parents=True, exist_ok=True)
     param = next(iter(net.parameters()), None)
     device = param.device if param is not None else torch.device("cpu")
+    video = getattr(net, "temporal", None) in ("window", "recurrent")  # else an image network
     was_training = net.training
     net.eval()
     feats, deg_labels, content_labels = [], [], []
@@ -350,7 +343,7 @@ def run_semantics(
             frames = clip[_window(len(clip), net)]
             for spec in specs:
                 lr = apply_degradation(frames, spec, scale, seed_offset=i)
-                lq = _network_input(net, lr).to(device)
+                lq = frames_to_tensor(lr if video else lr[len(lr) // 2])[None].to(device)
                 feats.append(capture_features(net, lq, layer, pooling, calls=calls, crop=crop).numpy())
                 deg_labels.append(spec.label)
                 content_labels.append(str(name))
