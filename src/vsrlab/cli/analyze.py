@@ -1,0 +1,34 @@
+"""``vsrlab-analyze``: look inside a network (LAM, offsets versus flow, degradation semantics).
+
+    vsrlab-analyze tool=lam ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt tool.row=100 tool.col=120
+    vsrlab-analyze tool=offsets ckpt_path=...                       # the synthetic clip's true flow
+    vsrlab-analyze tool=semantics ckpt_path=... tool.layer=reconstruction.3
+    vsrlab-analyze tool=lam arch=edvr arch.pretrained=<official .pth> input=<LR frame folder>
+
+Pictures, ``<tool>.json`` and the raw numbers go to the run directory and to W&B (offline by default).
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from vsrlab.analysis.app import analyze
+from vsrlab.app import CONFIG_DIR, init, setup_run
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="analyze")
+def hydra_main(cfg: DictConfig) -> None:
+    """The Hydra app."""
+    setup_run(cfg)
+    analyze(cfg)
+
+
+def main() -> None:
+    """Console entry point ``vsrlab-analyze``."""
+    init()
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()
