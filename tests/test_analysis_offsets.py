@@ -172,3 +172,53 @@ def test_offsets_set_to_the_true_flow_are_all_within_one_pixel(clip, tmp_path):
         warps = entry["warps"]
         assert warps["offset_psnr"][0]["psnr"] == pytest.approx(warps["reference_flow_psnr"], abs=1e-4)
         assert math.isfinite(warps["reference_flow_psnr"])
+
+
+class _ConstantFlow(nn.Module):
+    """A SPyNet stub: the flow (x=1, y=-0.5) between any two frames."""
+
+    def forward(self, ref: torch.Tensor, supp: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([1.0, -0.5]).view(1, 2, 1, 1).expand(ref.shape[0], 2, *ref.shape[-2:])
+
+
+def test_basicvsrpp_offsets_are_attributed_to_frames_with_the_flow_prior(tmp_path):
+    from vsrlab.archs import BasicVSRPlusPlus
+
+    torch.manual_seed(0)
+    net = BasicVSRPlusPlus(mid_channels=8, num_blocks=1, deformable_groups=2)
+    net.spynet = _ConstantFlow()
+    net.upsample = lambda lqs, feats, device: lqs  # the 64-channel HR reconstruction: no offsets, slow
+    for align in net.deform_align.values():  # residue 0.5 px in x on every tap: tanh^-1(0.5 / 10)
+        last = align.conv_offset[-1]
+        with torch.no_grad():
+            last.bias[: 2 * 2 * 9 : 2].zero_()
+            last.bias[1 : 2 * 2 * 9 : 2].fill_(math.atanh(0.05))
+    length, h = 4, 64  # centre frame 2; SPyNet's minimum size
+    flow = torch.zeros(length, 2, h, h)
+    flow[:, 0], flow[:, 1] = 1.5, -0.5  # the prior plus the residue, for frames 1 and 3
+    clip = {"lq": torch.rand(length, 3, h, h), "flow": flow}
+    result = run_offsets(net, clip, tmp_path, frame=3, modules=["deform_align.backward_1"])
+    assert result["network"] == "BasicVSRPlusPlus" and list(result["modules"]) == ["deform_align.backward_1"]
+    entry = result["modules"]["deform_align.backward_1"]["3"]  # first step of the backward branch
+    assert set(result["modules"]["deform_align.backward_1"]) == {"3"} and entry["groups_of_module"] == [0]
+    assert entry["residual"]["abs_mean_px"] == pytest.approx(0.25, abs=1e-6)  # dx 0.5, dy 0
+    assert entry["residual"]["prior_error_mean_px"] == pytest.approx(0.5, abs=1e-6)
+    assert entry["flow_comparison"]["error_mean_px"] == pytest.approx(0.0, abs=1e-5)
+    assert any(p.endswith("_residual.png") for p in result["figures"])
+
+    forward = run_offsets(net, clip, tmp_path / "fwd", modules=["deform_align.forward_1"])
+    assert forward["frame"] == 0 and set(forward["modules"]["deform_align.forward_1"]) == {"0", "1"}
+    assert forward["modules"]["deform_align.forward_1"]["0"]["groups_of_module"] == [1]  # second order
+
+
+class _RecurrentStub(nn.Module):
+    temporal = "recurrent"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.align = DeformableAlignment(4, 4, 4, offset_groups=1, num_offsets=1)
+
+
+def test_unsupported_recurrent_network_is_named():
+    with pytest.raises(ValueError, match="_RecurrentStub is recurrent: .*BasicVSRPlusPlus"):
+        run_offsets(_RecurrentStub(), {"lq": torch.rand(3, 3, 8, 8)}, "unused")

@@ -1,19 +1,14 @@
 """Learned deformable offsets versus optical flow (Chan et al., "Understanding Deformable Alignment in
-Video Super-Resolution", AAAI 2021, Sec. 4.1, Figs. 4-6).
+Video Super-Resolution", AAAI 2021, Sec. 4.1, Figs. 4-6): for G = N = 1 more than 80% of the pixels are
+within 1 px of the flow (Fig. 5); with N offsets per group the closest follows the flow and the others
+spread (Fig. 6). :func:`run_offsets` measures this for every :class:`~vsrlab.ops.DeformableAlignment` of
+a network and every neighbour of a clip's centre frame against a reference flow (the synthetic clips'
+true flow, or e.g. SPyNet's) and draws the figures of :mod:`vsrlab.analysis.offset_figures`.
 
-The paper finds that the offsets of deformable alignment are strongly similar to optical flow: for
-G = N = 1 more than 80% of the pixels differ from the flow by less than one pixel (Fig. 5), and with N
-offsets per group one of them stays close to the flow while the others spread around it (Fig. 6).
-:func:`run_offsets` measures this on the centre window of a clip, for every
-:class:`~vsrlab.ops.DeformableAlignment` of a network and every neighbour frame, against a reference
-flow (the synthetic clips' true flow, or any flow such as SPyNet's), and draws the figures with
-:mod:`vsrlab.analysis.offset_figures`.
-
-Conventions: an offset tensor ``(B, 2*G*N, h, w)`` holds ``(dy, dx)`` at channel ``g*2N + 2n``,
-``g*2N + 2n + 1`` (torchvision's ``deform_conv2d``); group ``g``'s tap ``n`` samples the neighbour at
-``p + taps[n] + dp_n(p)``. The *learned offset* ``dp_n`` is what the paper compares to the flow (the
-kernel grid ``taps`` is a fixed shift); flows are ``(x, y)``: ``flow[t](p)`` maps centre pixel ``p`` to
-``p + flow[t](p)`` in frame ``t`` (:func:`vsrlab.ops.flow_warp`).
+Conventions: an offset tensor ``(B, 2*G*N, h, w)`` holds ``(dy, dx)`` at channels ``g*2N + 2n`` and
+``g*2N + 2n + 1`` (``deform_conv2d``); group ``g``'s tap ``n`` samples the neighbour at ``p + taps[n] +
+dp_n(p)``. The *learned offset* ``dp_n`` is what is compared to the flow (the kernel grid ``taps`` is a
+fixed shift). Flows are ``(x, y)``: centre pixel ``p`` is at ``p + flow[t](p)`` in frame ``t``.
 """
 
 from __future__ import annotations
@@ -77,18 +72,13 @@ def _mean(x: Tensor, valid: Tensor) -> float | None:
 
 
 def error_histogram(error: Tensor, valid: Tensor, edges: Sequence[float] = HIST_EDGES) -> dict[str, Any]:
-    """Distribution of ``error`` (any shape) over ``valid`` (broadcastable): counts per bin of ``edges``
+    """Distribution of ``error`` (any shape) over ``valid`` (expandable to it): counts per bin of ``edges``
     (px), ``overflow`` beyond the last edge, and ``fraction`` per bin (Fig. 5)."""
-    values = torch.broadcast_tensors(error, valid)[0][torch.broadcast_tensors(error, valid)[1]]
+    values = error[valid.expand_as(error)]
     counts, _ = np.histogram(values.detach().cpu().double().numpy(), bins=np.asarray(edges))
-    total = max(int(values.numel()), 1)
+    fraction = (counts / max(int(values.numel()), 1)).tolist()
     overflow = int((values >= edges[-1]).sum())
-    return {
-        "edges": list(edges),
-        "counts": counts.tolist(),
-        "overflow": overflow,
-        "fraction": (counts / total).tolist(),
-    }
+    return dict(edges=list(edges), counts=counts.tolist(), overflow=overflow, fraction=fraction)
 
 
 def rank_offsets(flows: Tensor, ref: Tensor, valid: Tensor) -> dict[str, Any]:
@@ -120,6 +110,28 @@ def warp_psnr(warped: Tensor, target: Tensor, valid: Tensor) -> float | None:
     return None if mse is None else -10.0 * math.log10(max(mse, 1e-10))  # capped at 100 dB
 
 
+def compare_to_flow(flows: Tensor, ref: Tensor, valid: Tensor) -> tuple[dict[str, Any], Tensor]:
+    """Offsets ``(G, N, 2, h, w)`` against a flow ``(2, h, w)`` on ``valid`` ``(1, h, w)`` (Figs. 5-6):
+    numbers (mean Euclidean error, fraction under 1 px overall / of the closest offset of each group /
+    per offset, histogram, ranking for N > 1) and the error ``(G, N, h, w)`` in pixels."""
+    g, n = flows.shape[:2]
+    error = (flows - ref).square().sum(dim=2).sqrt()
+    under = (error < 1.0).float()
+    ranking = rank_offsets(flows, ref, valid) if n > 1 else None
+    closest = [r[0]["offset"] for r in ranking["per_group"]] if ranking and ranking["per_group"] else None
+    per = [[(_mean(error[i, k], valid), _mean(under[i, k], valid)) for k in range(n)] for i in range(g)]
+    return {
+        "error_mean_px": _mean(error, valid),
+        "fraction_under_1px": _mean(under, valid),
+        "fraction_under_1px_closest": None
+        if closest is None
+        else _mean(torch.stack([under[i, k] for i, k in enumerate(closest)]), valid),
+        "per_offset": [[{"error_mean_px": e, "fraction_under_1px": f} for e, f in row] for row in per],
+        "histogram": error_histogram(error, valid),
+        "ranking": ranking,
+    }, error
+
+
 def analyse_frame(
     offset: Tensor,
     taps: Tensor,
@@ -149,56 +161,25 @@ def analyse_frame(
     flows = offsets_as_flows(offset[None], taps)[0]
     g, n = flows.shape[:2]
     diversity = offset_diversity(offset[None], taps)[0]
-    out: dict[str, Any] = {
-        "resolution": list(size),
-        "groups": g,
-        "offsets_per_group": n,
-        "offset_abs_mean_px": float(offset.abs().mean()),
-        "diversity_px": {"mean": float(diversity.mean()), "per_group": diversity.mean(dim=(1, 2)).tolist()},
-    }
+    div = {"mean": float(diversity.mean()), "per_group": diversity.mean(dim=(1, 2)).tolist()}
+    out: dict[str, Any] = dict(resolution=list(size), groups=g, offsets_per_group=n, diversity_px=div)
+    out["offset_abs_mean_px"] = float(offset.abs().mean())
     maps: dict[str, Any] = {"flows": flows, "diversity": diversity, "ref": None, "error": None}
     if ref_flow is None:
-        out["reference_flow"] = None
-        out["flow_comparison"] = None
+        out["reference_flow"] = out["flow_comparison"] = None
     else:
         ref = resize_flow(ref_flow[None].to(offset), size)[0]
         vmask = resize_mask(valid_lr, size)
-        error = (flows - ref).square().sum(dim=2).sqrt()  # (G, N, h', w') Euclidean, px at size
-        ranking = rank_offsets(flows, ref, vmask) if n > 1 else None
-        closest = [r[0]["offset"] for r in ranking["per_group"]] if ranking and ranking["per_group"] else None
-        under = (error < 1.0).float()
-        out["reference_flow"] = {
-            "resized_to_module": size != lr,
-            "valid_fraction": float(vmask.float().mean()),
-        }
-        out["flow_comparison"] = {
-            "error_mean_px": _mean(error, vmask),
-            "fraction_under_1px": _mean(under, vmask),
-            "fraction_under_1px_closest": None
-            if closest is None
-            else _mean(torch.stack([under[i, k] for i, k in enumerate(closest)]), vmask),
-            "per_offset": [
-                [
-                    {
-                        "error_mean_px": _mean(error[i, k], vmask),
-                        "fraction_under_1px": _mean(under[i, k], vmask),
-                    }
-                    for k in range(n)
-                ]
-                for i in range(g)
-            ],
-            "histogram": error_histogram(error, vmask),
-            "ranking": ranking,
-        }
+        out["reference_flow"] = dict(resized_to_module=size != lr, valid_fraction=float(vmask.float().mean()))
+        out["flow_comparison"], error = compare_to_flow(flows, ref, vmask)
         maps.update(ref=ref, error=error, valid=vmask)
     if prior is not None:
         residual = offsets_as_flows((offset - prior)[None], taps)[0]
         out["residual"] = {"abs_mean_px": float(residual.abs().mean())}
         if ref_flow is not None:
             prior_flow = offsets_as_flows(prior[None], taps)[0]
-            out["residual"]["prior_error_mean_px"] = _mean(
-                (prior_flow - maps["ref"]).norm(dim=2), maps["valid"]
-            )
+            prior_error = (prior_flow - maps["ref"]).norm(dim=2)
+            out["residual"]["prior_error_mean_px"] = _mean(prior_error, maps["valid"])
         maps["residual"] = residual
     # warps of the LR neighbour by each learned offset (upsampled to LR when the module is smaller)
     lr_flows = resize_flow(flows.reshape(g * n, 2, *size), lr).view(g, n, 2, *lr)
@@ -261,12 +242,7 @@ def gather_offsets(net: nn.Module, lq: Tensor, flow_pairs: Tensor | None = None)
             frames: dict[int, Any] = {}
             for k, p in enumerate(positions):
                 if window[p] != centre and window[p] not in frames:
-                    frames[window[p]] = {
-                        "offset": offsets[k],
-                        "groups": None,
-                        "prior": None,
-                        "window_position": p,
-                    }
+                    frames[window[p]] = dict(offset=offsets[k], groups=None, prior=None, window_position=p)
             out[mod] = {"taps": modules[mod].taps, "frames": frames}
         return out
     if name != "BasicVSRPlusPlus":
@@ -302,12 +278,9 @@ def gather_offsets(net: nn.Module, lq: Tensor, flow_pairs: Tensor | None = None)
             if k == 1 and step < 2:
                 break  # no second-order neighbour yet (zero features, zero flow)
             sl = slice(2 * n * groups[0], 2 * n * (groups[-1] + 1))
-            frames[centre + sign * (k + 1)] = {
-                "offset": offset[sl],
-                "groups": list(groups),
-                "prior": prior[sl],
-                "window_position": None,
-            }
+            frames[centre + sign * (k + 1)] = dict(
+                offset=offset[sl], groups=list(groups), prior=prior[sl], window_position=None
+            )
         out[mod] = {"taps": m.taps, "frames": frames}
     return out
 
@@ -374,14 +347,9 @@ def run_offsets(
         for mod, info in gathered.items():
             result["modules"][mod] = {}
             for t, entry in info["frames"].items():
+                ref, ok = (None if x is None else x[t].to(device) for x in (flow, valid))
                 numbers, maps = analyse_frame(
-                    entry["offset"],
-                    info["taps"],
-                    lq[t],
-                    lq[centre],
-                    None if flow is None else flow[t].to(device),
-                    None if valid is None else valid[t].to(device),
-                    entry["prior"],
+                    entry["offset"], info["taps"], lq[t], lq[centre], ref, ok, entry["prior"]
                 )
                 numbers.update(window_position=entry["window_position"], groups_of_module=entry["groups"])
                 result["modules"][mod][str(t)] = numbers
