@@ -43,9 +43,11 @@ def load_clip(cfg: DictConfig) -> dict[str, Any]:
         dataset = instantiate(cfg.data).test_set
         index = int(cfg.get("clip") or 0)
         if not 0 <= index < len(dataset):
-            raise IndexError(f"clip={index}: the test split of data={cfg.data.get('name')} has {len(dataset)} clips")
+            name = cfg.data.get("name")
+            raise IndexError(f"clip={index}: the test split of data={name} has {len(dataset)} clips")
         sample = dataset[index]
-        clip = {"name": str(sample.get("key", f"clip{index}")), **{k: sample[k] for k in CLIP_KEYS if k in sample}}
+        clip = {k: sample[k] for k in CLIP_KEYS if k in sample}
+        clip["name"] = str(sample.get("key", f"clip{index}"))
     frames = cfg.get("frames")
     if frames:
         start, stop = int(frames[0]), int(frames[1])
