@@ -5,6 +5,8 @@
 #   make test-all     also the slow tests (minutes)
 #   make test-slow    only the slow tests
 #   make test-slurm   the SLURM tests: a real single-node cluster (scripts/slurm_local.sh; installs it as root)
+#   make analyze      vsrlab-analyze (LAM, offsets vs flow, feature semantics) of the newest `make train`
+#                     checkpoint (CKPT=... another); e.g. make analyze ARGS="tool=offsets"
 #   make sweep-demo   a 2 x 2 G x N sweep on the synthetic data (submitit local launcher), then its report;
 #                     run it again: finished jobs are skipped and only the report is printed
 #   make bench        alignment benchmark -> docs/benchmarks.md
@@ -22,7 +24,7 @@ PIP_VERSION := 26.3
 LOCK ?= requirements.lock
 STAMP := $(VENV)/.installed-$(TORCH_VERSION)
 
-.PHONY: install lock lint train eval infer sweep-demo test test-all test-slow test-slurm bench bench-data clean
+.PHONY: install lock lint train eval infer analyze sweep-demo test test-all test-slow test-slurm bench bench-data clean
 
 # torch first (the CPU or CUDA build of this machine's pip configuration), then the locked
 # versions of everything else, then vsrlab itself without re-resolving its dependencies
@@ -60,6 +62,12 @@ eval: $(STAMP)
 
 infer: $(STAMP)
 	$(BIN)/vsrlab-infer $(ARGS)
+
+# the newest checkpoint that `make train` wrote (logs/ as below), unless CKPT is given
+CKPT ?= $(shell ls -t "$${VSRLAB_ROOT:-.}"/logs/train/runs/*/checkpoints/last.ckpt 2>/dev/null | head -n 1)
+analyze: $(STAMP)
+	@if [ -z "$(CKPT)" ]; then echo "no checkpoint: run make train first, or pass CKPT=<path>"; exit 1; fi
+	$(BIN)/vsrlab-analyze ckpt_path=$(CKPT) $(ARGS)
 
 # logs/ is relative to $VSRLAB_ROOT (default: this directory), as in conf/paths/default.yaml
 sweep-demo: $(STAMP)
