@@ -232,3 +232,29 @@ def test_arch_configs_are_edvr_m_and_l(make_cfg, arch, params):
         net = build_arch(cfg.arch)
     assert isinstance(net, EDVR) and count(net) == params
     assert net.align_type == "dcn" and net.num_frame == 5 and net.center_frame_idx == 2
+
+
+def test_upscale_builds_one_x2_stage_per_factor_of_two():
+    """x4 is BasicSR's layout (official checkpoints load, counts unchanged); x16 (the DKSAN paper's EDVR
+    baseline) adds two 64-channel stages: 20,929,251 parameters at EDVR-L's width (paper: 20.6M)."""
+
+    def count(net):
+        return sum(p.numel() for p in net.parameters())
+
+    assert count(EDVR(num_feat=128, num_reconstruct_block=40, upscale=16)) == 20_929_251
+    assert count(EDVR(num_feat=128, num_reconstruct_block=40)) == 20_633_827
+    tiny = {"num_feat": 8, "deformable_groups": 2, "num_extract_block": 1, "num_reconstruct_block": 1}
+    x4, x16 = EDVR(**tiny), EDVR(**tiny, upscale=16)
+    assert {k for k in x16.state_dict() if k.startswith("upconv")} == {
+        f"upconv{i}.{p}" for i in (1, 2, 3, 4) for p in ("weight", "bias")
+    }
+    assert x4.state_dict()["upconv2.weight"].shape == (256, 8, 3, 3)
+    assert x16.state_dict()["upconv3.weight"].shape == (256, 64, 3, 3)
+    x = torch.rand(1, 5, 3, 8, 12)
+    assert x16(x).shape == (1, 3, 128, 192)
+    # the x4 weights fit the first two stages of x16 (the x4 part of the state dict loads)
+    report = x16.load_state_dict(x4.state_dict(), strict=False)
+    assert sorted(report.missing_keys) == [f"upconv{i}.{p}" for i in (3, 4) for p in ("bias", "weight")]
+    for bad in (3, 1, 6):
+        with pytest.raises(ValueError, match=f"upscale must be a power of 2.*got {bad}"):
+            EDVR(**tiny, upscale=bad)

@@ -329,8 +329,8 @@ class EDVR(nn.Module):
     Per-frame feature extraction (``conv_first`` + ``num_extract_block`` residual blocks, or the
     pre-deblur module), a 3-level feature pyramid, PCD alignment of every frame (the reference
     too) to the reference frame, TSA fusion (or a 1x1 convolution), ``num_reconstruct_block``
-    residual blocks, two x2 pixel-shuffle stages, added to the bilinearly upsampled reference
-    frame.
+    residual blocks, ``log2(upscale)`` x2 pixel-shuffle stages (two at x4), added to the bilinearly
+    upsampled reference frame.
 
     Args:
         num_in_ch: input image channels.
@@ -363,9 +363,14 @@ class EDVR(nn.Module):
             ``'flow'`` and ``'image'`` ignore ``deformable_groups``, ``num_offsets``, ``modulated``.
         num_offsets: N for ``'dcn'`` (an odd square) and ``'decomposed'``.
         modulated: DCNv2 masks for ``'dcn'`` and ``'decomposed'``.
+        upscale: SR factor, a power of 2: one x2 pixel-shuffle stage per factor of 2 (``upconv1``,
+            ``upconv2``, ... as BasicSR names the two of x4). As in BasicSR, the first stage keeps
+            ``num_feat`` channels and every later one has 64 (the x4 layout is BasicSR's exactly, so
+            official x4 checkpoints load); the DKSAN paper's x16 baseline (Xu et al. 2020, "EDVR with a
+            x16 upscale module") is ``upscale=16``: two more 64-channel stages. ``hr_in`` needs 4.
 
-    ``forward``: ``(B, T, C, h, w)`` -> ``(B, C, 4h, 4w)`` (``(B, C, h, w)`` with ``hr_in``);
-    ``h``, ``w`` multiples of 4 (16 with ``hr_in``).
+    ``forward``: ``(B, T, C, h, w)`` -> ``(B, C, s*h, s*w)`` for ``s = upscale`` (``(B, C, h, w)`` with
+    ``hr_in``); ``h``, ``w`` multiples of 4 (16 with ``hr_in``).
     """
 
     temporal: ClassVar[Temporal] = "window"
@@ -387,8 +392,14 @@ class EDVR(nn.Module):
         align_type: AlignType = "dcn",
         num_offsets: int = 9,
         modulated: bool = True,
+        upscale: int = 4,
     ) -> None:
         super().__init__()
+        stages = upscale.bit_length() - 1
+        if upscale < 2 or upscale != 1 << stages:
+            raise ValueError(f"upscale must be a power of 2 (2, 4, 8, 16, ...), got {upscale}")
+        if hr_in and upscale != 4:
+            raise ValueError(f"hr_in=True restores the input size with upscale=4, got upscale={upscale}")
         if align_type not in ALIGN_TYPES:
             raise ValueError(f"align_type must be one of {ALIGN_TYPES}, got {align_type!r}")
         if hr_in and not with_predeblur:
@@ -400,7 +411,7 @@ class EDVR(nn.Module):
         self.num_frame = num_frame
         self.center_frame_idx = center_frame_index(num_frame, center_frame_idx)
         self.hr_in, self.with_predeblur, self.with_tsa = hr_in, with_predeblur, with_tsa
-        self.align_type = align_type
+        self.align_type, self.upscale = align_type, upscale
 
         if with_predeblur:
             self.predeblur = PredeblurModule(num_in_ch, num_feat, hr_in)
@@ -421,8 +432,11 @@ class EDVR(nn.Module):
 
         self.reconstruction = make_layer(ResidualBlockNoBN, num_reconstruct_block, num_feat=num_feat)
         # BasicSR fixes the channels after the first x2 stage to 64 whatever num_feat is
-        self.upconv1 = nn.Conv2d(num_feat, num_feat * 4, 3, 1, 1)
-        self.upconv2 = nn.Conv2d(num_feat, 64 * 4, 3, 1, 1)
+        self.upsample_stages = stages
+        for i in range(stages):
+            in_ch = num_feat if i < 2 else 64
+            out_ch = num_feat if i == 0 and stages > 1 else 64
+            self.add_module(f"upconv{i + 1}", nn.Conv2d(in_ch, out_ch * 4, 3, 1, 1))
         self.pixel_shuffle = nn.PixelShuffle(2)
         self.conv_hr = nn.Conv2d(64, 64, 3, 1, 1)
         self.conv_last = nn.Conv2d(64, num_out_ch, 3, 1, 1)
@@ -437,7 +451,7 @@ class EDVR(nn.Module):
         return self.feature_extraction(feat)
 
     def forward(self, x: Tensor) -> Tensor:
-        """``(B, T, C, h, w)`` LR window in ``[0, 1]`` -> ``(B, C, 4h, 4w)`` SR reference frame."""
+        """``(B, T, C, h, w)`` LR window in ``[0, 1]`` -> ``(B, C, s*h, s*w)`` SR reference frame."""
         b, t, c, h, w = x.shape
         if t != self.num_frame:
             raise ValueError(f"expected windows of {self.num_frame} frames, got {t}")
@@ -455,10 +469,10 @@ class EDVR(nn.Module):
         feat = self.fusion(aligned if self.with_tsa else aligned.reshape(b, -1, hl, wl))
 
         out = self.reconstruction(feat)
-        out = self.lrelu(self.pixel_shuffle(self.upconv1(out)))
-        out = self.lrelu(self.pixel_shuffle(self.upconv2(out)))
+        for i in range(self.upsample_stages):
+            out = self.lrelu(self.pixel_shuffle(getattr(self, f"upconv{i + 1}")(out)))
         out = self.conv_last(self.lrelu(self.conv_hr(out)))
         center = x[:, self.center_frame_idx]
         if not self.hr_in:
-            center = F.interpolate(center, scale_factor=4, mode="bilinear", align_corners=False)
+            center = F.interpolate(center, scale_factor=self.upscale, mode="bilinear", align_corners=False)
         return out + center
