@@ -23,11 +23,13 @@ from vsrlab.archs.contract import is_recurrent
 from vsrlab.archs.pretrained import build_arch, load_arch_weights
 from vsrlab.inference import clip as clip_inference
 from vsrlab.losses import OffsetFidelityTerm
+from vsrlab.losses.levels import LevelTerm, level_psnr, level_targets
 from vsrlab.metrics.clip_scores import ClipScores, check_protocol
 from vsrlab.metrics.motion import ClipMotion, MotionBinsConfig
 from vsrlab.models.flow_source import batch_flows, check_flow_source
 from vsrlab.ops import record_offsets
 from vsrlab.ops.resize import matlab_imresize_tensor
+from vsrlab.ops.windows import window_indices
 from vsrlab.optim.ema import ema_config, make_ema, restart_ema, update_ema
 from vsrlab.optim.param_rules import ParamRules
 
@@ -36,7 +38,7 @@ log = logging.getLogger(__name__)
 EVALUATION_DEFAULTS = {"padding": "reflection", "chunk_size": 8, "log_images": 2, "log_offsets": 4,
                        "save_images": False, "motion_bins": None}  # fmt: skip
 HPARAMS = ("arch", "loss", "optimizer", "scheduler", "protocol", "evaluation", "offset_fidelity",
-           "aligned_lr_loss", "lr_mult", "freeze", "ema", "flow_source")  # fmt: skip
+           "aligned_lr_loss", "lr_mult", "freeze", "ema", "flow_source", "level_weights")  # fmt: skip
 VAL_HISTORY_KEYS = ("psnr", "ssim", "psnr_bicubic")
 
 
@@ -70,6 +72,8 @@ class VSRModule(pl.LightningModule):
             (:mod:`vsrlab.optim.ema`), evaluated instead of the weights when ``validate`` / ``test``.
         flow_source: None (the network's own flow) or ``batch``: the data's flows go to
             ``forward(x, flows=...)`` (oracle flow; :mod:`vsrlab.models.flow_source`).
+        level_weights: loss weights of the levels of a cascaded network (coarse to fine), None: the
+            final output only; every level's PSNR is logged either way (:mod:`vsrlab.losses.levels`).
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class VSRModule(pl.LightningModule):
         ema: dict[str, Any] | None = None,
         metrics: dict[str, Any] | None = None,
         flow_source: str | None = None,
+        level_weights: list[float] | None = None,
     ) -> None:
         super().__init__()
         if metrics is not None:  # checkpoints and configs of earlier versions
@@ -104,6 +109,7 @@ class VSRModule(pl.LightningModule):
         if self.aligned_lr_loss and "return_aligned_lr" not in inspect.signature(self.net.forward).parameters:
             raise ValueError(f"model.aligned_lr_loss: {type(self.net).__name__} returns no aligned LR frames")
         self.offset_fidelity = OffsetFidelityTerm.from_config(args["offset_fidelity"], self.net)
+        self.level_term = LevelTerm.from_config(args["level_weights"], self.net)
         self.param_rules = ParamRules(self.net, args["lr_mult"], args["freeze"] or ())
         self.ema = ema_config(args["ema"])
         self.net_ema = make_ema(self.net, self.ema["decay"]) if self.ema else None
@@ -163,13 +169,23 @@ class VSRModule(pl.LightningModule):
                              f"{self.net.num_frame}: set data.train.num_frames to match")  # fmt: skip
         flows = batch_flows(batch, "flow", self.flow_source, "training batch")
         given = {} if flows is None else {"flows": flows}
+        if self.level_term is not None:
+            given["return_levels"] = True
         with record_offsets(self.net) as offsets:
             out, aligned = (self.net(lq, return_aligned_lr=True, **given) if self.aligned_lr_loss
                             else (self.net(lq, **given), None))  # fmt: skip
+        levels = out if self.level_term is not None else None
+        out = levels[-1] if levels is not None else out
         # recurrent nets predict every frame; windows load their centre GT only, or the whole window
         centre = 0 if gt.shape[1] == 1 else getattr(self.net, "center_frame_idx", gt.shape[1] // 2)
         target = gt if out.dim() == 5 else gt[:, centre]
-        terms = {"pix": self.loss_fn(out, target)}
+        if levels is not None:
+            pix, psnrs = self.level_term(levels, target, self.loss_fn)
+            named = {f"train/psnr_level{i + 1}": v for i, v in enumerate(psnrs)}
+            self.log_dict(named, batch_size=lq.shape[0])
+            terms = {"pix": pix}
+        else:
+            terms = {"pix": self.loss_fn(out, target)}
         if self.offset_fidelity is not None:
             terms["offset"] = self.offset_fidelity(offsets, batch, self.net.center_frame_idx)
         if aligned is not None:
@@ -262,8 +278,18 @@ class VSRModule(pl.LightningModule):
         use_motion = scores.motion is not None and self.clip_motion is not None
         motion = self.clip_motion(batch, lq, frames) if use_motion else None
         scores.update(int(batch["clip_index"][0]), name, frames, out, bicubic, gt, fingerprint, motion)
+        if self.level_term is not None and stage == "val":
+            self._log_level_psnr(lq, gt[len(frames) // 2 : len(frames) // 2 + 1], frames[len(frames) // 2])
         return {"clip": name, "frames": frames, "lq": lq, "out": out, "bicubic": bicubic, "gt": gt,
                 "flow_pairs": pairs}  # fmt: skip
+
+    def _log_level_psnr(self, lq: Tensor, gt: Tensor, frame: int) -> None:
+        """PSNR of every level of the window centred on ``frame`` (cascaded networks, validation)."""
+        window = window_indices(frame, lq.shape[0], self.net.num_frame, self.eval_cfg["padding"])
+        levels = self.evaluation_net("val")(lq[window][None], return_levels=True)
+        psnrs = level_psnr(levels, level_targets(gt, [tuple(x.shape[-2:]) for x in levels]))
+        named = {f"val/psnr_level{i + 1}": v for i, v in enumerate(psnrs)}
+        self.log_dict(named, batch_size=1, sync_dist=True)
 
     def _log_scores(self, stage: str, scores: ClipScores) -> dict[str, float]:
         values = scores.compute()
