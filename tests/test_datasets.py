@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 
 from conftest import compose_config
 from vsrlab.data import VideoDataset, degrade, read_image, write_flo
+from vsrlab.data.errors import DataError
 from vsrlab.data.prepare import make_lmdb
 from vsrlab.data.video import augment_arrays
 from vsrlab.evaluation import evaluate
@@ -338,13 +339,23 @@ def test_other_test_sets_load(tmp_path, name, layout):
         if name == "intvid"
         else ["a", "b"]
     )
+    # IntVID's protocol scores 14 consecutive frames per clip (the first 14: val.max_frames)
+    count, used = (16, 14) if name == "intvid" else (3, 3)
     for i, clip in enumerate(clip_names):
-        write_clip(root / layout / clip, frames(i, 3, 64, 64), ["0", "1", "2"])
+        write_clip(root / layout / clip, frames(i, count, 64, 64), [str(t) for t in range(count)])
     val = instantiate(compose("eval", tmp_path, [f"data={name}", f"data.root={root}"]).data).val_set
     sample = val[1]
-    assert sample["lq"].shape == (3, 3, 64 // scale, 64 // scale) and sample["gt"].shape == (3, 3, 64, 64)
-    expected = degrade(frames(1, 3, 64, 64), scale, "BD" if name == "udm10" else "BI")
+    assert sample["lq"].shape == (used, 3, 64 // scale, 64 // scale)
+    assert sample["gt"].shape == (used, 3, 64, 64)
+    expected = degrade(frames(1, count, 64, 64)[:used], scale, "BD" if name == "udm10" else "BI")
     assert np.array_equal(to_uint8(sample["lq"]), expected)
+    if name == "intvid":  # a clip shorter than the protocol is refused, naming it
+        short = tmp_path / "short"
+        for i, clip in enumerate(clip_names):
+            write_clip(short / layout / clip, frames(i, 3, 64, 64), ["0", "1", "2"])
+        val = instantiate(compose("eval", tmp_path, [f"data={name}", f"data.root={short}"], "b").data).val_set
+        with pytest.raises(DataError, match="clip '050': max_frames=14 but .*050 has 3 frames"):
+            val[0]
 
 
 def test_vid3oc_training_x16_patches(tmp_path):
@@ -434,9 +445,9 @@ def test_frames_to_tensor_roundtrip():
     assert np.array_equal(to_uint8(frames_to_tensor(x)), x)
 
 
-def _other_layout(root: Path, layout: str, clip_names: list[str]) -> None:
+def _other_layout(root: Path, layout: str, clip_names: list[str], count: int = 3) -> None:
     for i, clip in enumerate(clip_names):
-        write_clip(root / layout / clip, frames(i, 3, 64, 64), ["0", "1", "2"])
+        write_clip(root / layout / clip, frames(i, count, 32, 32), [str(t) for t in range(count)])
 
 
 LMDB_CASES = {  # config: (layout writer, folders converted to <folder>.lmdb)
@@ -448,7 +459,7 @@ LMDB_CASES = {  # config: (layout writer, folders converted to <folder>.lmdb)
     "vid4": (lambda r: vid4_layout(r, names=3), ["GT"]),
     "udm10": (lambda r: _other_layout(r, "GT", ["a", "b"]), ["GT"]),
     "vid3oc": (lambda r: _other_layout(r, "val/HR", ["a", "b"]), ["val/HR"]),
-    "intvid": (lambda r: _other_layout(r, "HR", [f"{c:03d}" for c in range(50, 60)]), ["HR"]),
+    "intvid": (lambda r: _other_layout(r, "HR", [f"{c:03d}" for c in range(50, 60)], count=14), ["HR"]),
 }
 
 

@@ -105,6 +105,8 @@ class VideoDataset(Dataset):
         flow_root: precomputed Middlebury ``.flo`` flows, ``<flow_root>/<clip>/<ref>/<frame>.flo``
             from the window centre ``ref`` to ``frame`` in LR pixels (window sampling only);
             batches then carry ``flow`` ``(T, 2, h, w)`` (the offset-fidelity loss's target).
+        max_frames: use only the first ``max_frames`` frames of every clip (a protocol that scores part
+            of each clip: IntVID's 14 consecutive frames in the DKSAN paper); a shorter clip is an error.
         check_numbering: refuse gaps in numbered frame names.
         skip_bad: skip bad clips with a warning instead of raising.
         name: for messages.
@@ -140,6 +142,7 @@ class VideoDataset(Dataset):
         samples_per_epoch: int | None = None,
         seed: int = 0,
         flow_root: str | None = None,
+        max_frames: int | None = None,
         check_numbering: bool = True,
         skip_bad: bool = False,
         name: str | None = None,
@@ -176,6 +179,9 @@ class VideoDataset(Dataset):
         self.flip_sequence = flip_sequence
         self.seed, self.flow_root = seed, Path(flow_root) if flow_root else None
         self.check_numbering, self.skip_bad = check_numbering, skip_bad
+        if max_frames is not None and max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1 or null, got {max_frames}")
+        self.max_frames = max_frames
         self.name = name or str(gt_root)
         self.bad_clips: dict[str, str] = {}
         self._frames: dict[str, list[str]] = {}
@@ -227,6 +233,13 @@ class VideoDataset(Dataset):
                 )
             if self.check_numbering:
                 check_numbering([frame_name(k) for k in keys], str(self.source.root / clip))
+            if self.max_frames is not None:
+                if len(keys) < self.max_frames:
+                    raise DataError(
+                        f"clip {clip!r}: max_frames={self.max_frames} but {self.source.root / clip} has "
+                        f"{len(keys)} frames"
+                    )
+                keys = keys[: self.max_frames]
             self._frames[clip] = keys
         return keys
 
