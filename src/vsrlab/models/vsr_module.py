@@ -264,6 +264,11 @@ class VSRModule(pl.LightningModule):
         if gt.shape[-2:] != (lq.shape[-2] * scale, lq.shape[-1] * scale):
             raise ValueError(f"GT size {tuple(gt.shape[-2:])} is not an integer multiple of LR size "
                              f"{tuple(lq.shape[-2:])} in clip {name}")  # fmt: skip
+        upscale = getattr(self.net, "upscale", None)
+        if upscale is not None and not getattr(self.net, "hr_in", False) and int(upscale) != scale:
+            sizes = f"LR {tuple(lq.shape[-2:])}, GT {tuple(gt.shape[-2:])}"
+            fix = f"set arch.upscale={scale}"
+            raise ValueError(f"arch.upscale={upscale} but clip {name} is x{scale} ({sizes}): {fix}")
         length = lq.shape[0]
         frames = [length // 2] if self.protocol["frames"] == "center" else list(range(length))
         if gt.shape[0] == length:
