@@ -18,6 +18,12 @@ from vsrlab.ops.attention_windows import (
     shifted_window_mask,
 )
 from vsrlab.ops.deform_conv import DeformConv2d, deform_conv2d, deform_sample, fuse_taps, kernel_taps
+from vsrlab.ops.deform_kernel import (
+    DeformKernelConv2d,
+    GlobalDeformKernelConv2d,
+    deform_kernel_conv2d,
+    kernel_mixing,
+)
 from vsrlab.ops.patch_align import patch_align, patch_mean_flow
 from vsrlab.ops.resize import matlab_imresize, matlab_imresize_tensor
 from vsrlab.ops.warp import flow_warp, resize_flow, sample_at
@@ -49,4 +55,8 @@ __all__ = [
     "sampling_positions",
     "window_indices",
     "window_reach",
+    "DeformKernelConv2d",
+    "GlobalDeformKernelConv2d",
+    "deform_kernel_conv2d",
+    "kernel_mixing",
 ]
