@@ -8,7 +8,16 @@ expose ``num_frame`` and ``center_frame_idx``; recurrent networks take whole cli
 from vsrlab.archs.basicvsr_arch import BasicVSR
 from vsrlab.archs.basicvsr_pp_arch import BasicVSRPlusPlus
 from vsrlab.archs.bicubic_arch import Bicubic
-from vsrlab.archs.blocks import ConvResidualBlocks, ResidualBlockNoBN, UpsampleOneStep, make_layer
+from vsrlab.archs.blocks import (
+    RCAB,
+    ChannelAttention,
+    ConvResidualBlocks,
+    ResidualBlockNoBN,
+    ResidualGroup,
+    UpsampleOneStep,
+    make_layer,
+)
+from vsrlab.archs.dksan_arch import DKSAN
 from vsrlab.archs.edvr_arch import EDVR, PCDAlignment, TSAFusion
 from vsrlab.archs.flow_vsr_arch import FlowVSR
 from vsrlab.archs.iconvsr_arch import IconVSR
@@ -40,4 +49,8 @@ __all__ = [
     "build_arch",
     "load_pretrained",
     "make_layer",
+    "DKSAN",
+    "RCAB",
+    "ChannelAttention",
+    "ResidualGroup",
 ]
