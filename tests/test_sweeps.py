@@ -89,6 +89,7 @@ SWEEPS = {  # experiment -> number of jobs of its grid
     "rethinking_alignment_table": 8,
     "attention_window": 4,
     "rethinking_alignment_mini": 4,
+    "dksan_ablation": 4,
 }
 
 

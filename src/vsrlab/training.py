@@ -233,7 +233,7 @@ def fit_results(trainer: pl.Trainer, model: Any, datamodule: Any) -> dict[str, A
     if checkpoint is not None and checkpoint.best_model_path:
         results["best"] = {
             "ckpt_path": checkpoint.best_model_path,
-            "score": float(checkpoint.best_model_score),
+            "score": None if checkpoint.best_model_score is None else float(checkpoint.best_model_score),
             "monitor": checkpoint.monitor,
         }
     if trainer.is_global_zero and datamodule.val_set is not None:
