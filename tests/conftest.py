@@ -67,6 +67,27 @@ def compose_config(name: str, overrides: list[str], run_dir: Path) -> DictConfig
     return cfg
 
 
+def train_tiny_checkpoint(run_dir: Path, overrides: list[str], alpha: float = 0.01) -> Path:
+    """``last.ckpt`` of a one-step ``vsrlab-train`` run (:data:`FAST` + ``overrides``) with its weights
+    perturbed (``alpha``, 5x that for the fusion): one step leaves the sliding-window net at its init,
+    the bicubic of the centre frame (fusion passes the centre, the residual starts at zero); perturbed,
+    every window frame matters."""
+    from vsrlab.training import train
+
+    overrides = [*FAST, *overrides, "trainer.max_steps=1", "trainer.val_check_interval=1",
+                 "data.val.num_clips=1", "test=false", "callbacks=model_checkpoint"]  # fmt: skip
+    train(compose_config("train", overrides, run_dir))
+    GlobalHydra.instance().clear()
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+    gen = torch.Generator().manual_seed(0)
+    for key, value in saved["state_dict"].items():
+        if key.startswith("net.") and value.is_floating_point():
+            value.add_(torch.randn(value.shape, generator=gen), alpha=5 * alpha if "fusion" in key else alpha)
+    torch.save(saved, ckpt)
+    return ckpt
+
+
 @pytest.fixture
 def make_cfg(tmp_path: Path):
     """``make_cfg(name='train', overrides=[...], run='run')`` -> composed config."""

@@ -12,9 +12,8 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
-from conftest import FAST, compose_config
+from conftest import compose_config, train_tiny_checkpoint
 from vsrlab.analysis.app import analyze
-from vsrlab.training import train
 from vsrlab.utils.images import save_rgb
 
 DATA = ["data.val.num_clips=2", "data.val.num_frames=5", "data.val.lq_size=[32,32]"]
@@ -23,31 +22,9 @@ QUIET = ["extras.print_config=false"]
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    """``last.ckpt`` of a one-step run of the tiny default network, its weights perturbed so that every
-    window frame matters (one step leaves the fusion passing the centre frame only)."""
-    root = tmp_path_factory.mktemp("train")
-    cfg = compose_config(
-        "train",
-        [
-            *FAST,
-            "trainer.max_steps=1",
-            "trainer.val_check_interval=1",
-            "data.val.num_clips=1",
-            "test=false",
-            "callbacks=model_checkpoint",
-        ],  # fmt: skip
-        root / "run",
-    )
-    train(cfg)
-    GlobalHydra.instance().clear()
-    ckpt = root / "run" / "checkpoints" / "last.ckpt"
-    saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-    gen = torch.Generator().manual_seed(0)
-    for key, value in saved["state_dict"].items():
-        if key.startswith("net.") and value.is_floating_point():
-            value.add_(torch.randn(value.shape, generator=gen), alpha=0.05 if "fusion" in key else 0.02)
-    torch.save(saved, ckpt)
-    return ckpt
+    """``last.ckpt`` of a one-step run of the tiny default network, perturbed so that every window frame
+    matters."""
+    return train_tiny_checkpoint(tmp_path_factory.mktemp("train") / "run", [], alpha=0.02)
 
 
 def run_analyze(tmp_path: Path, overrides: list[str], run: str = "analyze") -> tuple[dict, Path]:

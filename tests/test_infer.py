@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from hydra.core.global_hydra import GlobalHydra
 from torch import Tensor
 
-from conftest import FAST, compose_config
+from conftest import compose_config, train_tiny_checkpoint
 from vsrlab.cli.infer import main
 from vsrlab.data.errors import DataError
 from vsrlab.inference.stream import iter_chunks, super_resolve_stream
@@ -22,7 +22,6 @@ from vsrlab.inference.video_io import FrameWriter, iter_frames
 from vsrlab.inference.videos import infer, load_infer_model
 from vsrlab.models import VSRModule
 from vsrlab.ops.resize import matlab_imresize, matlab_imresize_tensor
-from vsrlab.training import train
 from vsrlab.utils.images import frames_to_tensor, save_rgb, to_uint8_hwc
 
 NUM_FRAMES, H, W = 12, 32, 40
@@ -87,33 +86,8 @@ def _infer_cfg(tmp_path: Path, overrides: list[str]):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    """``last.ckpt`` of a one-step ``vsrlab-train`` run of a tiny 5-frame sliding-window net."""
-    root = tmp_path_factory.mktemp("train")
-    cfg = compose_config(
-        "train",
-        [
-            *FAST,
-            *TINY_NET,
-            "trainer.max_steps=1",
-            "trainer.val_check_interval=1",
-            "data.val.num_clips=1",
-            "test=false",
-            "callbacks=model_checkpoint",
-        ],
-        root / "run",
-    )
-    train(cfg)
-    GlobalHydra.instance().clear()
-    ckpt = root / "run" / "checkpoints" / "last.ckpt"
-    # one step leaves the net at its init, the bicubic of the centre frame (fusion passes the centre, the
-    # residual starts at zero): perturb the weights in the checkpoint so that every window frame matters
-    saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-    gen = torch.Generator().manual_seed(0)
-    for key, value in saved["state_dict"].items():
-        if key.startswith("net.") and value.is_floating_point():
-            value.add_(torch.randn(value.shape, generator=gen), alpha=0.05 if "fusion" in key else 0.01)
-    torch.save(saved, ckpt)
-    return ckpt
+    """``last.ckpt`` of a one-step ``vsrlab-train`` run of a tiny 5-frame sliding-window net, perturbed."""
+    return train_tiny_checkpoint(tmp_path_factory.mktemp("train") / "run", TINY_NET)
 
 
 # ------------------------------------------------------------------------------- video, bicubic
