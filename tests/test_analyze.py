@@ -4,6 +4,7 @@ data configs and files, W&B images, and the errors that name the bad value."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from hydra.utils import instantiate
 
 from conftest import compose_config, train_tiny_checkpoint
 from vsrlab.analysis.app import analyze
+from vsrlab.cli.analyze import main
 from vsrlab.utils.images import save_rgb
 
 DATA = ["data.val.num_clips=2", "data.val.num_frames=5", "data.val.lq_size=[32,32]"]
@@ -151,3 +153,25 @@ def test_errors_name_the_bad_value(trained, tmp_path):
         run_analyze(tmp_path, [f"ckpt_path={trained}", "tool.frame=9"])
     with pytest.raises(ValueError, match="SlidingWindowVSR has no submodule 'decoder'"):
         run_analyze(tmp_path, [f"ckpt_path={trained}", "tool=semantics", "tool.layer=decoder"])
+
+
+def test_console_script_runs_the_hydra_app(trained, tmp_path, monkeypatch):
+    run = tmp_path / "cli_run"
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "vsrlab-analyze",
+            f"ckpt_path={trained}",
+            "tool=lam",
+            "tool.fold=2",
+            "~logger",
+            *DATA,
+            *QUIET,
+            f"hydra.run.dir={run}",
+        ],  # fmt: skip
+    )
+    GlobalHydra.instance().clear()
+    main()  # as the console script runs it
+    saved = json.loads((run / "lam.json").read_text())
+    assert saved["fold"] == 2 and len(saved["frame_shares"]) == 3 and (run / "lam.png").is_file()
