@@ -28,6 +28,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from vsrlab.data.degradations import bicubic_downsample, blur_downsample, gaussian_kernel_1d
+from vsrlab.ops.windows import window_indices
 from vsrlab.utils.images import frames_to_tensor
 
 Pooling = Literal["mean", "max", "meanstd", "flatten"]
@@ -292,13 +293,12 @@ def clustering_scores(
     return {"degradation": by_deg, "content": by_content, "verdict": verdict}
 
 
-def _window(num_frames: int, net: nn.Module) -> np.ndarray:
+def _window(num_frames: int, net: nn.Module) -> list[int]:
     """Indices of the frames a network sees from a clip of ``num_frames``: the centred window of a
     window network (edge frames repeated if the clip is shorter), all of them otherwise."""
     if getattr(net, "temporal", None) != "window":
-        return np.arange(num_frames)
-    n = int(net.num_frame)
-    return np.clip(np.arange(n) - n // 2 + num_frames // 2, 0, num_frames - 1)
+        return list(range(num_frames))
+    return window_indices(num_frames // 2, num_frames, int(net.num_frame), "replicate")
 
 
 def run_semantics(
