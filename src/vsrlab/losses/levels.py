@@ -18,6 +18,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from vsrlab.ops.resize import matlab_imresize_tensor
+from vsrlab.utils.precision import at_least_float32
 
 CONFIG_KEY = "model.level_weights"
 
@@ -45,7 +46,8 @@ def level_psnr(levels: Sequence[Tensor], targets: Sequence[Tensor]) -> list[Tens
     """PSNR (dB, RGB, outputs clamped to [0, 1]) of each level against its target, averaged over the batch."""
     values = []
     for out, gt in zip(levels, targets, strict=True):
-        mse = (out.detach().clamp(0, 1) - gt).square().flatten(1).mean(dim=1)
+        diff = at_least_float32(out.detach()).clamp(0, 1) - at_least_float32(gt)
+        mse = diff.square().flatten(1).mean(dim=1)
         values.append((10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean())
     return values
 

@@ -17,6 +17,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from vsrlab.utils.precision import at_least_float32
+
 
 def offset_fidelity_loss(offset: Tensor, flow: Tensor, threshold: float = 10.0) -> Tensor:
     """Unweighted Eq. 5.
@@ -35,6 +37,7 @@ def offset_fidelity_loss(offset: Tensor, flow: Tensor, threshold: float = 10.0) 
             f"offset (n, 2K, h, w) and flow (n, 2, h, w) expected, got {tuple(offset.shape)} and "
             f"{tuple(flow.shape)}"
         )
+    offset, flow = at_least_float32(offset), at_least_float32(flow)
     diff = (offset.view(n, c // 2, 2, h, w) - flow.flip(1).unsqueeze(1)).abs()
     masked = torch.where(diff > threshold, diff, torch.zeros_like(diff))
     return masked.mean(dim=(2, 3, 4)).sum()

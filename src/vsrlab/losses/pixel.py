@@ -8,6 +8,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from vsrlab.utils.precision import at_least_float32
+
 Reduction = Literal["mean", "sum"]
 
 
@@ -32,7 +34,7 @@ class PixelLoss(nn.Module):
         """``pred`` and ``target`` of the same shape -> scalar."""
         if pred.shape != target.shape:
             raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
-        loss = self.penalty(pred - target)
+        loss = self.penalty(at_least_float32(pred) - at_least_float32(target))  # float32 under autocast
         return self.loss_weight * (loss.mean() if self.reduction == "mean" else loss.sum())
 
 

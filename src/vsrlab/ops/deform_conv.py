@@ -21,10 +21,9 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
-from vsrlab.ops.warp import pixel_to_grid
+from vsrlab.ops.warp import grid_sample_exact, pixel_to_grid, position_dtype
 
 IntPair = int | tuple[int, int]
 
@@ -67,7 +66,8 @@ def deform_sample(
 
     Output pixel ``(i, j)``, offset group ``g`` and tap ``n`` read channel group ``g`` of
     ``input`` at ``(i*stride + taps[n, 0] + dy, j*stride + taps[n, 1] + dx)`` with bilinear
-    interpolation, zero outside the image, then multiply by ``mask`` when given.
+    interpolation, zero outside the image, then multiply by ``mask`` when given. The positions are
+    float32 under autocast (:mod:`vsrlab.ops.warp`); the samples have ``input``'s dtype.
 
     Args:
         input: ``(B, C, H, W)``; ``C`` divisible by the number of offset groups ``G``.
@@ -94,16 +94,16 @@ def deform_sample(
     if mask is not None and tuple(mask.shape) != (b, g * n, ho, wo):
         raise ValueError(f"mask must be (B, G*N, Ho, Wo) = {(b, g * n, ho, wo)}, got {tuple(mask.shape)}")
 
-    taps = taps.to(device=offset.device, dtype=offset.dtype)
-    off = offset.view(b, g, n, 2, ho, wo)
-    ys = torch.arange(ho, device=offset.device, dtype=offset.dtype).view(1, 1, 1, ho, 1) * sh
-    xs = torch.arange(wo, device=offset.device, dtype=offset.dtype).view(1, 1, 1, 1, wo) * sw
+    # positions in float32 (float64 for float64 inputs) whatever the autocast or offset dtype
+    dtype = position_dtype(input, offset)
+    taps = taps.to(device=offset.device, dtype=dtype)
+    off = offset.view(b, g, n, 2, ho, wo).to(dtype)
+    ys = torch.arange(ho, device=offset.device, dtype=dtype).view(1, 1, 1, ho, 1) * sh
+    xs = torch.arange(wo, device=offset.device, dtype=dtype).view(1, 1, 1, 1, wo) * sw
     py = ys + taps[:, 0].view(1, 1, n, 1, 1) + off[:, :, :, 0]  # (B, G, N, Ho, Wo)
     px = xs + taps[:, 1].view(1, 1, n, 1, 1) + off[:, :, :, 1]
-    grid = pixel_to_grid(px, py, h, w).to(input.dtype).view(b * g, n * ho, wo, 2)
-    sampled = F.grid_sample(
-        input.reshape(b * g, c // g, h, w), grid, mode="bilinear", padding_mode="zeros", align_corners=False
-    )
+    grid = pixel_to_grid(px, py, h, w).view(b * g, n * ho, wo, 2)
+    sampled = grid_sample_exact(input.reshape(b * g, c // g, h, w), grid)
     sampled = sampled.view(b, g, c // g, n, ho, wo)
     if mask is not None:
         sampled = sampled * mask.view(b, g, 1, n, ho, wo)
@@ -135,7 +135,7 @@ def fuse_taps(samples: Tensor, weight: Tensor, bias: Tensor | None = None, group
         weight.reshape(groups, cout // groups, -1),
         samples.reshape(b, groups, (c // groups) * n, ho * wo),
     ).reshape(b, cout, ho, wo)
-    return out if bias is None else out + bias.view(1, cout, 1, 1)
+    return out if bias is None else out + bias.to(out.dtype).view(1, cout, 1, 1)  # autocast's dtype, as conv2d
 
 
 def deform_conv2d(

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vsrlab.ops.deform_conv import IntPair, _pair, deform_sample, kernel_taps
+from vsrlab.ops.warp import position_dtype
 
 
 def _scope_coefficients(pos: Tensor, size: int) -> Tensor:
@@ -84,7 +85,8 @@ def kernel_mixing(kernel_offset: Tensor, kernel_size: IntPair, scope_size: IntPa
     if ch % (2 * n) != 0:
         raise ValueError(f"kernel_offset must have 2*G*{n} channels for kernel {kh}x{kw}, got {ch}")
     g = ch // (2 * n)
-    off = kernel_offset.reshape(b, g, n, 2, ho * wo)
+    # scope positions in float32 (float64 for float64 offsets) whatever the autocast dtype
+    off = kernel_offset.reshape(b, g, n, 2, ho * wo).to(position_dtype(kernel_offset))
     base = kernel_taps((kh, kw), device=off.device, dtype=off.dtype)  # (K^2, 2) row, col
     u = off[:, :, :, 0] + (base[:, 0] + (sh - kh) / 2).view(n, 1)  # (B, G, K^2, P)
     v = off[:, :, :, 1] + (base[:, 1] + (sw - kw) / 2).view(n, 1)

@@ -94,9 +94,13 @@ def _resize_matrix_tensor(
 def matlab_imresize_tensor(x: Tensor, scale: float, antialiasing: bool = True) -> Tensor:
     """:func:`matlab_imresize` for float tensors ``(..., H, W)`` (no rounding), differentiable.
 
+    Computed in float32 (float64 for float64 input) with autocast off, whatever the input's dtype:
+    the bicubic skip of a network and the bicubic baseline keep full precision under mixed precision.
     The resize matrices are cached per size, scale, device and dtype.
     """
     h, w = x.shape[-2:]
-    wh = _resize_matrix_tensor(h, float(scale), antialiasing, x.device, x.dtype)
-    ww = _resize_matrix_tensor(w, float(scale), antialiasing, x.device, x.dtype)
-    return torch.matmul(torch.matmul(wh, x), ww.transpose(0, 1))
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    wh = _resize_matrix_tensor(h, float(scale), antialiasing, x.device, dtype)
+    ww = _resize_matrix_tensor(w, float(scale), antialiasing, x.device, dtype)
+    with torch.autocast(x.device.type, enabled=False):
+        return torch.matmul(torch.matmul(wh, x.to(dtype)), ww.transpose(0, 1))
