@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vsrlab.callbacks import EvaluationImages
 from vsrlab.models import VSRModule
+from vsrlab.models.vsr_module import SPEED_OPTIONS
 from vsrlab.run import METRICS_FILE, write_json
 from vsrlab.training import build_trainer, finish_wandb, instantiate_loggers
 from vsrlab.utils.checkpoint import CheckpointError, read_checkpoint
@@ -49,9 +50,10 @@ def load_model(cfg: DictConfig) -> VSRModule:
     if ema and overrides.get("ema"):  # e.g. model.ema.test=false: score the trained weights
         ema = {**ema, **overrides["ema"]}
     hparams = {k: v for k, v in hparams.items() if k != "metrics"}  # checkpoints of earlier versions
-    model = VSRModule(
-        **{**hparams, "protocol": overrides["protocol"], "evaluation": overrides["evaluation"], "ema": ema}
-    )
+    # the evaluation's own protocol, pictures and speed options (compile, channels_last, ...)
+    current = {k: overrides[k] for k in ("protocol", "evaluation")}
+    current.update({k: overrides[k] for k in SPEED_OPTIONS if k in overrides})
+    model = VSRModule(**{**hparams, **current, "ema": ema})
     model.on_load_checkpoint(ckpt)
     model.load_state_dict(ckpt["state_dict"])
     return model

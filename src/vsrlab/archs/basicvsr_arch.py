@@ -137,6 +137,9 @@ class BasicVSR(BidirectionalRecurrentVSR):
     (SPyNet resizes internally, but frames below about 64x64 give poor flow).
     """
 
+    # activation checkpointing with model.checkpointing=true (vsrlab.models.speed): the per-call blocks
+    checkpoint_modules = ("backward_trunk", "forward_trunk")
+
     def __init__(
         self, num_feat: int = 64, num_block: int = 15, spynet_path: str | Path | None = None
     ) -> None:

@@ -127,6 +127,9 @@ class BasicVSRPlusPlus(nn.Module):
     temporal: ClassVar[Temporal] = "recurrent"
     offset_axes: ClassVar[tuple[str, str] | None] = None
 
+    # activation checkpointing with model.checkpointing=true (vsrlab.models.speed): the per-call blocks
+    checkpoint_modules = ("backbone.*",)
+
     def __init__(
         self,
         mid_channels: int = 64,

@@ -206,6 +206,9 @@ class DKSAN(nn.Module):
     temporal: ClassVar[Temporal] = "window"
     offset_axes: ClassVar[tuple[str, str] | None] = None
 
+    # activation checkpointing with model.checkpointing=true (vsrlab.models.speed): the per-call blocks
+    checkpoint_modules = ("stages.*.body.*", "stages.*.dksa")
+
     def __init__(
         self,
         num_in_ch: int = 3,

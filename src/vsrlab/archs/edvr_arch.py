@@ -376,6 +376,9 @@ class EDVR(nn.Module):
     temporal: ClassVar[Temporal] = "window"
     offset_axes: ClassVar[tuple[str, str] | None] = ("deformable_groups", "num_offsets")
 
+    # activation checkpointing with model.checkpointing=true (vsrlab.models.speed): the per-call blocks
+    checkpoint_modules = ("feature_extraction.*", "reconstruction.*")
+
     def __init__(
         self,
         num_in_ch: int = 3,

@@ -121,6 +121,9 @@ class IconVSR(BidirectionalRecurrentVSR):
     cropped back, as in BasicSR.
     """
 
+    # activation checkpointing with model.checkpointing=true (vsrlab.models.speed): the per-call blocks
+    checkpoint_modules = ("backward_trunk", "forward_trunk")
+
     def __init__(
         self,
         num_feat: int = 64,

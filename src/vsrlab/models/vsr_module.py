@@ -27,6 +27,7 @@ from vsrlab.losses.levels import LevelTerm, level_psnr, level_targets
 from vsrlab.metrics.clip_scores import ClipScores, check_protocol
 from vsrlab.metrics.motion import ClipMotion, MotionBinsConfig
 from vsrlab.models.flow_source import batch_flows, check_flow_source
+from vsrlab.models.speed import apply_speed_options
 from vsrlab.ops import record_offsets
 from vsrlab.ops.resize import matlab_imresize_tensor
 from vsrlab.ops.windows import window_indices
@@ -37,8 +38,10 @@ log = logging.getLogger(__name__)
 
 EVALUATION_DEFAULTS = {"padding": "reflection", "chunk_size": 8, "log_images": 2, "log_offsets": 4,
                        "save_images": False, "motion_bins": None}  # fmt: skip
+SPEED_OPTIONS = ("compile", "channels_last", "checkpointing")  # change speed and memory, not results
 HPARAMS = ("arch", "loss", "optimizer", "scheduler", "protocol", "evaluation", "offset_fidelity",
-           "aligned_lr_loss", "lr_mult", "freeze", "ema", "flow_source", "level_weights")  # fmt: skip
+           "aligned_lr_loss", "lr_mult", "freeze", "ema", "flow_source", "level_weights",
+           *SPEED_OPTIONS)  # fmt: skip
 VAL_HISTORY_KEYS = ("psnr", "ssim", "psnr_bicubic")
 
 
@@ -74,6 +77,10 @@ class VSRModule(pl.LightningModule):
             ``forward(x, flows=...)`` (oracle flow; :mod:`vsrlab.models.flow_source`).
         level_weights: loss weights of the levels of a cascaded network (coarse to fine), None: the
             final output only; every level's PSNR is logged either way (:mod:`vsrlab.losses.levels`).
+        compile, channels_last, checkpointing: ``torch.compile`` of the network (True or its keyword
+            arguments), channels-last weights, activation checkpointing (True: the arch's choice, or
+            module-name patterns); applied to the trained network, not to its weight average
+            (:mod:`vsrlab.models.speed`).
     """
 
     def __init__(
@@ -92,6 +99,9 @@ class VSRModule(pl.LightningModule):
         metrics: dict[str, Any] | None = None,
         flow_source: str | None = None,
         level_weights: list[float] | None = None,
+        compile: bool | dict[str, Any] = False,
+        channels_last: bool = False,
+        checkpointing: bool | list[str] = False,
     ) -> None:
         super().__init__()
         if metrics is not None:  # checkpoints and configs of earlier versions
@@ -113,6 +123,7 @@ class VSRModule(pl.LightningModule):
         self.param_rules = ParamRules(self.net, args["lr_mult"], args["freeze"] or ())
         self.ema = ema_config(args["ema"])
         self.net_ema = make_ema(self.net, self.ema["decay"]) if self.ema else None
+        apply_speed_options(self.net, args["compile"], args["channels_last"], args["checkpointing"])
         self.eval_cfg = {**EVALUATION_DEFAULTS, **(args["evaluation"] or {})}
         self.protocol = check_protocol(args["protocol"] or {})
         scores = {k: self.protocol[k] for k in ("test_y_channel", "crop_border")}

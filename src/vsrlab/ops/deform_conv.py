@@ -135,7 +135,8 @@ def fuse_taps(samples: Tensor, weight: Tensor, bias: Tensor | None = None, group
         weight.reshape(groups, cout // groups, -1),
         samples.reshape(b, groups, (c // groups) * n, ho * wo),
     ).reshape(b, cout, ho, wo)
-    return out if bias is None else out + bias.to(out.dtype).view(1, cout, 1, 1)  # autocast's dtype, as conv2d
+    # the bias in the product's dtype (under autocast as conv2d does)
+    return out if bias is None else out + bias.to(out.dtype).view(1, cout, 1, 1)
 
 
 def deform_conv2d(
