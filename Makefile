@@ -10,6 +10,9 @@
 #   make sweep-demo   a 2 x 2 G x N sweep on the synthetic data (submitit local launcher), then its report;
 #                     run it again: finished jobs are skipped and only the report is printed
 #   make bench        alignment benchmark -> docs/benchmarks.md
+#   make bench-models training steps, inference and the alignment op of the models, against BasicSR and
+#                     RethinkVSRAlignment (source checkouts: BASICSR=... PSRT=...) -> docs/benchmarks.md;
+#                     e.g. make bench-models BASICSR=../BasicSR PSRT=../RethinkVSRAlignment ARGS="--device cuda"
 #   make bench-data   data-loader benchmark (folders vs LMDB) -> docs/benchmarks.md
 #   make lock         re-resolve requirements.lock (every package pinned) from pyproject.toml's ranges
 # Installs are locked: .venv gets exactly the versions of requirements.lock (LOCK= resolves the
@@ -24,7 +27,8 @@ PIP_VERSION := 26.3
 LOCK ?= requirements.lock
 STAMP := $(VENV)/.installed-$(TORCH_VERSION)
 
-.PHONY: install lock lint train eval infer analyze sweep-demo test test-all test-slow test-slurm bench bench-data clean
+.PHONY: install lock lint train eval infer analyze sweep-demo test test-all test-slow test-slurm bench bench-models \
+	bench-data clean
 
 # torch first (the CPU or CUDA build of this machine's pip configuration), then the locked
 # versions of everything else, then vsrlab itself without re-resolving its dependencies
@@ -88,6 +92,11 @@ test-slurm: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_align.py $(ARGS)
+
+# BASICSR / PSRT: source checkouts of BasicSR and RethinkVSRAlignment (reference rows; skipped without)
+bench-models: $(STAMP)
+	$(BIN)/python scripts/bench_models.py $(if $(BASICSR),--basicsr "$(BASICSR)") \
+		$(if $(PSRT),--psrt "$(PSRT)") $(ARGS)
 
 bench-data: $(STAMP)
 	$(BIN)/python scripts/bench_data.py $(ARGS)

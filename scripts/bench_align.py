@@ -9,6 +9,9 @@ Compares, for G offset groups x N offsets in {(1, 1), (8, 9), (16, 25)} at 64 ch
 - ``eq1_gather``         the direct Eq. 1 implementation (explicit bilinear gathering per tap),
 - ``torchvision``        ``torchvision.ops.deform_conv2d`` when it is importable.
 
+``run_case`` also has ``dense_conv`` (a plain 3x3 ``conv2d`` of the same shape, for
+``scripts/bench_models.py``).
+
 Every case runs in its own subprocess so that its peak memory can be measured: on CPU the
 growth of the process's peak resident set over the inputs, on CUDA
 ``torch.cuda.max_memory_allocated``. Times are medians over repeats; ratios are against the
@@ -81,6 +84,11 @@ def run_case(
         bias = torch.zeros(channels, device=dev, requires_grad=True)
         if impl == "torchvision":
             from torchvision.ops import deform_conv2d as op
+        elif impl == "dense_conv":  # the same convolution without sampling: offsets and mask unused
+
+            def op(x, offset, weight, bias, stride, padding, dilation, mask=None):
+                return torch.nn.functional.conv2d(x, weight, bias, stride, padding, dilation)
+
         else:
             op = {"deform_conv2d": deform_conv2d, "eq1_gather": deform_conv2d_gather}[impl]
         fn = lambda: op(x, offset, weight, bias, 1, k // 2, 1, mask=mask)  # noqa: E731

@@ -77,8 +77,15 @@ class _ModulatedDeformConvPack(nn.Module):
             nn.init.zeros_(self.conv_offset.bias)
 
 
-def import_basicsr_archs(basicsr_root: str | Path, names: list[str]) -> dict[str, types.ModuleType]:
-    """Import ``basicsr/archs/<name>.py`` for each name with torchvision and the DCN extension stubbed."""
+def import_basicsr_archs(
+    basicsr_root: str | Path, names: list[str], real_torchvision: bool = False
+) -> dict[str, types.ModuleType]:
+    """Import ``basicsr/archs/<name>.py`` for each name with torchvision and the DCN extension stubbed.
+
+    ``real_torchvision``: import the installed torchvision instead of the stub, so that BasicSR's
+    deformable alignment runs torchvision's own ``deform_conv2d`` kernels (ImportError without it);
+    the compiled DCN extension stays stubbed (BasicSR's packs call torchvision's op).
+    """
     from vsrlab.ops import deform_conv2d
 
     pkg_root = Path(basicsr_root) / "basicsr"
@@ -92,8 +99,11 @@ def import_basicsr_archs(basicsr_root: str | Path, names: list[str]) -> dict[str
             x, offset, weight, bias, stride=stride, padding=padding, dilation=dilation, mask=mask
         )
 
-    tv_ops = _module("torchvision.ops", deform_conv2d=tv_deform_conv2d)
-    _module("torchvision", __version__="0.20.0", ops=tv_ops)
+    if real_torchvision:
+        import torchvision.ops  # noqa: F401
+    else:
+        tv_ops = _module("torchvision.ops", deform_conv2d=tv_deform_conv2d)
+        _module("torchvision", __version__="0.20.0", ops=tv_ops)
     _module("basicsr", __path__=[str(pkg_root)])
     _module(
         "basicsr.utils",
