@@ -173,7 +173,7 @@ def test_compiled_network_gives_the_same_outputs_and_keeps_plain_keys():
 def test_inductor_compiled_network_gives_the_same_outputs():
     """The default backend (inductor: generated C++ on the CPU; needs a compiler, minutes on 2 cores)."""
     net = SlidingWindowVSR(num_feat=8, deformable_groups=2).eval()
-    x = torch.rand(1, 3, 3, 16, 16)
+    x = torch.rand(1, net.num_frame, 3, 16, 16)
     with torch.no_grad():
         reference = net(x)
         apply_speed_options(net, compile=True)
