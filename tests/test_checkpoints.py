@@ -1,20 +1,25 @@
 """Checkpoints that cannot be read: one error naming the file everywhere, the previous version kept
-when last.ckpt is replaced, and automatic resumption from the newest readable checkpoint."""
+when last.ckpt is replaced, and automatic resumption from the newest readable checkpoint; vsrlab's
+checkpoints are read by ``torch.load(weights_only=True)`` and ``VSRModule.load_from_checkpoint``."""
 
 from __future__ import annotations
 
 import json
 import logging
+import pickle
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+from omegaconf import OmegaConf
 
 from vsrlab.archs import load_pretrained
 from vsrlab.archs.sliding_window_arch import SlidingWindowVSR
-from vsrlab.evaluation import evaluate
+from vsrlab.evaluation import evaluate, load_model
 from vsrlab.inference.videos import load_infer_model
+from vsrlab.models import VSRModule
 from vsrlab.run.checkpoints import checkpoint_step, previous_version
 from vsrlab.training import train
 from vsrlab.utils.checkpoint import CheckpointError, read_checkpoint
@@ -154,3 +159,37 @@ def test_a_run_whose_checkpoints_are_all_unreadable_is_not_restarted(make_cfg, t
         train(make_cfg(overrides=["test=false"]))
     assert all(p.suffix == ".ckpt" for p in (run / "checkpoints").iterdir())  # nothing renamed or removed
     assert json.loads((run / "status.json").read_text())["state"] == "done"
+
+
+def test_load_from_checkpoint_reads_a_vsrlab_checkpoint_with_weights_only(make_cfg, tmp_path):
+    """A vsrlab checkpoint holds tensors and plain Python objects only: ``torch.load``'s default
+    ``weights_only=True`` reads it, and so does ``VSRModule.load_from_checkpoint(path)``; a checkpoint
+    of an earlier version (an OmegaConf ``ListConfig`` among its hyperparameters) still loads where
+    vsrlab reads it (``read_checkpoint``, ``vsrlab.evaluation.load_model``)."""
+    freeze = "model.freeze=[{modules: [fusion], until_step: 2}]"
+    train(make_cfg(overrides=["test=false", freeze, "+model.ema.decay=0.9"]))
+    path = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    assert saved["hyper_parameters"]["freeze"] == [{"modules": ["fusion"], "until_step": 2}]
+
+    def assert_same_weights(model: VSRModule, checkpoint: dict) -> None:
+        for name, module in (("net", model.net), ("net_ema", model.net_ema)):
+            state = {
+                k[len(name) + 1 :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(f"{name}.")
+            }
+            assert state and state.keys() == module.state_dict().keys()
+            for key, value in module.state_dict().items():
+                assert torch.equal(value, state[key]), f"{name}.{key} differs from the checkpoint"
+
+    model = VSRModule.load_from_checkpoint(path)
+    assert_same_weights(model, saved)
+    assert model.hparams["freeze"] == saved["hyper_parameters"]["freeze"] and model.ema["decay"] == 0.9
+
+    old = tmp_path / "old.ckpt"  # as written before the hyperparameters were plain containers
+    hparams = {**saved["hyper_parameters"], "freeze": OmegaConf.create(saved["hyper_parameters"]["freeze"])}
+    torch.save({**saved, "hyper_parameters": hparams}, old)
+    with pytest.raises(pickle.UnpicklingError, match="ListConfig"):
+        torch.load(old, map_location="cpu", weights_only=True)
+    assert read_checkpoint(old)["hyper_parameters"]["freeze"] == saved["hyper_parameters"]["freeze"]
+    assert_same_weights(load_model(make_cfg("eval", overrides=[f"ckpt_path={old}"], run="eval")), saved)
+    assert_same_weights(VSRModule.load_from_checkpoint(old, weights_only=False), saved)

@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn as nn
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics import MaxMetric
@@ -46,7 +46,19 @@ VAL_HISTORY_KEYS = ("psnr", "ssim", "psnr_bicubic")
 
 
 def _plain(cfg: Any) -> Any:
-    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    """``cfg`` with every OmegaConf container (also inside dicts, lists and tuples) as plain dicts and
+    lists: the hyperparameters go into checkpoints, which ``torch.load(weights_only=True)`` (torch's
+    default, used by ``VSRModule.load_from_checkpoint``) reads only when they hold plain Python objects
+    (a ``ListConfig`` such as ``freeze`` made it fail)."""
+    if isinstance(cfg, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(cfg, resolve=True)
+    if isinstance(cfg, dict):
+        return {k: _plain(v) for k, v in cfg.items()}
+    if isinstance(cfg, list):
+        return [_plain(v) for v in cfg]
+    if isinstance(cfg, tuple):
+        return tuple(_plain(v) for v in cfg)
+    return cfg
 
 
 class VSRModule(pl.LightningModule):
@@ -81,6 +93,12 @@ class VSRModule(pl.LightningModule):
             arguments), channels-last weights, activation checkpointing (True: the arch's choice, or
             module-name patterns); applied to the trained network, not to its weight average
             (:mod:`vsrlab.models.speed`).
+
+    The hyperparameters are stored as plain dicts and lists, so that a checkpoint holds tensors and
+    plain Python objects only: ``VSRModule.load_from_checkpoint(path)`` reads it with torch's
+    ``weights_only=True``. Checkpoints of earlier versions hold an OmegaConf ``ListConfig``
+    (``freeze``): load those with ``weights_only=False`` (trusted files only;
+    :func:`vsrlab.utils.checkpoint.read_checkpoint` falls back to it by itself).
     """
 
     def __init__(

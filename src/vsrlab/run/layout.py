@@ -3,8 +3,10 @@
 A run (``logs/<task>/runs/<run_name>``) or a sweep job (``logs/<task>/multiruns/<sweep>/<job>``)
 keeps: ``checkpoints/`` (``last.ckpt``, ``last.previous.ckpt``, ``best_*.ckpt``),
 ``resolved_config.yaml``, ``git.json`` + ``git.diff``, ``environment.json``, ``status.json``
-(rewritten as the run goes), ``metrics.json`` and, written last, the ``done`` marker; Hydra adds
-``.hydra/``. A sweep directory keeps ``sweep.json`` (the manifest) beside its job directories.
+(rewritten as the run goes), ``metrics.json`` and, written last, the ``done`` marker; ``.hydra/``
+keeps the composed config, Hydra's config and the command-line overrides (written by Hydra for the
+other apps, by vsrlab once a training run is accepted: :func:`vsrlab.run.snapshot.save_hydra_files`).
+A sweep directory keeps ``sweep.json`` (the manifest) beside its job directories.
 
 Every JSON file here is written atomically, indented, with sorted keys; readers of files that a
 running job may be rewriting use :func:`read_json_object`, which never raises.
@@ -30,7 +32,9 @@ STATUS_FILE = "status.json"
 METRICS_FILE = "metrics.json"
 DONE_MARKER = "done"
 MANIFEST = "sweep.json"
-OVERRIDES_FILE = ".hydra/overrides.yaml"
+#: Hydra's ``output_subdir`` (its ``config.yaml``, ``hydra.yaml`` and ``overrides.yaml``)
+HYDRA_DIR = ".hydra"
+OVERRIDES_FILE = f"{HYDRA_DIR}/overrides.yaml"
 
 
 def timestamp() -> str:

@@ -1,17 +1,20 @@
 """What a run directory keeps so that its results can be trusted and rebuilt without W&B: the
-resolved config, the code's git state and diff, and the versions of the packages it ran with."""
+resolved config, Hydra's ``.hydra/`` files, the code's git state and diff, and the versions of the
+packages it ran with."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, read_write
 
-from vsrlab.run.layout import ENVIRONMENT_FILE, GIT_DIFF, GIT_FILE, RESOLVED_CONFIG, write_json
+from vsrlab.run.layout import ENVIRONMENT_FILE, GIT_DIFF, GIT_FILE, HYDRA_DIR, RESOLVED_CONFIG, write_json
 from vsrlab.utils.io import atomic_write
 
 SOURCE_DIR = Path(__file__).resolve().parents[3]
@@ -99,13 +102,45 @@ def environment_state() -> dict[str, Any]:
     }
 
 
+def save_hydra_files(cfg: DictConfig, job_dir: str | os.PathLike) -> Path | None:
+    """Write ``.hydra/config.yaml`` (``cfg``, unresolved), ``hydra.yaml`` (the Hydra config of this
+    job) and ``overrides.yaml`` (the job's command-line overrides) into ``job_dir``, with the content
+    Hydra writes itself; returns the folder, or None outside a Hydra job running in ``job_dir``.
+
+    ``vsrlab-train`` sets ``hydra.output_subdir: null`` (conf/train.yaml) so that Hydra does not
+    write these files before the task function runs: a relaunch that training refuses (a changed
+    config, ``ckpt_path=null`` over a checkpoint) leaves the run directory as it was, and vsrlab
+    writes them once the run is accepted. ``hydra.yaml`` records ``output_subdir`` as the folder
+    written (:data:`~vsrlab.run.layout.HYDRA_DIR`), as Hydra's own file would.
+    """
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = copy.deepcopy(HydraConfig.instance().cfg)
+    output_dir = OmegaConf.select(hydra_cfg, "hydra.runtime.output_dir", default=None)
+    if not output_dir or Path(str(output_dir)).resolve() != Path(job_dir).resolve():
+        return None  # composed outside a Hydra job (tests, notebooks), or another job's config
+    with read_write(hydra_cfg.hydra):
+        hydra_cfg.hydra.output_subdir = HYDRA_DIR
+    folder = Path(job_dir) / HYDRA_DIR
+    files = {
+        "config.yaml": cfg,
+        "hydra.yaml": hydra_cfg,
+        "overrides.yaml": hydra_cfg.hydra.overrides.task,
+    }
+    for name, node in files.items():
+        with atomic_write(folder / name, "wb") as f:
+            f.write(OmegaConf.to_yaml(node).encode("utf-8"))
+    return folder
+
+
 def save_job_files(cfg: DictConfig, job_dir: str | os.PathLike) -> dict[str, Any]:
-    """Write ``resolved_config.yaml``, ``git.json``, ``git.diff`` and ``environment.json`` (package
-    versions) into ``job_dir``; returns ``{'git': state without the diff, 'environment': ...}`` for
-    the loggers."""
+    """Write ``resolved_config.yaml``, ``git.json``, ``git.diff``, ``environment.json`` (package
+    versions) and, in a Hydra job, ``.hydra/`` (:func:`save_hydra_files`) into ``job_dir``, once the
+    run is accepted; returns ``{'git': state without the diff, 'environment': ...}`` for the loggers."""
     job_dir = Path(job_dir)
     with atomic_write(job_dir / RESOLVED_CONFIG, "w") as f:
         f.write(OmegaConf.to_yaml(cfg, resolve=True))
+    save_hydra_files(cfg, job_dir)
     state = dict(code_state())
     diff = state.pop("diff", "")
     write_json(job_dir / GIT_FILE, state)
