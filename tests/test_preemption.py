@@ -16,8 +16,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from conftest import FAST
+from conftest import FAST, compose_config
 from vsrlab.callbacks.preemption import Preempted
+from vsrlab.cluster.signals import STOP
 from vsrlab.training import train
 
 BIN = Path(sys.executable).parent
@@ -28,7 +29,7 @@ SINGLE_STEPS = 600  # one process takes about 14 ms a step
 
 
 def _env() -> dict[str, str]:
-    # the tests folder is importable in every rank (SignalInValidation below)
+    # the tests folder is importable in every rank (signal_moments.SignalAt)
     return {
         **os.environ,
         "WANDB_MODE": "offline",
@@ -189,40 +190,106 @@ def test_ddp_signal_to_any_rank_stops_both_at_one_step(tmp_path, signame, target
         _assert_relaunch_resumes(args, run_dir, step)
 
 
-class SignalInValidation(pl.Callback):
-    """Sends ``signum`` to this process from inside the first validation batch after step ``step``,
-    on the ranks listed in ``ranks``."""
-
-    def __init__(self, step: int, signum: int, ranks: list[int]) -> None:
-        self.step, self.signum, self.ranks, self.sent = step, signum, list(ranks), False
-
-    def on_validation_batch_start(self, trainer, *args) -> None:
-        if not self.sent and trainer.global_step >= self.step and trainer.global_rank in self.ranks:
-            self.sent = True
-            os.kill(os.getpid(), self.signum)
-
-
-def test_ddp_signal_during_validation_stops_after_the_next_step(tmp_path):
-    """Validation finishes (its metrics are kept once), the ranks stop after the following step."""
-    extra = [
-        *DDP_CPU,
-        "trainer.val_check_interval=4",
-        "+callbacks.signal._target_=test_preemption.SignalInValidation",
-        "+callbacks.signal.step=4",
-        f"+callbacks.signal.signum={int(signal.SIGUSR2)}",
+def test_ddp_signal_during_validation_abandons_it_and_the_resumed_run_validates_that_step(tmp_path):
+    """A signal to rank 1 inside the validation after step 4: both ranks abandon it at the same batch
+    with step 4's checkpoint; the relaunch validates step 4 again from its first batch and ends with
+    the weights and validation history of an uninterrupted two-rank run."""
+    steps = ["trainer.max_steps=8", "trainer.val_check_interval=4", "model.scheduler.periods=[8]"]
+    signal_at = [
+        "+callbacks.signal._target_=signal_moments.SignalAt",
+        "+callbacks.signal.moment=validation",
         "+callbacks.signal.ranks=[1]",
     ]
-    args = _args(tmp_path, extra)
+    args = _args(tmp_path, [*DDP_CPU, *steps])
     run_dir = tmp_path / "train" / "runs" / "preempt"
-    run = Run(args)
-    code, out = run.wait(timeout=300)
+    code, out = Run([*args, *signal_at]).wait(timeout=300)
     assert code == 128 + signal.SIGUSR2, out[-3000:]
-    step = _assert_stopped_at_one_step(run_dir, signal.SIGUSR2, ddp=True)
-    assert step == 5
-    history = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)[
-        "vsrlab_val_history"
-    ]
-    assert [h["step"] for h in history] == [4]
+    assert _assert_stopped_at_one_step(run_dir, signal.SIGUSR2, ddp=True, steps=8) == 4
+    assert _checkpoint(run_dir)["vsrlab_val_history"] == []  # the validation of step 4 was abandoned
+    _assert_relaunch_resumes(args, run_dir, 4, steps=8)
+
+    reference = [*(a for a in args if not a.startswith("run_name=")), "run_name=uninterrupted"]
+    code, out = Run(reference).wait(timeout=300)
+    assert code == 0, out[-3000:]
+    _assert_same_training(_checkpoint(run_dir), _checkpoint(tmp_path / "train" / "runs" / "uninterrupted"))
+
+
+def _checkpoint(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+
+
+def _assert_same_training(resumed: dict, uninterrupted: dict) -> None:
+    """Equal weights (bitwise), optimizer step count, scheduler state and validation history."""
+    assert resumed["global_step"] == uninterrupted["global_step"]
+    assert resumed["state_dict"].keys() == uninterrupted["state_dict"].keys()
+    for key, value in uninterrupted["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][key], value), f"{key} differs from the uninterrupted run"
+    assert resumed["lr_schedulers"] == uninterrupted["lr_schedulers"]
+    assert resumed["vsrlab_val_history"] == uninterrupted["vsrlab_val_history"]
+    assert resumed["vsrlab_val_history"], "no validation ran"
+
+
+# ----------------------------------------------------------------- a signal at every moment, in process
+MOMENT_RUN = [
+    "trainer.max_steps=12",
+    "trainer.val_check_interval=4",
+    "model.scheduler.periods=[12]",
+    "trainer.num_sanity_val_steps=1",
+    "test=true",
+]
+#: where each moment stops: (step recorded in status.json, checkpoint written at that step)
+MOMENT_STOPS = {
+    "build": (0, False),  # before training: nothing to save, the run starts over
+    "sanity": (0, False),
+    "step": (4, True),  # at a validation step: the resumed run validates step 4
+    "validation": (4, True),
+    "save": (5, True),  # received while step 4's checkpoint is written: acted on after step 5
+    "test": (12, False),  # fit finished (last.ckpt of step 12 exists): the resumed run tests again
+}
+
+
+@pytest.fixture
+def stop_signals():
+    """The process records stop signals as the ``vsrlab-train`` entry point does."""
+    installed = STOP.install()
+    yield STOP
+    STOP.uninstall(installed)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_moment_run(tmp_path_factory) -> dict:
+    run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
+    results = train(compose_config("train", [*FAST, *MOMENT_RUN], run_dir))
+    return {"checkpoint": _checkpoint(run_dir), "test": results["test"]}
+
+
+@pytest.mark.parametrize("moment", list(MOMENT_STOPS))
+def test_a_signal_at_any_moment_stops_at_a_safe_point_and_the_resumed_run_equals_an_uninterrupted_one(
+    tmp_path, stop_signals, uninterrupted_moment_run, moment
+):
+    run_dir = tmp_path / "run"
+    signal_at = ["+callbacks.signal._target_=signal_moments.SignalAt", f"+callbacks.signal.moment={moment}"]
+    with pytest.raises(SystemExit) as stop:
+        train(compose_config("train", [*FAST, *MOMENT_RUN, *signal_at], run_dir))
+    assert stop.value.code == 128 + signal.SIGUSR2
+    step, saved = MOMENT_STOPS[moment]
+    status = json.loads((run_dir / "status.json").read_text())
+    assert (status["state"], status["step"], status["preemptions"], status["signal"]) == (
+        "preempted", step, 1, "SIGUSR2"
+    ), status  # fmt: skip
+    assert not (run_dir / "done").exists()
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if saved:
+        assert _checkpoint(run_dir)["global_step"] == step
+    elif step == 0:
+        assert not last.exists()
+    stop_signals.clear()
+
+    results = train(compose_config("train", [*FAST, *MOMENT_RUN], run_dir))
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "done" and [s["start_step"] for s in status["sessions"]][-1] == step
+    _assert_same_training(_checkpoint(run_dir), uninterrupted_moment_run["checkpoint"])
+    assert results["test"] == uninterrupted_moment_run["test"]
 
 
 # ------------------------------------------------------------------------------- submitit hand-over
@@ -332,3 +399,23 @@ def _wandb_records(path: Path) -> dict:
 def test_preempted_is_a_system_exit_with_128_plus_signal():
     stop = Preempted(signal.SIGUSR2, 7, "last.ckpt")
     assert isinstance(stop, SystemExit) and stop.code == 140 and "SIGUSR2 after step 7" in str(stop)
+
+
+def test_a_run_whose_requeue_fails_is_marked_failed_not_left_preempted(tmp_path, stop_signals):
+    """Under SLURM, a job with no requeues left: submitit's requeue raises; the run is then ``failed``
+    with that reason (nothing will resume it), not ``preempted``."""
+
+    def no_requeues_left(signum: int) -> None:
+        raise RuntimeError("Job not requeued because: timed-out too many times.")
+
+    stop_signals.requeue = no_requeues_left
+    signal_at = ["+callbacks.signal._target_=signal_moments.SignalAt", "+callbacks.signal.moment=step"]
+    try:
+        with pytest.raises(RuntimeError, match="timed-out too many times"):
+            train(compose_config("train", [*FAST, *MOMENT_RUN, *signal_at], tmp_path / "run"))
+    finally:
+        stop_signals.requeue = None
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["state"] == "failed" and status["step"] == 4 and status["preemptions"] == 1, status
+    assert status["error"].startswith("pre-empted and not requeued: RuntimeError: Job not requeued")
+    assert torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=False)["global_step"] == 4

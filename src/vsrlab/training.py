@@ -4,7 +4,6 @@ Trainer, and what happens on a pre-emption (the library behind ``vsrlab-train``)
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,8 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vsrlab.callbacks import PreemptionCheckpoint
 from vsrlab.callbacks.preemption import Preempted
+from vsrlab.cluster.signals import STOP, signal_name
 from vsrlab.inference.clip import measure_offset_diversity
 from vsrlab.models.flow_source import batch_flows
 from vsrlab.run import (
@@ -34,7 +33,7 @@ from vsrlab.run import (
     write_json,
     write_status,
 )
-from vsrlab.run.checkpoints import AtomicCheckpointIO, resolve_ckpt_path
+from vsrlab.run.checkpoints import AtomicCheckpointIO, checkpoint_step, resolve_ckpt_path
 from vsrlab.run.resume import check_same_config
 from vsrlab.run.snapshot import save_job_files
 from vsrlab.utils.console import results_table
@@ -142,13 +141,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             check_same_config(cfg, output_dir, ignore)
         log.info("%s finished earlier (its done marker exists): not training it again", output_dir)
         return read_json(output_dir / METRICS_FILE) or {}
+    if automatic and check and any((output_dir / CHECKPOINT_DIR).glob("*.ckpt")):
+        # automatic resumption must continue the same experiment; checked before the checkpoint is
+        # chosen (which may set an unreadable one aside), so that a refused relaunch changes nothing
+        check_same_config(cfg, output_dir, ignore)
     ckpt_path = (
         resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, rank_zero) if cfg.get("train", True) else None
     )
-    if ckpt_path and check and Path(ckpt_path).parent == output_dir / CHECKPOINT_DIR:
-        # automatic resumption must continue the same experiment; an explicit ckpt_path=last may
-        # change it (e.g. more steps), which is logged
-        check_same_config(cfg, output_dir, ignore, strict=automatic)
+    if ckpt_path and check and not automatic and Path(ckpt_path).parent == output_dir / CHECKPOINT_DIR:
+        check_same_config(cfg, output_dir, ignore, strict=False)  # ckpt_path=last may change it: logged
+    stop_if_signalled(output_dir, ckpt_path)
     snapshot: dict[str, Any] = {}
     if rank_zero:
         (output_dir / DONE_MARKER).unlink(missing_ok=True)  # a run starting over is not finished
@@ -175,7 +177,7 @@ def _train(cfg: DictConfig, ckpt_path: str | None, snapshot: dict[str, Any]) -> 
         if process_rank() == 0:
             write_status(output_dir, "failed", step=0, error=f"{type(error).__name__}: {error}")
         raise
-    preemption = next((c for c in callbacks if isinstance(c, PreemptionCheckpoint)), None)
+    stop_if_signalled(output_dir, ckpt_path)
 
     results: dict[str, Any] = {"run_dir": str(output_dir), **({"swept": context["swept"]} if context else {})}
     try:
@@ -197,7 +199,7 @@ def _train(cfg: DictConfig, ckpt_path: str | None, snapshot: dict[str, Any]) -> 
         stop = error if isinstance(error, Preempted) else None
         if trainer.is_global_zero and not trainer.fast_dev_run:
             if stop is not None:
-                record_preemption(output_dir, stop.step, signal.Signals(stop.signum).name)
+                record_preemption(output_dir, results.get("global_step", stop.step), signal_name(stop.signum))
             else:
                 write_status(
                     output_dir,
@@ -206,14 +208,44 @@ def _train(cfg: DictConfig, ckpt_path: str | None, snapshot: dict[str, Any]) -> 
                     error=f"{type(error).__name__}: {error}",
                 )
         finish_wandb(exit_code=stop.code if stop is not None else 1, preempted=stop is not None)
-        if stop is not None and preemption is not None:
-            preemption.hand_over()
+        if stop is not None:
+            hand_over(output_dir, stop.signum)
         raise
     if trainer.is_global_zero and not trainer.fast_dev_run:
         write_json(output_dir / METRICS_FILE, results)
         mark_done(output_dir)
         write_status(output_dir, "done", step=int(trainer.global_step))
     return results
+
+
+def stop_if_signalled(output_dir: Path, ckpt_path: str | None) -> None:
+    """Before training starts: if this process received a stop signal (:data:`vsrlab.cluster.signals.STOP`),
+    record the run as pre-empted at the step it would resume from and hand over (requeue or exit).
+    Only rank 0 acts here (under SLURM its requeue ends every rank); another rank's signal is acted on
+    when the ranks first agree, at the start of training."""
+    signum = STOP.pending
+    if signum is None or process_rank() != 0:
+        return
+    step = checkpoint_step(ckpt_path) if ckpt_path else 0
+    log.warning("%s before training (step %d): stopping; %s", signal_name(signum), step,
+                f"the run resumes from {ckpt_path}" if ckpt_path else "the run starts over")  # fmt: skip
+    record_preemption(output_dir, step, signal_name(signum))
+    finish_wandb(exit_code=128 + signum, preempted=True)
+    hand_over(output_dir, signum)
+
+
+def hand_over(output_dir: Path, signum: int) -> None:
+    """:meth:`~vsrlab.cluster.signals.StopSignals.hand_over` (requeue, exit with 128 + signal); a requeue
+    that fails (no requeues left: submitit's error) marks the run ``failed`` with it, since nothing
+    will resume it."""
+    try:
+        STOP.hand_over(signum, rank=process_rank())
+    except Exception as error:
+        if process_rank() == 0:
+            write_status(
+                output_dir, "failed", error=f"pre-empted and not requeued: {type(error).__name__}: {error}"
+            )
+        raise
 
 
 def fit_results(trainer: pl.Trainer, model: Any, datamodule: Any) -> dict[str, Any]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Checkpoint
 from pytorch_lightning.trainer.states import TrainerFn
 
 from vsrlab.run.checkpoints import checkpoint_dir
 from vsrlab.run.layout import LAST_CHECKPOINT
 
 
-class LastCheckpoint(pl.Callback):
+class LastCheckpoint(Checkpoint):
     """Write ``<checkpoint dir>/last.ckpt`` after every validation of a fit and at its end.
 
     Lightning's ``ModelCheckpoint(save_last=True)`` writes it only when the monitored metric
@@ -20,6 +21,10 @@ class LastCheckpoint(pl.Callback):
     atomic and the replaced file is kept as ``last.previous.ckpt``
     (:class:`vsrlab.utils.checkpoint.AtomicCheckpointIO`). The pre-emption callback writes the same
     file when a signal stops the run.
+
+    A :class:`~pytorch_lightning.callbacks.Checkpoint`, so that Lightning runs it after the
+    ModelCheckpoint listed before it: ``last.ckpt`` then records the best checkpoint of the validation
+    that just ended (a run resumed from it tests the right one).
     """
 
     def __init__(self, filename: str = LAST_CHECKPOINT) -> None:

@@ -1,32 +1,33 @@
-"""Save a checkpoint when the cluster is about to stop a run, so that the requeued job resumes.
+"""Stop a run within one step or one evaluation batch of a stop signal, with a checkpoint to resume.
 
-SLURM (through submitit) sends ``SIGUSR2`` ``signal_delay_s`` seconds before a job's time limit or
-pre-emption; schedulers and ``kill`` send ``SIGTERM``; ``srun`` delivers to every task, ``kill``
-to one process, Lightning's local DDP launcher has the extra ranks as children of rank 0.
+The signal itself is recorded by :data:`vsrlab.cluster.signals.STOP` (installed by the entry point, or
+by this callback for the length of a fit or test); this callback acts on it at points every rank
+reaches together, so that no collective ever runs inside a signal handler (Lightning's own SIGTERM
+handling broadcasts from the handler, which deadlocks when the signal interrupts a rank inside another
+collective, and is switched off while this callback is active):
 
-The design never runs a collective operation inside a signal handler (Lightning's own SIGTERM
-handler broadcasts from the handler, which deadlocks when the signal interrupts a rank inside
-another collective):
+- after every training step, the ranks agree with one ``all_reduce(MAX)`` of their recorded signals
+  (any rank's signal stops all of them at the same step), write ``checkpoints/last.ckpt`` (every rank
+  takes part, rank 0 writes) and raise :class:`Preempted`;
+- at the start of training (a signal during start-up) and after every validation or test batch that
+  every rank runs (evaluation shards may differ by one clip between ranks), the same agreement
+  abandons the evaluation: a validation inside a fit writes ``last.ckpt`` of the last completed
+  training step first (the weights are unchanged by validation), the sanity check and the test write
+  nothing (the state to resume is already on disk).
 
-1. the handler only records the signal number on the rank that received it;
-2. after every training step (``on_train_batch_end``, reached by every rank at the same step) the
-   ranks agree with one ``all_reduce(MAX)`` of the recorded numbers: any rank's signal stops all
-   of them, at the same step; a signal that arrives during validation is acted on after the
-   next step;
-3. every rank takes part in writing ``checkpoints/last.ckpt`` (Lightning writes it from rank 0)
-   and raises :class:`Preempted`, a ``SystemExit`` with code 128 + signal;
-4. ``vsrlab.train`` records the state, finishes the W&B run as pre-empted and calls
-   :meth:`PreemptionCheckpoint.hand_over`: under submitit, submitit's ``SIGUSR2`` handler then
-   requeues the job (rank 0); otherwise the process exits with 128 + signal.
+A checkpoint written at a step whose validation is due (or was abandoned) records the loops as if that
+validation had just started (:func:`resume_into_validation`): the resumed run validates that step from
+its first batch, so its validation history and best checkpoint are those of an uninterrupted run
+(Lightning itself would skip that validation).
 
-Lightning's SIGTERM handling is switched off while this callback is active (its flag is never
-set, so its own checks in the loops never fire).
+:class:`Preempted` is a ``SystemExit`` with code ``128 + signal``; ``vsrlab.training`` records the
+state, finishes the W&B run as pre-empted and calls :meth:`PreemptionCheckpoint.hand_over` (a requeue
+under SLURM, else the exit).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -34,22 +35,25 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from vsrlab.cluster.signals import STOP, STOP_SIGNALS, signal_name, signal_numbers
 from vsrlab.run.checkpoints import checkpoint_dir
 from vsrlab.run.layout import LAST_CHECKPOINT
+from vsrlab.utils.ddp import process_rank
 
 log = logging.getLogger(__name__)
 
 
 class Preempted(SystemExit):
-    """Raised on every rank once the ranks agreed to stop on ``signum`` after ``step``; exits the
-    process with ``128 + signum`` when nothing catches it."""
+    """Raised on every rank once the ranks agreed to stop on ``signum`` at ``step``; exits the process
+    with ``128 + signum`` when nothing catches it. ``checkpoint`` is the file to resume from (None:
+    the run has none yet and starts over)."""
 
-    def __init__(self, signum: int, step: int, checkpoint: str) -> None:
+    def __init__(self, signum: int, step: int, checkpoint: str | None, where: str = "after step") -> None:
         super().__init__(128 + signum)
-        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        self.signum, self.step, self.checkpoint, self.where = signum, step, checkpoint, where
 
     def __str__(self) -> str:
-        return f"pre-empted by {signal.Signals(self.signum).name} after step {self.step} ({self.checkpoint})"
+        return f"pre-empted by {signal_name(self.signum)} {self.where} {self.step} ({self.checkpoint})"
 
 
 def _quiet_signal_registration(trainer: pl.Trainer) -> None:
@@ -64,108 +68,160 @@ def _quiet_signal_registration(trainer: pl.Trainer) -> None:
     connector.register_signal_handlers = register_signal_handlers
 
 
+def _all_reduce(trainer: pl.Trainer, value: int, op: Any) -> int:
+    if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        tensor = torch.tensor([value], dtype=torch.int64, device=trainer.strategy.root_device)
+        torch.distributed.all_reduce(tensor, op=op)
+        return int(tensor.item())
+    return value
+
+
+def resume_into_validation(checkpoint: dict[str, Any], batches_run: int) -> None:
+    """Rewrite the fit loop's progress in ``checkpoint`` (written during a training step's end or after
+    ``batches_run`` batches of its validation) so that Lightning resumes by running that validation
+    from its first batch: the step counts as completed and the validation as started, with no batch
+    processed (Lightning's "restarted mid-evaluation" state)."""
+    fit = checkpoint["loops"]["fit_loop"]
+    train = fit["epoch_loop.batch_progress"]
+    for scope in ("total", "current"):
+        train[scope]["completed"] = train[scope]["processed"]
+    val = fit["epoch_loop.val_loop.batch_progress"]
+    before = int(val["total"]["processed"]) - batches_run
+    val["total"].update(ready=before + 1, started=before + 1, processed=before, completed=before)
+    val["current"].update(ready=1, started=1, processed=0, completed=0)
+    val["is_last_batch"] = False
+
+
 class PreemptionCheckpoint(pl.Callback):
-    """On one of ``signals``, checkpoint at the next step boundary, on every rank, and stop.
+    """On one of ``signals``, stop every rank at the next agreed point with a checkpoint to resume.
 
     Args:
-        signals: names of the signals to handle (``SIGUSR2``: submitit/SLURM; ``SIGTERM``).
-        filename: checkpoint written into the ModelCheckpoint directory (default ``last.ckpt``:
-            what ``ckpt_path: auto`` resumes from).
+        signals: names of the signals acted on (``SIGUSR2``: submitit/SLURM; ``SIGTERM``).
+        filename: checkpoint written into the ModelCheckpoint directory (default ``last.ckpt``: what
+            ``ckpt_path: auto`` resumes from).
 
-    ``pending`` is the signal this rank received (None if none); after a stop, ``stopped`` is
-    the :class:`Preempted` raised.
+    After a stop, ``stopped`` is the :class:`Preempted` raised.
     """
 
     def __init__(
-        self, signals: list[str] | tuple[str, ...] = ("SIGUSR2", "SIGTERM"), filename: str = LAST_CHECKPOINT
+        self, signals: list[str] | tuple[str, ...] = STOP_SIGNALS, filename: str = LAST_CHECKPOINT
     ) -> None:
         super().__init__()
-        unknown = [s for s in signals if not isinstance(getattr(signal, str(s), None), signal.Signals)]
-        if unknown:
-            raise ValueError(
-                f"unknown signal names {unknown} (callbacks.preemption.signals), e.g. SIGUSR2, SIGTERM"
-            )
-        self.signals = [getattr(signal, s) for s in signals]
+        try:
+            self.signals = signal_numbers(signals)
+        except ValueError as err:
+            raise ValueError(f"{err} (callbacks.preemption.signals)") from None
         self.filename = filename
-        self.pending: int | None = None
         self.stopped: Preempted | None = None
-        self._previous: dict[int, Any] = {}
-        self._active = False
+        self._installed: list[int] = []
+        self._agreed_batches = 0  # evaluation batches every rank runs (agreement points)
+        self._eval_batches = 0
+        self._validation_to_resume: int | None = None  # validation batches run, when one is due or abandoned
+        self.resumed_from: str | None = None
 
-    # ------------------------------------------------------------- handlers
-    def _handle(self, signum: int, frame: Any) -> None:
-        if not self._active:  # not training: behave as without this callback
-            self._forward(signum, frame)
-            return
-        if self.pending is None:
-            self.pending = signum
-            # no logging lock, no collective: only a flag and a write(2)
-            os.write(
-                2,
-                f"[vsrlab] received {signal.Signals(signum).name}: checkpointing after the current "
-                f"training step\n".encode(),
-            )
+    @property
+    def pending(self) -> int | None:
+        """The stop signal this process recorded, if it is one of ``signals``."""
+        return STOP.pending if STOP.pending in self.signals else None
 
-    def _forward(self, signum: int, frame: Any) -> None:
-        previous = self._previous.get(signum, signal.SIG_DFL)
-        if callable(previous):
-            previous(signum, frame)
-        elif previous == signal.SIG_DFL:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-
+    # ----------------------------------------------------------------- set-up
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit":
+        if stage not in ("fit", "test"):
             return
         _quiet_signal_registration(trainer)
-        self.pending, self.stopped, self._active = None, None, True
-        for signum in self.signals:
-            current = signal.getsignal(signum)
-            if current != self._handle:
-                self._previous[signum] = current
-            signal.signal(signum, self._handle)
+        self.stopped = None
+        names = [signal.Signals(s).name for s in self.signals]
+        self._installed = STOP.install(names)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit" or not self._active:
-            return
-        self._active = False
-        for signum, previous in self._previous.items():
-            if signal.getsignal(signum) == self._handle:
-                signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        STOP.uninstall(self._installed)
+        self._installed = []
 
-    # ------------------------------------------------------------ agreement
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        self.teardown(trainer, pl_module, "")  # Lightning skips teardown after an exception
+
+    # -------------------------------------------------------------- agreement
     def agreed_signal(self, trainer: pl.Trainer) -> int:
         """The largest signal number any rank recorded (0: none); every rank must call it."""
-        value = self.pending or 0
-        if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
-            flag = torch.tensor([value], dtype=torch.int32, device=trainer.strategy.root_device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            value = int(flag.item())
-        return value
+        return _all_reduce(trainer, self.pending or 0, torch.distributed.ReduceOp.MAX)
 
     def checkpoint_path(self, trainer: pl.Trainer) -> Path:
         return checkpoint_dir(trainer) / self.filename
+
+    def _stop(self, signum: int, step: int, checkpoint: str | None, where: str) -> None:
+        self.stopped = Preempted(signum, step, checkpoint, where)
+        log.warning("%s", self.stopped)
+        raise self.stopped
+
+    def _checkpoint_and_stop(self, trainer: pl.Trainer, signum: int, where: str) -> None:
+        path = self.checkpoint_path(trainer)
+        trainer.save_checkpoint(path)  # every rank: Lightning's barrier, rank 0 writes
+        step = int(trainer.global_step)
+        log.warning("checkpoint at step %d written to %s after %s", step, path, signal_name(signum))
+        self._stop(signum, step, str(path), where)
+
+    # ----------------------------------------------------------------- points
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.resumed_from = trainer.ckpt_path
+        signum = self.agreed_signal(trainer)
+        if signum:  # start-up: the state to resume is the one this session started from
+            self._stop(signum, int(trainer.global_step), self.resumed_from, "before step")
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         signum = self.agreed_signal(trainer)
-        if not signum:
-            return
-        path = self.checkpoint_path(trainer)
-        trainer.save_checkpoint(path)  # every rank: Lightning's barrier, rank 0 writes
-        step = int(trainer.global_step)
-        log.warning("checkpoint at step %d written to %s after %s", step, path, signal.Signals(signum).name)
-        self.stopped = Preempted(signum, step, str(path))
-        raise self.stopped
+        if signum:
+            loop = trainer.fit_loop
+            if loop.epoch_loop._should_check_val_fx(loop._data_fetcher):
+                self._validation_to_resume = 0
+            self._checkpoint_and_stop(trainer, signum, "after step")
 
-    # ------------------------------------------------------------- hand-over
-    def hand_over(self) -> None:
-        """After the run recorded its state: let the handler that was installed before this
-        callback (submitit's requeue, on rank 0) act on the signal, then exit with 128 + signal."""
-        if self.stopped is None:
+    def _evaluation_start(self, trainer: pl.Trainer, batches: Any) -> None:
+        total = sum(int(n) for n in batches if n != float("inf"))
+        self._agreed_batches = _all_reduce(trainer, total, torch.distributed.ReduceOp.MIN)
+        self._eval_batches = 0
+
+    def _evaluation_batch_end(self, trainer: pl.Trainer) -> int:
+        self._eval_batches += 1
+        return self.agreed_signal(trainer) if self._eval_batches <= self._agreed_batches else 0
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._evaluation_start(trainer, trainer.num_sanity_val_batches if trainer.sanity_checking
+                               else trainer.num_val_batches)  # fmt: skip
+
+    def on_validation_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any, **kw: Any
+    ) -> None:
+        signum = self._evaluation_batch_end(trainer)
+        if not signum or trainer.state.fn != "fit":
             return
-        previous = self._previous.get(self.stopped.signum)
-        if callable(previous) and self.stopped.signum != signal.SIGTERM:
-            previous(self.stopped.signum, None)  # submitit: requeue, then sys.exit(-1) on rank 0
-        raise SystemExit(self.stopped.code)
+        if trainer.sanity_checking:
+            self._stop(signum, int(trainer.global_step), trainer.ckpt_path, "in the sanity check before step")
+        self._validation_to_resume = self._eval_batches
+        self._checkpoint_and_stop(trainer, signum, "validating after step")
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict
+    ) -> None:
+        if self._validation_to_resume is not None:
+            resume_into_validation(checkpoint, self._validation_to_resume)
+            self._validation_to_resume = None
+
+    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._evaluation_start(trainer, trainer.num_test_batches)
+
+    def on_test_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any, **kw: Any
+    ) -> None:
+        signum = self._evaluation_batch_end(trainer)
+        if signum:
+            self._stop(signum, int(trainer.global_step), None, "testing after step")
+
+    # -------------------------------------------------------------- hand-over
+    def hand_over(self) -> None:
+        """After the run recorded its state: requeue (SIGUSR2 under SLURM) and exit with 128 + signal."""
+        if self.stopped is not None:
+            STOP.hand_over(self.stopped.signum, rank=process_rank())

@@ -7,24 +7,23 @@
     vsrlab-train -m experiment=offset_diversity   # a sweep; relaunching it resumes/skips its jobs
 
 Extra DDP ranks started by Lightning run ``python -m vsrlab.cli.train`` on the job's resolved config
-(:data:`vsrlab.utils.ddp.RANK_MODULE`).
+(:data:`vsrlab.utils.ddp.RANK_MODULE`). A process that runs a job records stop signals from its first
+statement (:data:`vsrlab.cluster.signals.STOP`), so the imports come after it.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
-import hydra
-from omegaconf import DictConfig
-
-from vsrlab.app import CONFIG_DIR, init, setup_run, translate_renamed_keys
-from vsrlab.training import train
-from vsrlab.utils.ddp import refuse_sweep_on_secondary_rank
+from vsrlab.cluster.signals import STOP
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def hydra_main(cfg: DictConfig) -> float | None:
-    """The Hydra app: one run, or one job of a multirun; returns the optimized metric."""
+def run(cfg: Any) -> float | None:
+    """The Hydra task: one run, or one job of a multirun; returns the optimized metric."""
+    from vsrlab.app import setup_run
+    from vsrlab.training import train
+
     setup_run(cfg)
     results = train(cfg)
     metric = cfg.get("optimized_metric")
@@ -33,10 +32,17 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Console entry point ``vsrlab-train``."""
+    if not {"-m", "--multirun"} & set(sys.argv[1:]):  # this process runs the job itself
+        STOP.install()
+    import hydra
+
+    from vsrlab.app import CONFIG_DIR, init, translate_renamed_keys
+    from vsrlab.utils.ddp import refuse_sweep_on_secondary_rank
+
     init()
     sys.argv[1:] = translate_renamed_keys(sys.argv[1:], "train")
     refuse_sweep_on_secondary_rank()
-    hydra_main()
+    hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")(run)()
 
 
 if __name__ == "__main__":
