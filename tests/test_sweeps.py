@@ -291,11 +291,8 @@ def render_sbatch(tmp_path, monkeypatch, overrides: list[str]) -> tuple[str, obj
     """The sbatch script submitit writes for conf/hydra/launcher/slurm.yaml with ``overrides``, after
     submitit's own parameter checks, as the submitit launcher passes the config (a fake `srun`
     stands in for a cluster); returns (script, executor, submitit folder)."""
-    import submitit
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-
-    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+    from hydra.utils import instantiate
 
     (tmp_path / "bin").mkdir(exist_ok=True)
     (tmp_path / "bin" / "srun").write_text("#!/bin/sh\nexit 0\n")
@@ -315,17 +312,12 @@ def render_sbatch(tmp_path, monkeypatch, overrides: list[str]) -> tuple[str, obj
         )
     GlobalHydra.instance().clear()
     HydraConfig.instance().set_config(cfg)
-    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
-    assert params.pop("_target_").endswith("SlurmLauncher")
-    # the launcher's mapping: generic keys as they are, the others prefixed with the cluster name
-    folder = params.pop("submitit_folder")
-    executor = submitit.AutoExecutor(
-        cluster="slurm", folder=folder, slurm_max_num_timeout=params.pop("max_num_timeout")
-    )
-    generic = set(OmegaConf.structured(BaseQueueConf).keys())
-    executor.update_parameters(**{k if k in generic else f"slurm_{k}": v for k, v in params.items()})
+    launcher = instantiate(cfg.hydra.launcher)
+    assert type(launcher).__module__ == "hydra_plugins.vsrlab_launcher.vsrlab_launcher"
+    executor = launcher.make_executor()  # submitit's parameter checks
+    folder = str(launcher.params["submitit_folder"])
     return (
-        executor._executor._make_submission_file_text("python -m submitit.core._submit", "uid"),
+        executor._make_submission_file_text(executor._submitit_command_str, "uid"),
         executor,
         folder,
     )
@@ -382,7 +374,12 @@ def test_slurm_launcher_config_renders_one_task_per_gpu_and_requeue(tmp_path, mo
     ):
         assert f"#SBATCH {line}" in sbatch, (line, sbatch)
     assert "module load cuda" in sbatch
-    assert executor._executor.max_num_timeout == 20
+    # vsrlab's job process, the warning delay it arms a timer with, a multi-node step that ends when a
+    # task dies, and the requeue of a task killed before it could act on the warning
+    assert "-u -m vsrlab.cluster.task" in sbatch and "export VSRLAB_SIGNAL_DELAY_S=120" in sbatch
+    assert "--kill-on-bad-exit=1" in sbatch and 'scontrol requeue "$vsrlab_id"' in sbatch
+    assert sbatch.index("srun ") < sbatch.index("scontrol requeue")
+    assert executor.max_num_timeout == 20
     assert folder.startswith(str(tmp_path / "train" / "multiruns" / "offset_diversity"))
 
 

@@ -15,12 +15,25 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobStatus
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from vsrlab.cluster.slurm import JobLost
 from vsrlab.run import is_done, plan_jobs, record_job_states, update_manifest
+from vsrlab.utils.text import describe_error
 
 log = logging.getLogger(__name__)
+
+
+class SweepJobsFailed(RuntimeError):
+    """Jobs of a sweep that failed or were lost, each named with what ended it."""
+
+
+def failure_message(subdir: str, error: BaseException) -> str:
+    """``<subdir>: <what ended it>`` (the launcher's messages already start with the job's name)."""
+    text = str(error)
+    return text if text.startswith(subdir) else f"{subdir}: {describe_error(error)}"
 
 
 @dataclass
@@ -108,17 +121,28 @@ class StableSweeper(BasicSweeper):
         self.batch_index = 0
         returns = []
         initial_job_idx = 0
+        failures: dict[str, str] = {}
+        lost: set[str] = set()
         while not self.is_done():
             chunk = self.get_job_batch()
             self.validate_batch_is_legal(chunk)
+            subdirs = [j["subdir"] for j in todo[initial_job_idx : initial_job_idx + len(chunk)]]
+            results: Any = []
             try:
                 results = self.launcher.launch(chunk, initial_job_idx=initial_job_idx)
-            finally:  # final state and pre-emptions of each job, also when one failed
-                record_job_states(
-                    sweep_dir, [j["subdir"] for j in todo[initial_job_idx : initial_job_idx + len(chunk)]]
-                )
-            for r in results:
-                _ = r.return_value  # raises if the job failed
+                for subdir, result in zip(subdirs, results, strict=True):
+                    if result.status == JobStatus.FAILED:
+                        failures[subdir] = failure_message(subdir, result._return_value)
+                        if isinstance(result._return_value, JobLost):
+                            lost.add(subdir)
+            finally:  # final state and pre-emptions of each job, also when the launch was interrupted
+                record_job_states(sweep_dir, subdirs, failures, lost)
             initial_job_idx += len(chunk)
             returns.append(results)
+        if failures:
+            raise SweepJobsFailed(
+                f"{len(failures)} of {len(jobs)} jobs of {sweep_dir} did not finish:\n  "
+                + "\n  ".join(m.replace("\n", "\n    ") for m in failures.values())
+                + "\na relaunch of the same command resumes lost and pre-empted jobs from their checkpoints"
+            )
         return returns

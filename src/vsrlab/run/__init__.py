@@ -26,7 +26,9 @@ from vsrlab.run.manifest import (
     ManifestError,
     job_swept_values,
     read_manifest,
+    read_submissions,
     record_job_states,
+    record_submissions,
     update_manifest,
 )
 from vsrlab.run.status import is_done, job_state, mark_done, read_status, record_preemption, write_status
@@ -53,7 +55,9 @@ __all__ = [
     "read_json_object",
     "read_manifest",
     "read_status",
+    "read_submissions",
     "record_job_states",
+    "record_submissions",
     "record_preemption",
     "run_id",
     "short_keys",

@@ -24,7 +24,7 @@ from vsrlab.run.layout import (
     timestamp,
     write_json,
 )
-from vsrlab.run.status import is_done, read_status
+from vsrlab.run.status import is_done, read_status, write_status
 from vsrlab.utils.text import natural_key
 
 #: marker files / folders whose presence makes an immediate subdirectory a job (scan mode)
@@ -63,22 +63,64 @@ def update_manifest(
     return write_json(path, manifest)
 
 
-def record_job_states(sweep_dir: str | os.PathLike, subdirs: Sequence[str]) -> Path:
+def record_job_states(
+    sweep_dir: str | os.PathLike,
+    subdirs: Sequence[str],
+    failures: Mapping[str, str] | None = None,
+    lost: Iterable[str] = (),
+) -> Path:
     """Copy each job's final ``state`` (``done`` if its marker exists), ``step`` and number of
-    ``preemptions`` from its ``status.json`` into ``sweep.json`` (after a launch returned)."""
+    ``preemptions`` from its ``status.json`` into ``sweep.json`` (after a launch returned), with the
+    ``error`` of each job in ``failures`` (``{subdir: message}``).
+
+    A job in ``lost`` ended without a result (a task killed outright, cancelled, a failed node): if its
+    ``status.json`` still says it runs or waits for a requeue, it is marked ``failed`` with its message,
+    so that no job is left ``running`` or ``preempted`` without a job behind it. The status of a job
+    that failed by itself (e.g. a refused relaunch) is its own and left as it is."""
     path = Path(sweep_dir) / MANIFEST
     manifest = read_json(path) or {"jobs": []}
-    wanted = set(subdirs)
+    wanted, failures, lost = set(subdirs), dict(failures or {}), set(lost)
     for job in manifest["jobs"]:
-        if job["subdir"] in wanted:
-            job_dir = Path(sweep_dir) / job["subdir"]
+        if job["subdir"] not in wanted:
+            continue
+        job_dir = Path(sweep_dir) / job["subdir"]
+        status = read_status(job_dir)
+        message = failures.get(job["subdir"])
+        running = status.get("state") in ("running", "preempted")
+        if job["subdir"] in lost and message and not is_done(job_dir) and running:
+            write_status(job_dir, "failed", error=message)
             status = read_status(job_dir)
-            job.update(
-                state="done" if is_done(job_dir) else status.get("state", "unknown"),
-                step=status.get("step"),
-                preemptions=int(status.get("preemptions", 0)),
-            )
+        job.update(
+            state="done" if is_done(job_dir) else status.get("state", "unknown"),
+            step=status.get("step"),
+            preemptions=int(status.get("preemptions", 0)),
+        )
+        if message:
+            job["error"] = message
+        else:
+            job.pop("error", None)
     return write_json(path, manifest)
+
+
+def record_submissions(sweep_dir: str | os.PathLike, submitted: Mapping[str, Mapping[str, Any]]) -> Path:
+    """Record the cluster job of each job (``{subdir: {job_id, folder, tasks, log}}``) in ``sweep.json``,
+    so that a relaunch attaches to the jobs still queued instead of submitting them twice."""
+    path = Path(sweep_dir) / MANIFEST
+    manifest = read_json(path) or {"jobs": []}
+    for job in manifest["jobs"]:
+        if job["subdir"] in submitted:
+            job["cluster_job"] = {**dict(submitted[job["subdir"]]), "submitted": timestamp()}
+    return write_json(path, manifest)
+
+
+def read_submissions(sweep_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """``{subdir: cluster job}`` as :func:`record_submissions` recorded them ({} if none)."""
+    manifest = read_json_object(Path(sweep_dir) / MANIFEST) or {}
+    return {
+        job["subdir"]: dict(job["cluster_job"])
+        for job in manifest.get("jobs", [])
+        if isinstance(job, dict) and isinstance(job.get("cluster_job"), dict) and job.get("subdir")
+    }
 
 
 def job_swept_values(sweep_dir: str | os.PathLike, subdir: str) -> dict[str, str]:
