@@ -4,7 +4,7 @@
 #   make lint         ruff: the rule set of pyproject.toml, and the formatting
 #   make test-all     also the slow tests (minutes)
 #   make test-slow    only the slow tests
-#   make test-slurm   the SLURM tests: a real single-node cluster (scripts/slurm_local.sh; installs it as root)
+#   make test-slurm   the SLURM tests: a real two-node cluster with accounting (scripts/slurm_local.sh; installs it as root)
 #   make analyze      vsrlab-analyze (LAM, offsets vs flow, feature semantics) of the newest `make train`
 #                     checkpoint (CKPT=... another); e.g. make analyze ARGS="tool=offsets"
 #   make sweep-demo   a 2 x 2 G x N sweep on the synthetic data (submitit local launcher), then its report;
