@@ -338,14 +338,14 @@ def test_gain_heatmap_skipped_without_baseline_result(tmp_path: Path) -> None:
 
 def test_heatmaps_skipped_when_other_swept_keys_vary(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    keys = [G_KEY, N_KEY, "seed"]
-    jobs = [(f"g{g}n1s{s}", {G_KEY: str(g), N_KEY: "1", "seed": str(s)}) for g in (1, 2) for s in (0, 1)]
+    keys = [G_KEY, N_KEY, "model.lr"]  # a seed axis would form cells instead (test_report_stats.py)
+    jobs = [(f"g{g}n1lr{s}", {G_KEY: str(g), N_KEY: "1", "model.lr": str(s)}) for g in (1, 2) for s in (1, 2)]
     write_manifest(sweep, jobs, keys)
     for i, (subdir, _) in enumerate(jobs):
         write_job(sweep, subdir, metrics_data=metrics(27 + 0.1 * i, params=1000 + i), done=True)
     main([str(sweep)])
     assert not (sweep / "heatmap_psnr.png").exists()
-    assert "Heatmaps skipped: other swept keys vary too (seed)" in (sweep / "report.md").read_text()
+    assert "Heatmaps skipped: other swept keys vary too (model.lr)" in (sweep / "report.md").read_text()
 
 
 # ----------------------------------------------------------------------------------------- Fig. 9 correlation

@@ -1,8 +1,10 @@
 """``vsrlab-report <sweep dir>``: the results table, G x N heatmaps and offset diversity vs PSNR
-correlation of a Hydra multirun sweep (:mod:`vsrlab.report`).
+correlation of a Hydra multirun sweep, with seed statistics and paired differences to a baseline
+cell when the sweep has a ``seed`` axis (:mod:`vsrlab.report`).
 
     vsrlab-report logs/train/multiruns/offset_diversity
     vsrlab-report logs/train/multiruns/offset_diversity --out reports/od --metric final
+    vsrlab-report logs/train/multiruns/alignment_seeds --baseline experiment=align_none
 """
 
 from __future__ import annotations
@@ -30,18 +32,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--metric",
         choices=sorted(METRIC_FIELDS),
         default="best",
-        help="validation PSNR used by the heatmaps and the correlation (default: best)",
+        help="validation PSNR used by the heatmaps, the correlation and the differences (default: best)",
+    )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="the baseline cell of the paired differences (swept keys, full or short names; the other "
+        "swept keys are matched cell by cell); default: G=1,N=1 for a G x N sweep with a seed axis, "
+        "else none; 'none' turns them off",
     )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: write ``report.md``, ``report.csv`` and the figures, print the table.
-    A sweep that cannot be read exits with status 1 and the reason."""
+    A sweep that cannot be read, or a ``--baseline`` that names no swept key, exits with status 1 and
+    the reason."""
     args = build_parser().parse_args(argv)
     try:
-        report = write_report(args.sweep_dir, args.out, args.metric)
-    except ManifestError as err:
+        report = write_report(args.sweep_dir, args.out, args.metric, args.baseline)
+    except (ManifestError, ValueError) as err:
         raise SystemExit(f"vsrlab-report: error: {err}") from None
     print_report(report, args.metric)
     return 0

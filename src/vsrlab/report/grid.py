@@ -1,5 +1,9 @@
 """The G x N grid of a sweep over offset groups and offsets per group: PSNR and PSNR gain per
-million extra parameters as tables and heatmaps (Fig. 16 of Chan et al., AAAI 2021)."""
+million extra parameters as tables and heatmaps (Fig. 16 of Chan et al., AAAI 2021).
+
+With a seed axis the grid is over cells (:mod:`vsrlab.report.cells`): each shows the mean over seeds
+and the half-width of its 95% t interval, the gain the seed-paired difference to the ``G = N = 1``
+cell (:func:`paired_gain`)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vsrlab.report.cells import Cell, cell_keys
 from vsrlab.report.jobs import MISSING, finite
+from vsrlab.report.stats import paired_over_seeds
 from vsrlab.report.table import markdown_table
 
 if TYPE_CHECKING:
@@ -105,12 +111,32 @@ def gain_per_mparam(
     return gain
 
 
+def _value_text(value: float, half_width: float | None, fmt: str, sep: str = " ") -> str:
+    if half_width is None:
+        return format(value, fmt)
+    spread = "n/a" if not np.isfinite(half_width) else format(half_width, fmt)
+    return f"{format(value, fmt)}{sep}± {spread}"
+
+
 def markdown_grid(
-    grid: np.ndarray, g_values: Sequence[float], n_values: Sequence[float], fmt: str = ".2f"
+    grid: np.ndarray,
+    g_values: Sequence[float],
+    n_values: Sequence[float],
+    fmt: str = ".2f",
+    half_widths: np.ndarray | None = None,
 ) -> str:
-    """A G x N grid as a Markdown table (rows ``G=…``, columns ``N=…``, ``—`` for NaN)."""
+    """A G x N grid as a Markdown table (rows ``G=…``, columns ``N=…``, ``—`` for NaN); with
+    ``half_widths``, cells read ``mean ± half-width`` (``± n/a`` without an interval)."""
     body = [
-        [f"G={g}", *(MISSING if not np.isfinite(v) else format(v, fmt) for v in grid[i])]
+        [
+            f"G={g}",
+            *(
+                MISSING
+                if not np.isfinite(v)
+                else _value_text(v, None if half_widths is None else half_widths[i, j], fmt)
+                for j, v in enumerate(grid[i])
+            ),
+        ]
         for i, g in enumerate(g_values)
     ]
     return markdown_table(["G \\ N", *(f"N={n}" for n in n_values)], body)
@@ -134,18 +160,21 @@ def plot_heatmap(
     title: str,
     colorbar_label: str,
     fmt: str = ".2f",
+    half_widths: np.ndarray | None = None,
 ) -> Path:
-    """Save a G x N heatmap (rows G ascending, columns N ascending), each cell annotated with its value;
-    NaN cells are left blank."""
+    """Save a G x N heatmap (rows G ascending, columns N ascending), each cell annotated with its value
+    (and ``± half-width`` below it when ``half_widths`` are given); NaN cells are left blank."""
     import matplotlib
+    from matplotlib.ticker import ScalarFormatter
 
     path = Path(path)
-    fig = new_figure((1.6 + 1.1 * len(n_values), 1.2 + 0.9 * len(g_values)))
+    fig = new_figure((max(4.8, 1.6 + 1.1 * len(n_values)), 1.4 + 0.9 * len(g_values)))
     ax = fig.add_subplot()
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")
     data = np.ma.masked_invalid(np.asarray(grid, dtype=float))
     image = ax.imshow(data, cmap=cmap, origin="upper", aspect="auto")
-    fig.colorbar(image, ax=ax, label=colorbar_label)
+    colorbar = fig.colorbar(image, ax=ax, label=colorbar_label)
+    colorbar.ax.yaxis.set_major_formatter(ScalarFormatter(useOffset=False))
     finite_values = data.compressed()
     lo, hi = (finite_values.min(), finite_values.max()) if finite_values.size else (0.0, 0.0)
     for i in range(grid.shape[0]):
@@ -156,34 +185,70 @@ def plot_heatmap(
                 ax.text(
                     j,
                     i,
-                    format(value, fmt),
+                    _value_text(value, None if half_widths is None else half_widths[i, j], fmt, "\n"),
                     ha="center",
                     va="center",
-                    fontsize=9,
+                    fontsize=9 if half_widths is None else 8,
                     color="white" if dark else "black",
                 )
     ax.set_xticks(range(len(n_values)), [str(n) for n in n_values])
     ax.set_yticks(range(len(g_values)), [str(g) for g in g_values])
     ax.set_xlabel("N (offsets per group)")
     ax.set_ylabel("G (offset groups)")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     fig.savefig(path, dpi=120)
     return path
 
 
+def paired_gain(
+    cells: Sequence[Cell],
+    g_key: str,
+    n_key: str,
+    field: str,
+    g_values: Sequence[float],
+    n_values: Sequence[float],
+    params: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(gain, half-width)`` per G x N cell: the PSNR difference to the ``G = N = 1`` cell paired by
+    seed (mean and 95% t half-width over seeds) over the cell's extra parameters, in dB / M.  NaN
+    as in :func:`gain_per_mparam`, and for half-widths of fewer than 2 paired seeds."""
+    gain, half = np.full(params.shape, np.nan), np.full(params.shape, np.nan)
+    at = {(_axis_number(c.swept.get(g_key)), _axis_number(c.swept.get(n_key))): c for c in cells}
+    base = at.get((1, 1))
+    if base is None or 1 not in g_values or 1 not in n_values:
+        return gain, half
+    params0 = params[list(g_values).index(1), list(n_values).index(1)]
+    for (g, n), cell in at.items():
+        i, j = list(g_values).index(g), list(n_values).index(n)
+        extra = (params[i, j] - params0) / 1e6
+        if cell is base or not extra > 0:
+            continue
+        diff = paired_over_seeds(cell.scores(field), base.scores(field)).seeds
+        gain[i, j] = np.nan if diff.mean is None else diff.mean / extra
+        half[i, j] = np.nan if diff.half_width is None else diff.half_width / extra
+    return gain, half
+
+
 def gn_section(
-    manifest: dict[str, Any], rows: Sequence[dict[str, Any]], out_dir: Path, metric: str
+    manifest: dict[str, Any],
+    rows: Sequence[dict[str, Any]],
+    out_dir: Path,
+    metric: str,
+    cells: Sequence[Cell] | None = None,
 ) -> tuple[list[str], list[Path]]:
-    """The Markdown lines of the G x N section and the heatmaps written (none when not applicable)."""
+    """The Markdown lines of the G x N section and the heatmaps written (none when not applicable);
+    with ``cells`` (a seed axis), over the cells' means with their 95% half-widths."""
     keys = gn_keys(manifest)
     if keys is None:
         return [], []
     g_key, n_key = keys
     field, label = METRIC_FIELDS[metric], f"{metric} val PSNR"
+    swept_keys = manifest["swept_keys"] if cells is None else cell_keys(manifest["swept_keys"])
+    if cells is not None:
+        rows = [cell.row() for cell in cells]
+        label = f"{label}, mean ± 95% CI over seeds"
     lines = ["## G x N grid (Fig. 16 of Chan et al., AAAI 2021)", ""]
-    others = [
-        k for k in manifest["swept_keys"] if k not in keys and len({row["swept"].get(k) for row in rows}) > 1
-    ]
+    others = [k for k in swept_keys if k not in keys and len({row["swept"].get(k) for row in rows}) > 1]
     if others:
         lines.append(f"Heatmaps skipped: other swept keys vary too ({', '.join(others)}).")
         return lines + [""], []
@@ -192,21 +257,35 @@ def gn_section(
         _, _, params = gn_grid(rows, g_key, n_key, "params")
     except ValueError as err:
         return lines + [f"Heatmaps skipped: {err}.", ""], []
+    psnr_hw = None if cells is None else gn_grid(rows, g_key, n_key, f"{field}_hw")[2]
     written: list[Path] = []
-    lines += [f"### {label} (dB)", "", markdown_grid(psnr, g_values, n_values), ""]
+    lines += [f"### {label} (dB)", "", markdown_grid(psnr, g_values, n_values, half_widths=psnr_hw), ""]
     if np.isfinite(psnr).any():
         written.append(
-            plot_heatmap(psnr, g_values, n_values, out_dir / HEATMAP_PSNR, f"{label} (dB)", "PSNR (dB)")
+            plot_heatmap(
+                psnr,
+                g_values,
+                n_values,
+                out_dir / HEATMAP_PSNR,
+                f"{label} (dB)".replace(", mean", "\nmean"),
+                "PSNR (dB)",
+                ".2f",
+                psnr_hw,
+            )
         )
     else:
         lines += [f"`{HEATMAP_PSNR}` not written: no job has a {label} yet.", ""]
-    lines += ["### PSNR gain per 1M extra parameters over G=1, N=1 (dB / M)", ""]
+    what = "" if cells is None else ", paired by seed"
+    lines += [f"### PSNR gain per 1M extra parameters over G=1, N=1{what} (dB / M)", ""]
     try:
         gain = gain_per_mparam(psnr, params, g_values, n_values)
     except ValueError as err:
         lines += [f"Gain heatmap skipped: {err}.", ""]
     else:
-        lines += [markdown_grid(gain, g_values, n_values, ".3f"), ""]
+        gain_hw = None
+        if cells is not None:
+            gain, gain_hw = paired_gain(cells, g_key, n_key, field, g_values, n_values, params)
+        lines += [markdown_grid(gain, g_values, n_values, ".3f", gain_hw), ""]
         if np.isfinite(gain).any():
             written.append(
                 plot_heatmap(
@@ -214,9 +293,11 @@ def gn_section(
                     g_values,
                     n_values,
                     out_dir / HEATMAP_GAIN,
-                    f"{label} gain per 1M extra params (dB / M)",
+                    f"{metric} val PSNR gain per 1M extra params (dB / M)"
+                    + ("" if cells is None else "\nseed-paired mean ± 95% CI"),
                     "dB per 1M params",
                     ".3f",
+                    gain_hw,
                 )
             )
         else:

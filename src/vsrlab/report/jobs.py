@@ -68,6 +68,24 @@ def best_and_final(metrics: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def test_scores(metrics: dict[str, Any]) -> tuple[float | None, dict[str, float]]:
+    """Test PSNR of a ``metrics.json``: the mean and ``{clip: PSNR}`` of a training run's ``test`` results
+    or an evaluation's (top level).  The mean is ``mean.psnr``, else the mean over the clips; None and
+    ``{}`` without test scores."""
+    test = metrics.get("test") if isinstance(metrics.get("test"), dict) else metrics
+    clips_data = test.get("clips") if isinstance(test.get("clips"), dict) else {}
+    clips = {
+        str(name): psnr
+        for name, scores in clips_data.items()
+        if isinstance(scores, dict) and (psnr := finite(scores.get("psnr"))) is not None
+    }
+    mean_data = test.get("mean") if isinstance(test.get("mean"), dict) else {}
+    mean = finite(mean_data.get("psnr"))
+    if mean is None and clips:
+        mean = math.fsum(clips.values()) / len(clips)
+    return mean, clips
+
+
 def read_job(sweep_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
     """One table row from the files of ``<sweep_dir>/<subdir>``.
 
@@ -85,12 +103,15 @@ def read_job(sweep_dir: Path, job: dict[str, Any]) -> dict[str, Any]:
     }
     params = metrics.get("params") if isinstance(metrics.get("params"), dict) else {}
     steps = as_int(metrics.get("global_step"))
+    test_psnr, test_clips = test_scores(metrics)
     row: dict[str, Any] = {
         "job": job["subdir"],
         "dir": str(job_dir),
         "swept": swept,
         "params": as_int(params.get("total")),
         **best_and_final(metrics),
+        "test_psnr": test_psnr,
+        "test_clips": test_clips,
         "offset_diversity": finite(metrics.get("offset_diversity")),
         "steps": steps if steps is not None else as_int(status.get("step")),
         "max_steps": as_int(status.get("max_steps")),
@@ -106,7 +127,8 @@ def collect_jobs(sweep_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, 
     """The manifest (:func:`read_manifest`) and one row per job (:func:`read_job`), in manifest order.
 
     Row fields: ``job``, ``dir``, ``swept`` (``{key: value string}``), ``params``, ``best_psnr``,
-    ``best_ssim``, ``best_step``, ``final_psnr``, ``final_ssim``, ``offset_diversity``, ``steps``,
+    ``best_ssim``, ``best_step``, ``final_psnr``, ``final_ssim``, ``test_psnr``, ``test_clips``
+    (``{clip: PSNR}``, :func:`test_scores`), ``offset_diversity``, ``steps``,
     ``max_steps``, ``preemptions``, ``status``, ``error``, ``updated``; missing values are ``None``.
     """
     manifest = read_manifest(sweep_dir)

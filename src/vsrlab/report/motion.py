@@ -7,6 +7,10 @@ Writes ``motion_psnr.png`` (PSNR vs motion bin, one line per job, labelled by it
 bicubic baseline) and, when a swept key has the value ``none`` (or ``<something>_none``, e.g.
 ``experiment=align_none``), ``motion_gain.png``: each other job's PSNR gain over the ``none`` job that
 shares its other swept values; both as Markdown tables in the report.
+
+With a seed axis (:mod:`vsrlab.report.cells`) the figures show each cell's mean over seeds with 95% t
+error bars, the gains paired by seed, and the report adds both as ``mean ± half-width (n)`` tables
+after the per-job ones.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from vsrlab.report.cells import SEED_KEY, cell_keys, group_cells
 from vsrlab.report.grid import new_figure
 from vsrlab.report.jobs import MISSING, finite
+from vsrlab.report.stats import Summary, summarize
 from vsrlab.report.table import column_headers, markdown_table
 from vsrlab.run import METRICS_FILE, read_json_object
 
@@ -85,23 +91,112 @@ def _fmt(value: float, spec: str) -> str:
     return format(value, spec) if np.isfinite(value) else MISSING
 
 
+def _fmt_summary(summary: Summary, spec: str) -> str:
+    return summary.text(spec, MISSING)
+
+
 def plot_lines(
-    lines: Sequence[tuple[str, np.ndarray, str]], labels: Sequence[str], path: Path, ylabel: str, title: str
+    lines: Sequence[tuple[str, np.ndarray, str]],
+    labels: Sequence[str],
+    path: Path,
+    ylabel: str,
+    title: str,
+    errors: Sequence[np.ndarray | None] | None = None,
 ) -> Path:
-    """One line per ``(label, values per bin, style)`` over the bins; NaN values leave gaps."""
+    """One line per ``(label, values per bin, style)`` over the bins, with error bars of
+    ``errors[i]`` (half-widths per bin, NaN: none) when given; NaN values leave gaps."""
     fig = new_figure((7.5, 4.8))
     ax = fig.add_subplot()
     x = np.arange(len(labels))
-    for label, values, style in lines:
-        ax.plot(x, values, style, marker="o", label=label)
+    for k, (label, values, style) in enumerate(lines):
+        err = None if errors is None else errors[k]
+        if err is None:
+            ax.plot(x, values, style, marker="o", label=label)
+        else:
+            yerr = np.where(np.isfinite(err), err, 0.0)
+            ax.errorbar(x, values, yerr=yerr, fmt=style, marker="o", capsize=3, label=label)
     ax.set_xticks(x, list(labels))
     ax.set_xlabel("motion (LR pixels per frame)")
     ax.set_ylabel(ylabel)
+    ax.yaxis.get_major_formatter().set_useOffset(False)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.savefig(path, dpi=120)
     return path
+
+
+def per_bin(values: Sequence[np.ndarray]) -> list[Summary]:
+    """The :class:`Summary` over seeds of each bin of ``values`` (one array per seed)."""
+    stacked = np.array(values, dtype=float).reshape(len(values), -1)
+    return [summarize(stacked[:, b]) for b in range(stacked.shape[1])]
+
+
+def _means(summaries: Sequence[Summary]) -> tuple[np.ndarray, np.ndarray]:
+    mean = np.array([np.nan if s.mean is None else s.mean for s in summaries])
+    half = np.array([np.nan if s.half_width is None else s.half_width for s in summaries])
+    return mean, half
+
+
+def seed_section(
+    found: Sequence[tuple[dict[str, Any], dict[str, Any]]],
+    keys: Sequence[str],
+    labels: Sequence[str],
+    bicubic: np.ndarray,
+    out_dir: Path,
+) -> tuple[list[str], list[Path]]:
+    """Mean ± 95% half-width over seeds per cell and bin, the seed-paired gains over the ``none``
+    cells, their tables and figures with error bars."""
+    bins_of = {id(row): bins for row, bins in found}
+    cells = group_cells([row for row, _ in found], keys)
+    names = cell_keys(keys)
+    by_seed = [
+        {job["swept"].get(SEED_KEY): _values(bins_of[id(job)], "psnr") for job in c.jobs} for c in cells
+    ]
+    psnr = [
+        (job_label(c.swept, names) if names else "all", per_bin(list(v.values())))
+        for c, v in zip(cells, by_seed, strict=True)
+    ]
+    lines = ["### PSNR, mean ± 95% CI over seeds (dB)", ""]
+    lines += [
+        markdown_table(
+            ["cell", *labels], [[label, *(_fmt_summary(s, ".2f") for s in sums)] for label, sums in psnr]
+        ),
+        "",
+    ]
+    curves = [(label, *_means(sums)) for label, sums in psnr]
+    written = [
+        plot_lines(
+            [*((label, mean, "-") for label, mean, _ in curves), ("bicubic", bicubic, "k--")],
+            labels,
+            out_dir / MOTION_PSNR,
+            "PSNR (dB)",
+            "PSNR per motion bin (mean ± 95% CI over seeds)",
+            [*(half for _, _, half in curves), None],
+        )
+    ]
+    gains = []
+    for i, j, key in baseline_pairs([c.row() for c in cells], names):
+        seeds = [s for s in by_seed[i] if s in by_seed[j]]
+        diffs = per_bin([by_seed[i][s] - by_seed[j][s] for s in seeds]) if seeds else []
+        if diffs:
+            gains.append((f"{psnr[i][0]} vs {cells[j].swept[key]}", diffs))
+    if gains:
+        lines += ["### PSNR gain over the cell without alignment, paired by seed (dB)", ""]
+        body = [[label, *(_fmt_summary(s, "+.2f") for s in sums)] for label, sums in gains]
+        lines += [markdown_table(["cell", *labels], body), ""]
+        curves = [(label, *_means(sums)) for label, sums in gains]
+        written.append(
+            plot_lines(
+                [(label, mean, "-") for label, mean, _ in curves],
+                labels,
+                out_dir / MOTION_GAIN,
+                "PSNR gain (dB)",
+                "PSNR gain over no alignment per motion bin (mean ± 95% CI over seeds)",
+                [half for _, _, half in curves],
+            )
+        )
+    return lines, written
 
 
 def motion_section(
@@ -132,6 +227,18 @@ def motion_section(
     body.append(["bicubic", *(_fmt(v, ".2f") for v in bicubic)])
     body.append(["pixels", *(_fmt(v, ".0f") for v in pixels)])
     lines += ["### PSNR (dB)", "", markdown_table(["job", *labels], body), ""]
+    pairs = baseline_pairs([row for row, _ in found], keys)
+    gains = [(f"{psnr[i][0]} vs {found[j][0]['swept'][key]}", psnr[i][1] - psnr[j][1]) for i, j, key in pairs]
+    if gains:
+        lines += ["### PSNR gain over the job without alignment (dB)", ""]
+        lines += [
+            markdown_table(["job", *labels], [[g, *(_fmt(v, "+.2f") for v in d)] for g, d in gains]),
+            "",
+        ]
+    if SEED_KEY in keys:
+        seed_lines, written = seed_section(found, keys, labels, bicubic, out_dir)
+        lines += seed_lines + ["Figures: " + ", ".join(f"`{p.name}`" for p in written) + ".", ""]
+        return lines, written
     written = [
         plot_lines(
             [*((label, values, "-") for label, values in psnr), ("bicubic", bicubic, "k--")],
@@ -141,16 +248,7 @@ def motion_section(
             "PSNR per motion bin",
         )
     ]
-    pairs = baseline_pairs([row for row, _ in found], keys)
-    if pairs:
-        gains = [
-            (f"{psnr[i][0]} vs {found[j][0]['swept'][key]}", psnr[i][1] - psnr[j][1]) for i, j, key in pairs
-        ]
-        lines += ["### PSNR gain over the job without alignment (dB)", ""]
-        lines += [
-            markdown_table(["job", *labels], [[g, *(_fmt(v, "+.2f") for v in d)] for g, d in gains]),
-            "",
-        ]
+    if gains:
         written.append(
             plot_lines(
                 [(label, values, "-") for label, values in gains],
