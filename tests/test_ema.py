@@ -184,7 +184,8 @@ def test_validation_and_test_evaluate_the_average_and_export_gives_params_and_pa
     raw = evaluate(
         make_cfg("eval", overrides=[*eval_args, f"ckpt_path={ckpt}", "+model.ema.test=false"], run="raw")
     )
-    assert raw["mean"]["psnr"] != pytest.approx(ema["mean"]["psnr"], abs=1e-4)
+    # the evaluations above agree to 1e-6 when they evaluate the same weights: beyond that, other weights
+    assert raw["mean"]["psnr"] != pytest.approx(ema["mean"]["psnr"], abs=1e-6)
     # params (the trained weights) load by key
     model = SlidingWindowVSR(
         num_feat=8, num_frame=3, num_extract_block=1, num_reconstruct_block=1, deformable_groups=2

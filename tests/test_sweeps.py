@@ -80,7 +80,7 @@ SWEEPS = {  # experiment -> number of jobs of its grid
     "offset_diversity_n": 6,
     "offset_fidelity_sweep": 9,
     "window_size": 3,
-    "dcn_vs_decomposition": 2,
+    "dcn_vs_decomposition": 8,
     "tdan_offsets": 3,
     "flow_networks": 3,
     "offset_fidelity_on_off": 2,
@@ -128,10 +128,11 @@ def test_every_job_of_every_sweep_composes_and_builds(tmp_path, experiment):
             n = int(job["arch.num_offsets"])
             if experiment == "tdan_offsets":  # the two feature-aligning DCNs
                 assert sum(m.num_offsets == n for m in packs) >= 2, job
-            else:  # every alignment module is G x N, free offsets (decomposed)
+            else:  # every alignment module is G x N: free offsets (decomposed) or a k x k DCN
                 g = int(cfg.arch.deformable_groups)
                 assert packs and all(m.num_offsets == n and m.offset_groups == g for m in packs), job
-                assert all(m.offset_base == "zero" for m in packs), job
+                base = "kernel" if job.get("arch.align_type") == "dcn" else "zero"
+                assert all(m.offset_base == base for m in packs), job
         if experiment == "flow_networks":
             assert len(net.spynets) == int(job["arch.num_flows"])
         if experiment == "window_size":

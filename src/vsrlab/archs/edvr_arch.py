@@ -28,6 +28,7 @@ from torch import Tensor
 from vsrlab.archs.blocks import ResidualBlockNoBN, center_frame_index, make_layer
 from vsrlab.archs.contract import Temporal
 from vsrlab.ops import DeformableAlignment, flow_warp, fuse_taps, resize_flow
+from vsrlab.ops.alignment import OffsetInit
 
 AlignType = Literal["dcn", "decomposed", "flow", "image"]
 ALIGN_TYPES: tuple[str, ...] = ("dcn", "decomposed", "flow", "image")
@@ -57,6 +58,7 @@ def make_alignment(
     align_type: AlignType = "dcn",
     num_offsets: int = 9,
     modulated: bool = True,
+    offset_init: OffsetInit = "zero",
 ) -> DeformableAlignment:
     """One alignment pack of the PCD module, ``forward(feat, cond)``, both ``(B, num_feat, H, W)``.
 
@@ -64,7 +66,8 @@ def make_alignment(
       ``sqrt(N) x sqrt(N)`` kernel grid (N must be an odd square); N = 9 with ``modulated`` is
       BasicSR's ``DCNv2Pack`` (weight ``(F, F, 3, 3)``), parameter for parameter.
     - ``'decomposed'``: G x N free offsets (no kernel grid, any N), each a warp of the group's
-      channels, fused by a 1x1 convolution (weight ``(F, F, 1, N)``) -- Chan et al. Eq. 3/Sec. 3.2.
+      channels, fused by a 1x1 convolution (weight ``(F, F, 1, N)``) -- Chan et al. Eq. 3/Sec. 3.2;
+      ``offset_init='grid'`` starts them on the N grid positions nearest the pixel (N = 9: the DCN).
     - ``'flow'`` and ``'image'``: G = N = 1, no mask, no grid: one warp + 1x1 convolution
       (flow-based alignment); ``deformable_groups``, ``num_offsets`` and ``modulated`` are ignored.
     """
@@ -77,7 +80,11 @@ def make_alignment(
         )
     elif align_type == "decomposed":
         spec = dict(
-            offset_groups=deformable_groups, num_offsets=num_offsets, modulated=modulated, offset_base="zero"
+            offset_groups=deformable_groups,
+            num_offsets=num_offsets,
+            modulated=modulated,
+            offset_base="zero",
+            offset_init=offset_init,
         )
     elif align_type in ("flow", "image"):
         spec = dict(offset_groups=1, num_offsets=1, modulated=False, offset_base="zero")
@@ -100,7 +107,7 @@ class PCDAlignment(nn.Module):
     Args:
         num_feat: feature channels F.
         deformable_groups: offset groups G.
-        align_type, num_offsets, modulated: the packs, see :func:`make_alignment`.
+        align_type, num_offsets, modulated, offset_init: the packs, see :func:`make_alignment`.
 
     With ``align_type='image'`` the cascading stage warps the neighbour's *image* instead of
     ``A^1`` (see :meth:`forward`).
@@ -113,9 +120,11 @@ class PCDAlignment(nn.Module):
         align_type: AlignType = "dcn",
         num_offsets: int = 9,
         modulated: bool = True,
+        offset_init: OffsetInit = "zero",
     ) -> None:
         super().__init__()
         self.align_type = align_type
+        pack = (num_feat, deformable_groups, align_type, num_offsets, modulated, offset_init)
         self.offset_conv1 = nn.ModuleDict()
         self.offset_conv2 = nn.ModuleDict()
         self.offset_conv3 = nn.ModuleDict()
@@ -129,14 +138,12 @@ class PCDAlignment(nn.Module):
             else:
                 self.offset_conv2[level] = nn.Conv2d(2 * num_feat, num_feat, 3, 1, 1)
                 self.offset_conv3[level] = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-            self.dcn_pack[level] = make_alignment(
-                num_feat, deformable_groups, align_type, num_offsets, modulated
-            )
+            self.dcn_pack[level] = make_alignment(*pack)
             if i < 3:
                 self.feat_conv[level] = nn.Conv2d(2 * num_feat, num_feat, 3, 1, 1)
         self.cas_offset_conv1 = nn.Conv2d(2 * num_feat, num_feat, 3, 1, 1)
         self.cas_offset_conv2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-        self.cas_dcnpack = make_alignment(num_feat, deformable_groups, align_type, num_offsets, modulated)
+        self.cas_dcnpack = make_alignment(*pack)
         self.lrelu = nn.LeakyReLU(negative_slope=0.1, inplace=True)
         self.last_flow: Tensor | None = None
 
@@ -363,6 +370,8 @@ class EDVR(nn.Module):
             ``'flow'`` and ``'image'`` ignore ``deformable_groups``, ``num_offsets``, ``modulated``.
         num_offsets: N for ``'dcn'`` (an odd square) and ``'decomposed'``.
         modulated: DCNv2 masks for ``'dcn'`` and ``'decomposed'``.
+        offset_init: ``'decomposed'`` only: free offsets start at the pixel (``'zero'``) or on the N
+            nearest grid positions (``'grid'``; N = 9 then starts as the DCN, Chan et al. Table 1).
         upscale: SR factor, a power of 2: one x2 pixel-shuffle stage per factor of 2 (``upconv1``,
             ``upconv2``, ... as BasicSR names the two of x4). As in BasicSR, the first stage keeps
             ``num_feat`` channels and every later one has 64 (the x4 layout is BasicSR's exactly, so
@@ -396,6 +405,7 @@ class EDVR(nn.Module):
         num_offsets: int = 9,
         modulated: bool = True,
         upscale: int = 4,
+        offset_init: OffsetInit = "zero",
     ) -> None:
         super().__init__()
         stages = upscale.bit_length() - 1
@@ -427,7 +437,9 @@ class EDVR(nn.Module):
         self.conv_l3_1 = nn.Conv2d(num_feat, num_feat, 3, 2, 1)
         self.conv_l3_2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
 
-        self.pcd_align = PCDAlignment(num_feat, deformable_groups, align_type, num_offsets, modulated)
+        self.pcd_align = PCDAlignment(
+            num_feat, deformable_groups, align_type, num_offsets, modulated, offset_init
+        )
         if with_tsa:
             self.fusion: nn.Module = TSAFusion(num_feat, num_frame, self.center_frame_idx)
         else:

@@ -9,15 +9,18 @@ so that alignment is the only temporal mechanism under study:
    and centre features (G offset groups x N offsets; N = 9 on the kernel grid is a 3x3 DCNv2,
    G = N = 1 is flow-based alignment), or no alignment at all (``align_type='none'``);
 3. fusion of the aligned frames by a 1x1 convolution, initialised to pass the centre frame's
-   features and ignore the neighbours, so the network starts as a single-frame SR network and
-   draws on the neighbours as their alignment becomes useful (with a random init, unaligned
-   neighbours blur the fused features and training on 3-frame windows learns about half as fast);
+   features, the neighbours' weights at a tenth of PyTorch's default, so the network starts close
+   to a single-frame SR network and draws on the neighbours as their alignment becomes useful
+   (with a full random init, unaligned neighbours blur the fused features and training on 3-frame
+   windows learns about half as fast; with the neighbours' weights at zero, no gradient reaches
+   their alignment at the first step);
 4. reconstruction (``num_reconstruct_block`` residual blocks) and one pixel-shuffle to the
    output scale, added to the centre frame upsampled with MATLAB bicubic, so that training
    starts from the bicubic baseline (EDVR adds a bilinear upsampling instead). The last
-   convolution is zero-initialised, so the network initially *is* the bicubic baseline and
-   learns the residual from the first step; with the default init, training sits on a plateau
-   for the first couple of hundred iterations.
+   convolution starts at a hundredth of PyTorch's default, so the network initially is the bicubic
+   baseline to within a fraction of a grey level, and every layer, the alignment included, receives
+   gradient from the first step (zero there, nothing before it would; with the full default
+   init, training sits on a plateau for the first couple of hundred iterations).
 """
 
 from __future__ import annotations
@@ -32,6 +35,11 @@ from vsrlab.archs.blocks import ResidualBlockNoBN, UpsampleOneStep, center_frame
 from vsrlab.archs.contract import Temporal
 from vsrlab.ops import DeformableAlignment
 from vsrlab.ops.resize import matlab_imresize_tensor
+
+
+#: scale of PyTorch's default init of the neighbours' fusion weights and of the last convolution
+NEIGHBOUR_FUSION_SCALE = 0.1
+RESIDUAL_SCALE = 0.01
 
 
 class SlidingWindowVSR(nn.Module):
@@ -95,12 +103,13 @@ class SlidingWindowVSR(nn.Module):
         self.fusion = nn.Conv2d(num_frame * num_feat, num_feat, 1, 1)
         nn.init.zeros_(self.fusion.bias)
         with torch.no_grad():
-            self.fusion.weight.zero_()
+            self.fusion.weight.mul_(NEIGHBOUR_FUSION_SCALE)
             centre = slice(self.center_frame_idx * num_feat, (self.center_frame_idx + 1) * num_feat)
             self.fusion.weight[:, centre, 0, 0] = torch.eye(num_feat)
         self.reconstruction = make_layer(ResidualBlockNoBN, num_reconstruct_block, num_feat=num_feat)
         self.upsample = UpsampleOneStep(upscale, num_feat, num_out_ch)
-        nn.init.zeros_(self.upsample[0].weight)
+        with torch.no_grad():
+            self.upsample[0].weight.mul_(RESIDUAL_SCALE)
         nn.init.zeros_(self.upsample[0].bias)
         self.lrelu = nn.LeakyReLU(negative_slope=0.1, inplace=True)
 

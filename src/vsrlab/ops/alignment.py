@@ -22,6 +22,18 @@ from torch import Tensor
 from vsrlab.ops.deform_conv import deform_sample, fuse_taps, kernel_taps
 
 OffsetBase = Literal["auto", "kernel", "zero"]
+OffsetInit = Literal["zero", "grid"]
+
+
+def nearest_grid_taps(num_offsets: int, dilation: int = 1) -> Tensor:
+    """The ``num_offsets`` integer positions nearest the pixel (Euclidean; ties by ``(dy, dx)``), in
+    row-major order: ``(N, 2)`` ``(dy, dx)``. For an odd square N they are the ``sqrt(N) x sqrt(N)``
+    kernel grid in :func:`kernel_taps`' order (N = 9: the 3x3 DCN's taps); N = 5 is the centre and its
+    four neighbours."""
+    radius = math.isqrt(num_offsets) + 1
+    ring = range(-radius, radius + 1)
+    points = sorted((dy * dy + dx * dx, dy, dx) for dy in ring for dx in ring)[:num_offsets]
+    return torch.tensor(sorted((dy, dx) for _, dy, dx in points), dtype=torch.float32) * dilation
 
 
 def _odd_square_side(n: int) -> int | None:
@@ -58,6 +70,10 @@ class DeformableAlignment(nn.Module):
         conv_offset: a network to predict the ``(3 if modulated else 2) * G * N`` offset/mask
             channels from ``cond`` in place of the single 3x3 convolution (BasicVSR++ uses four
             convolutions); its last layer is zero-initialised.
+        offset_init: where free offsets (``offset_base='zero'``) start: ``'zero'`` (every warp at
+            the pixel) or ``'grid'``, the N integer positions nearest it (:func:`nearest_grid_taps`,
+            set through the last layer's bias): with N = 9 the decomposition then starts as the 3x3
+            DCN it decomposes (Chan et al., Table 1), equal to it for the same weights.
 
     After each call, ``last_offset`` ``(B, 2*G*N, H, W)`` (``(dy, dx)`` pairs, relative to the
     kernel grid, flow prior included) and ``last_mask`` ``(B, G*N, H, W)`` or ``None`` hold
@@ -77,6 +93,7 @@ class DeformableAlignment(nn.Module):
         max_residue_magnitude: float | None = None,
         bias: bool = True,
         conv_offset: nn.Module | None = None,
+        offset_init: OffsetInit = "zero",
     ) -> None:
         super().__init__()
         if offset_groups < 1 or num_offsets < 1:
@@ -104,6 +121,11 @@ class DeformableAlignment(nn.Module):
         else:
             raise ValueError(f"offset_base must be 'auto', 'kernel' or 'zero', got {offset_base!r}")
 
+        if offset_init not in ("zero", "grid"):
+            raise ValueError(f"offset_init must be 'zero' or 'grid', got {offset_init!r}")
+        if offset_init == "grid" and offset_base != "zero":
+            raise ValueError("offset_init='grid' places free offsets (offset_base='zero') on a grid")
+        self.offset_init, self.dilation = offset_init, dilation
         self.in_channels, self.out_channels = in_channels, out_channels
         self.offset_groups, self.num_offsets = offset_groups, num_offsets
         self.modulated, self.offset_base = modulated, offset_base
@@ -133,6 +155,16 @@ class DeformableAlignment(nn.Module):
         nn.init.zeros_(last.weight)
         if last.bias is not None:
             nn.init.zeros_(last.bias)
+        if self.offset_init == "grid":
+            if last.bias is None:
+                raise ValueError("offset_init='grid' needs a bias in the offset predictor's last layer")
+            grid = nearest_grid_taps(self.num_offsets, self.dilation)
+            if self.max_residue_magnitude is not None:
+                grid = torch.atanh(grid / self.max_residue_magnitude)
+            with torch.no_grad():
+                last.bias[: 2 * self.offset_groups * self.num_offsets] = grid.repeat(
+                    self.offset_groups, 1
+                ).flatten()
 
     def predict_offsets(self, cond: Tensor, flow: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Offsets ``(B, 2*G*N, H, W)`` and masks ``(B, G*N, H, W)`` (or None) from ``cond``.
@@ -189,7 +221,8 @@ class DeformableAlignment(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"{self.in_channels}, {self.out_channels}, G={self.offset_groups}, N={self.num_offsets}, "
-            f"offset_base={self.offset_base!r}, modulated={self.modulated}, "
+            f"offset_base={self.offset_base!r}, offset_init={self.offset_init!r}, "
+            f"modulated={self.modulated}, "
             f"max_residue_magnitude={self.max_residue_magnitude}"
         )
 
