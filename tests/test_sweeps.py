@@ -86,7 +86,7 @@ SWEEPS = {  # experiment -> number of jobs of its grid
     "offset_fidelity_on_off": 2,
     "image_vs_feature_warping": 2,
     "sweep_demo": 4,
-    "rethinking_alignment_table": 8,
+    "rethinking_alignment_table": 9,
     "attention_window": 4,
     "rethinking_alignment_mini": 4,
     "dksan_ablation": 4,

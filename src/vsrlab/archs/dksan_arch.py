@@ -164,7 +164,14 @@ class DKSAN(nn.Module):
     Choices where the paper is silent (all documented, none tuned to the counts below):
 
     - DK layers: 3x3 kernels, scope S = ``kernel_scope`` = 4, one offset group, kernel offsets from
-      a zero-initialised 3x3 conv (so each starts as the 2x2-box average of its scope), bias.
+      a zero-initialised 3x3 conv (so each starts as the 2x2-box average of its scope), bias. The DK
+      layers of the offset predictor and of DKSA read their input on the fixed 3x3 grid and move only
+      their weights (Gao et al.'s deformable kernels); Eq. 11 can be read as also deforming where they
+      sample (DK + DCN), which ``DeformKernelConv2d(offset=...)`` supports but is not used here.
+    - G = ``deformable_groups`` = 8 offset groups in the modulated DCN of DKC_Align: the paper never
+      states G; 8 is EDVR's, the baseline it builds on.
+    - Loss: Eq. 13 read as the Charbonnier loss per pixel, averaged (eps 1e-3, the recipe
+      ``experiment=dksan``; ``loss=charbonnier``), not summed over the image.
     - DKC_Align: conv_fuse 3x3 ``2F -> F`` + LeakyReLU, then ``num_dk_layers`` = 2 DK layers
       ``F -> F -> 3*G*9`` (LeakyReLU between; the last zero-initialised); offsets on the 3x3 kernel
       grid, sigmoid masks (DCNv2 / :class:`DeformableAlignment` layout). Only the T - 1 neighbours
