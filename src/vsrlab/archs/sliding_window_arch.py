@@ -36,7 +36,6 @@ from vsrlab.archs.contract import Temporal
 from vsrlab.ops import DeformableAlignment
 from vsrlab.ops.resize import matlab_imresize_tensor
 
-
 #: scale of PyTorch's default init of the neighbours' fusion weights and of the last convolution
 NEIGHBOUR_FUSION_SCALE = 0.1
 RESIDUAL_SCALE = 0.01
