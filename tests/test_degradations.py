@@ -1,12 +1,20 @@
-"""MATLAB-compatible bicubic resize (BI degradation and the bicubic baseline)."""
+"""MATLAB-compatible bicubic resize (BI degradation and the bicubic baseline) and the other degradations:
+BD, area (block mean) and bicubic_noaa (bicubic without antialiasing)."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
-from vsrlab.data.degradations import bicubic_downsample
+from vsrlab.data.degradations import (
+    DEGRADATIONS,
+    area_downsample,
+    bicubic_downsample,
+    degradation_name,
+    degrade,
+)
 from vsrlab.ops.resize import matlab_imresize, matlab_imresize_tensor, resize_matrix
 
 # Outputs of BasicSR's port of MATLAB imresize (basicsr/utils/matlab_functions.py, float32) on the
@@ -87,3 +95,69 @@ def test_bicubic_downsample_frames_and_errors():
         bicubic_downsample(frames[:, :15], 4)
     with pytest.raises(ValueError, match="numpy array"):
         matlab_imresize(torch.zeros(4, 4), 0.5)
+
+
+# --- the aliasing degradations: area (block mean) and bicubic_noaa (bicubic without antialiasing)
+
+
+def stripes(freq: float = 26 / 128, size: int = 128) -> np.ndarray:
+    """``(16, size, 3)`` uint8 vertical stripes ``128 + 100 cos(2 pi freq x)`` (cycles per HR pixel)."""
+    row = np.round(128 + 100 * np.cos(2 * np.pi * freq * np.arange(size)))
+    return np.repeat(row[None, :, None], 16, 0).repeat(3, 2).astype(np.uint8)
+
+
+def test_area_is_the_block_mean_rounded_once():
+    rng = np.random.default_rng(4)
+    frames = rng.integers(0, 256, (2, 12, 16, 3), dtype=np.uint8)
+    out = area_downsample(frames, 4)
+    assert out.shape == (2, 3, 4, 3) and out.dtype == np.uint8
+    for t, y, x, c in np.ndindex(*out.shape):
+        block = frames[t, 4 * y : 4 * y + 4, 4 * x : 4 * x + 4, c].astype(np.int64)
+        assert out[t, y, x, c] == (2 * int(block.sum()) + 16) // 32  # mean of 16, half up, in integers
+    # a constant image stays that constant, every value
+    for v in (0, 1, 127, 254, 255):
+        np.testing.assert_array_equal(area_downsample(np.full((8, 12, 3), v, np.uint8), 4), v)
+    # OpenCV's INTER_AREA computes the same means (float input: no fixed-point rounding of its own)
+    means = cv2.resize(frames[0].astype(np.float64), (4, 3), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(out[0], np.floor(means + 0.5))
+
+
+def test_bicubic_noaa_samples_the_unwidened_kernel():
+    img = np.random.default_rng(5).integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    out = degrade(img, 4, "bicubic_noaa")
+    assert out.shape == (4, 6, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, matlab_imresize(img, 0.25, antialiasing=False))
+    # away from the borders each LR pixel is the Keys cubic through the 4 HR pixels around 4x + 1.5
+    w = np.array([-0.0625, 0.5625, 0.5625, -0.0625])
+    ref = np.einsum("i,j,ijc->c", w, w, img[4:8, 8:12].astype(np.float64))
+    np.testing.assert_array_equal(out[1, 2], np.clip(np.floor(ref + 0.5), 0, 255))
+    np.testing.assert_array_equal(degrade(np.full((8, 8, 3), 77, np.uint8), 4, "bicubic_noaa"), 77)
+
+
+def test_bicubic_noaa_aliases_a_pattern_that_bi_suppresses():
+    img = stripes()  # 0.8125 cycles per LR pixel: above the LR Nyquist limit (0.5)
+    lr = {name: degrade(img, 4, name)[2, :, 0].astype(np.float64) for name in ("BI", "bicubic_noaa", "area")}
+    assert lr["BI"][4:-4].std() < 3  # BI's widened kernel filters it out
+    assert lr["bicubic_noaa"][4:-4].std() > 60  # sampled without filtering: nearly full contrast
+    assert 10 < lr["area"][4:-4].std() < 30  # the box attenuates it, partly
+    for name in ("bicubic_noaa", "area"):  # ... and what passes comes back at the alias, 1 - 0.8125
+        spectrum = np.abs(np.fft.rfft(lr[name] - lr[name].mean()))
+        assert int(np.argmax(spectrum)) == 6  # 6/32 = 0.1875 cycles per LR pixel
+    assert np.abs(lr["bicubic_noaa"] - lr["BI"]).max() > 80
+
+
+@pytest.mark.parametrize("name", ["BI", "BD", "area", "bicubic_noaa"])
+def test_every_degradation_by_name_shapes_and_errors(name):
+    frames = np.random.default_rng(6).integers(0, 256, (2, 3, 16, 20, 3), dtype=np.uint8)
+    out = degrade(frames, 4, name.lower())  # any case
+    assert out.shape == (2, 3, 4, 5, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, DEGRADATIONS[name](frames, 4))
+    assert degradation_name(name.upper()) == name
+    with pytest.raises(ValueError, match="not divisible by the scale 4"):
+        degrade(frames[..., :15, :], 4, name)
+
+
+def test_unknown_degradation_names_the_known_ones():
+    known = r"\['BD', 'BI', 'area', 'bicubic_noaa'\]"
+    with pytest.raises(ValueError, match=f"degradation must be one of {known}, got 'box'"):
+        degrade(np.zeros((8, 8, 3), np.uint8), 4, "box")

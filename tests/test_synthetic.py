@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
 
+from vsrlab.data.degradations import degrade
 from vsrlab.data.synthetic import SyntheticVideoDataset
+from vsrlab.data.synthetic_options import add_noise, add_occlusions, occlusion_counts
 from vsrlab.ops import flow_warp
 from vsrlab.ops.resize import matlab_imresize
 from vsrlab.utils.images import to_uint8_hwc
@@ -196,3 +202,186 @@ def test_evaluation_clips_carry_the_flows_of_every_window_centre():
         else:
             assert s[key] == value, key
     assert "flow_pairs" not in SyntheticVideoDataset("train", num_frames=3, lq_size=(16, 16))[0]
+
+
+# --- options (vsrlab.data.synthetic_options): defaults bit for bit, degradations, noise, occlusions,
+# motion presets and clips stratified by speed
+
+
+def summary(sample: dict) -> dict:
+    """What the reference below records of a sample: SHA-256 (16 hex digits) of the uint8 LR and GT
+    frames and of the fingerprint, sum and sum of squares of every other tensor, the other values."""
+    out = {}
+    for key, value in sample.items():
+        if key in ("lq", "gt"):
+            frames = (value * 255).round().to(torch.uint8).numpy()
+            out[key] = hashlib.sha256(frames.tobytes()).hexdigest()[:16]
+        elif isinstance(value, torch.Tensor):
+            v = torch.nan_to_num(value.double())
+            out[key] = [round(float(v.sum()), 4), round(float((v * v).sum()), 4)]
+        elif key == "fingerprint":
+            out[key] = hashlib.sha256(value.encode()).hexdigest()[:16]
+        else:
+            out[key] = value
+    return out
+
+
+# computed with the code before the options existed (git 251b113), so they pin the defaults bit for bit
+DEFAULT_SAMPLES = [
+    (
+        dict(split="train", num_frames=5, lq_size=(16, 16), seed=3),
+        7,
+        {"clip_index": 7, "flow": [215.5685, 1920.5909], "flow_valid": [1109.0, 1109.0],
+         "gt": "d8ae0f4a17f892ae", "key": "train_00007", "lq": "0a23daf1bf3e8e3b"},
+    ),
+    (
+        dict(split="val", num_frames=4, lq_size=(12, 16)),
+        3,
+        {"clip_index": 3, "fingerprint": "de0d2d2317b62d87", "flow": [440.1038, 3513.7806],
+         "flow_next": [-635.3239, 1793.7483], "flow_pairs": [-84.0169, 23888.4771],
+         "flow_prev": [622.3508, 1780.4807], "flow_valid": [614.0, 614.0], "gt": "ccc2d167de19c9a1",
+         "key": "val_00003", "lq": "dac63f85e8a33d87"},
+    ),
+    (
+        dict(split="test", num_frames=3, lq_size=(12, 12), motion={"speed": [2, 6]}),
+        1,
+        {"clip_index": 1, "fingerprint": "35a4c9fb98171adc", "flow": [-17.3073, 3167.2607],
+         "flow_next": [-732.2484, 2953.0349], "flow_pairs": [29.0459, 17772.1027],
+         "flow_prev": [742.5799, 3135.0721], "flow_valid": [324.0, 324.0], "gt": "ed55489ffb25b645",
+         "key": "test_00001", "lq": "b0a68b4f53c0afc4"},
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("kwargs, index, expected", DEFAULT_SAMPLES)
+def test_default_options_leave_every_sample_as_it_was(kwargs, index, expected):
+    assert summary(SyntheticVideoDataset(**kwargs)[index]) == expected
+    # the options at their defaults, given explicitly: the same sample
+    explicit = dict(degradation="bi", noise_sigma=0, occlusions=False, speeds=None, num_clips=None)
+    assert summary(SyntheticVideoDataset(**kwargs, **explicit)[index]) == expected
+    assert len(SyntheticVideoDataset(**kwargs)) == 1000
+
+
+@pytest.mark.parametrize("degradation", ["BD", "area", "bicubic_noaa"])
+def test_degradation_option_makes_the_lr_frames(degradation):
+    ds = SyntheticVideoDataset("val", num_clips=2, num_frames=3, lq_size=(16, 16), degradation=degradation)
+    s, bi = ds[1], SyntheticVideoDataset("val", num_clips=2, num_frames=3, lq_size=(16, 16))[1]
+    gt = np.stack([to_uint8_hwc(f) for f in s["gt"]])
+    np.testing.assert_array_equal(np.stack([to_uint8_hwc(f) for f in s["lq"]]), degrade(gt, 4, degradation))
+    assert torch.equal(s["gt"], bi["gt"]) and torch.equal(s["flow"], bi["flow"])  # the same clip
+    assert json.loads(s["fingerprint"])["degradation"] == degradation
+    with pytest.raises(ValueError, match="degradation must be one of"):
+        SyntheticVideoDataset("val", degradation="box")
+
+
+def test_add_noise_statistics_per_frame_and_reproducible():
+    flat = np.full((4, 64, 64, 3), 128, np.uint8)
+    noisy = add_noise(flat, 10.0, (0, 2, 5))
+    assert noisy.dtype == np.uint8
+    diff = noisy.astype(np.float64) - 128
+    for t in range(4):
+        assert abs(diff[t].std() - 10) < 0.35 and abs(diff[t].mean()) < 0.35
+        assert np.array_equal(diff[t], np.round(diff[t]))  # quantised as the LR frames are
+    assert not np.array_equal(noisy[0], noisy[1])  # independent per frame ...
+    assert abs(np.corrcoef(diff[0].ravel(), diff[1].ravel())[0, 1]) < 0.05
+    np.testing.assert_array_equal(add_noise(flat, 10.0, (0, 2, 5)), noisy)  # ... and a function of the key
+    np.testing.assert_array_equal(add_noise(flat[:2], 10.0, (0, 2, 5)), noisy[:2])  # frame t: its own stream
+    assert not np.array_equal(add_noise(flat, 10.0, (0, 2, 6)), noisy)
+    assert add_noise(flat, 0.0, (0, 2, 5)) is flat
+    clipped = add_noise(np.full((1, 32, 32, 3), 250, np.uint8), 20.0, (0, 0, 0))
+    assert clipped.max() == 255  # clipped, not wrapped
+    with pytest.raises(ValueError, match=r"noise_sigma must be in \[0, 255\]"):
+        SyntheticVideoDataset("val", noise_sigma=-1)
+
+
+def test_noise_option_adds_noise_to_lr_only():
+    kwargs = dict(num_clips=2, num_frames=5, lq_size=(32, 32), degradation="area")
+    clean, noisy = (
+        SyntheticVideoDataset("val", **kwargs)[0],
+        SyntheticVideoDataset("val", noise_sigma=10, **kwargs)[0],
+    )
+    for key in ("gt", "flow", "flow_valid", "flow_pairs"):
+        assert torch.equal(clean[key], noisy[key]), key
+    diff = (noisy["lq"] - clean["lq"]) * 255
+    stds = [float(d.std()) for d in diff]
+    assert all(9 < s < 11 for s in stds), stds  # (a few pixels clip at 0 or 255)
+    assert not torch.equal(diff[0], diff[1])
+    assert torch.equal(SyntheticVideoDataset("val", noise_sigma=10, **kwargs)[0]["lq"], noisy["lq"])
+    assert json.loads(noisy["fingerprint"])["noise_sigma"] == 10
+
+
+def test_occlusions_are_flat_rectangles_on_the_lr_frames_only():
+    kwargs = dict(num_clips=2, num_frames=5, lq_size=(32, 32), seed=2)
+    clean, occluded = (
+        SyntheticVideoDataset("val", **kwargs)[1],
+        SyntheticVideoDataset("val", occlusions=True, **kwargs)[1],
+    )
+    for key in ("gt", "flow", "flow_valid", "flow_prev", "flow_next", "flow_pairs"):
+        torch.testing.assert_close(clean[key], occluded[key], rtol=0, atol=0, equal_nan=True)
+    masks = []
+    for t in range(5):
+        changed = (occluded["lq"][t] != clean["lq"][t]).any(0).numpy()
+        assert 0.005 < changed.mean() < 0.4
+        colours = {tuple(c) for c in (occluded["lq"][t].permute(1, 2, 0).numpy()[changed] * 255).round()}
+        assert 1 <= len(colours) <= 3  # 1-3 flat rectangles (overlaps hide some)
+        masks.append(changed)
+    assert not all(np.array_equal(masks[0], m) for m in masks[1:])  # independent per frame
+    assert json.loads(occluded["fingerprint"])["occlusions"] == [1, 3]
+    # counts: [lo, hi] per frame, on a frame nothing else touches
+    frames = add_occlusions(np.zeros((50, 40, 40, 3), np.uint8), (2, 2), (0, 0, 0))
+    counts = [len({tuple(c) for c in f.reshape(-1, 3)} - {(0, 0, 0)}) for f in frames]
+    assert max(counts) == 2 and np.mean(counts) > 1.5
+    assert occlusion_counts(False) is None and occlusion_counts([0, 0]) is None
+    with pytest.raises(ValueError, match=r"occlusions must be true, false or \[lo, hi\]"):
+        SyntheticVideoDataset("val", occlusions=[3, 1])
+
+
+SPEEDS = [0, 0.5, 1, 2, 4, 8, 12]
+
+
+def test_clips_stratified_by_speed_move_at_their_speed():
+    ds = SyntheticVideoDataset(
+        "test",
+        num_frames=5,
+        lq_size=(24, 24),
+        motion={"preset": "translation"},
+        speeds=SPEEDS,
+        clips_per_speed=2,
+    )
+    assert len(ds) == 14
+    names = [ds.clip_name(i) for i in range(14)]
+    assert names[:3] == ["test_speed0_00000", "test_speed0_00001", "test_speed0.5_00002"]
+    assert Counter(n.split("_")[1] for n in names) == {f"speed{v:g}": 2 for v in SPEEDS}
+    for i in range(14):
+        s, v = ds[i], SPEEDS[i // 2]
+        assert s["key"] == names[i]
+        # every pixel (camera and object) moves at exactly the clip's speed, between any two frames
+        motion = torch.cat([s["flow_prev"][1:], s["flow_next"][:-1]]).norm(dim=1)
+        assert float((motion - v).abs().max()) < 1e-3, (i, v)
+        for t in range(5):
+            assert float((s["flow"][t].norm(dim=0) - abs(t - 2) * v).abs().max()) < 1e-3
+    assert ds.strata.speed(14) == 0  # streaming past the end starts over
+    with pytest.raises(ValueError, match="num_clips=10 but speeds x clips_per_speed make 14"):
+        SyntheticVideoDataset("test", num_clips=10, speeds=SPEEDS, clips_per_speed=2)
+    with pytest.raises(ValueError, match="speeds must be a non-empty list"):
+        SyntheticVideoDataset("test", speeds=[])
+
+
+def test_translation_preset_and_clips_without_the_object():
+    preset = SyntheticVideoDataset(
+        "val", num_clips=2, num_frames=3, lq_size=(16, 16), motion={"preset": "translation"}
+    )
+    spelled = SyntheticVideoDataset(
+        "val", num_clips=2, num_frames=3, lq_size=(16, 16), motion=PURE_TRANSLATION
+    )
+    assert preset.motion == spelled.motion and torch.equal(preset[1]["gt"], spelled[1]["gt"])
+    with pytest.raises(ValueError, match="motion.preset must be one of"):
+        SyntheticVideoDataset("val", motion={"preset": "zoom"})
+    motion = {"preset": "translation", "foreground": False}
+    alone = SyntheticVideoDataset("val", num_clips=2, num_frames=3, lq_size=(16, 16), motion=motion)[1]
+    flow = alone["flow"][0]  # the background's translation everywhere
+    assert float((flow - flow[:, :1, :1]).abs().max()) < 1e-4
+    clip = SyntheticVideoDataset("val", num_clips=2, num_frames=3, lq_size=(16, 16), motion=motion).make_clip(
+        1
+    )
+    assert np.array_equal(clip.bg_tf[0], preset.make_clip(1).bg_tf[0])  # the same camera

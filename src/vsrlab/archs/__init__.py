@@ -21,6 +21,7 @@ from vsrlab.archs.dksan_arch import DKSAN
 from vsrlab.archs.edvr_arch import EDVR, PCDAlignment, TSAFusion
 from vsrlab.archs.flow_vsr_arch import FlowVSR
 from vsrlab.archs.iconvsr_arch import IconVSR
+from vsrlab.archs.oracle_arch import Oracle
 from vsrlab.archs.pretrained import IncompatibleCheckpointError, build_arch, load_pretrained
 from vsrlab.archs.psrt_recurrent_arch import PSRTRecurrent
 from vsrlab.archs.sliding_window_arch import SlidingWindowVSR
@@ -38,6 +39,7 @@ __all__ = [
     "ConvResidualBlocks",
     "FlowVSR",
     "IncompatibleCheckpointError",
+    "Oracle",
     "PCDAlignment",
     "PSRTRecurrent",
     "ResidualBlockNoBN",

@@ -3,8 +3,10 @@
 Each clip is a background image moved by a smooth random camera motion (translation with
 constant acceleration, rotation, zoom) and a foreground layer cut from another image (an
 ellipse) moving independently on top of it, so there are occlusions and disocclusions. Frames
-are rendered at high resolution (GT), degraded with BI (:func:`matlab_imresize`) to LR, and the
-true optical flow is computed analytically from the layer transforms.
+are rendered at high resolution (GT), degraded to LR (BI, :func:`matlab_imresize`, or another of
+:data:`~vsrlab.data.degradations.DEGRADATIONS`), and the true optical flow is computed analytically
+from the layer transforms. Motion presets, clips stratified by speed, LR noise and LR occlusions are
+options (:mod:`vsrlab.data.synthetic_options`; all off by default).
 
 Flow convention (what :func:`vsrlab.ops.flow_warp` expects): ``flow[t]`` ``(2, h, w)``, in LR
 pixels, ``(x, y)`` order, maps each pixel ``p`` of the reference frame to ``p + flow[t](p)`` in
@@ -28,8 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vsrlab.data.degradations import bicubic_downsample
 from vsrlab.data.fingerprint import clip_fingerprint
+from vsrlab.data.synthetic_options import LRDegradation, resolve_motion, stratify
 from vsrlab.utils.images import frames_to_tensor
 
 # Every colour or grey sample image scikit-image ships in its wheel (nothing is downloaded).
@@ -105,7 +107,8 @@ class MotionConfig:
     frame) does the same for the foreground, its speed and direction drawn independently of the
     camera's; null: the range of ``speed`` when that is set, else ``object_speed`` (HR pixels). Both
     null (default): the motion of earlier versions, bit for bit. Fast objects leave the frame after a
-    few frames (the valid masks of the flow say where they are hidden).
+    few frames (the valid masks of the flow say where they are hidden). ``foreground``: false leaves
+    the object out (the background alone; the same random draws, so the camera motion stays the same).
     """
 
     camera_speed: float = 6.0
@@ -117,6 +120,7 @@ class MotionConfig:
     object_size: tuple[float, float] = (0.3, 0.55)
     speed: tuple[float, float] | None = None
     object_speed_range: tuple[float, float] | None = None
+    foreground: bool = True
 
     def __post_init__(self) -> None:
         speed = _speed_range("speed", self.speed)
@@ -161,7 +165,7 @@ class SyntheticClip:
         scale: int = 1,
     ) -> None:
         h, w = size
-        self.size = size
+        self.size, self.foreground = size, bool(motion.foreground)
         bg_name, fg_name = rng.choice(len(images), size=2, replace=len(images) < 2)
         self.bg, self.fg = load_image(images[bg_name]), load_image(images[fg_name])
         centre = np.array([(w - 1) / 2, (h - 1) / 2])
@@ -210,7 +214,9 @@ class SyntheticClip:
         self.fg_tf = [_similarity(1.0, phi0 + fomega * t, src, pos + fvel * t) for t in tau]
 
     def _fg_radius(self, t: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Normalised elliptic radius of frame-``t`` points in the foreground (< 1 inside)."""
+        """Normalised elliptic radius of frame-``t`` points in the foreground (< 1 inside; inf: none)."""
+        if not self.foreground:
+            return np.full(np.shape(x), np.inf)
         qx, qy = _apply(np.linalg.inv(self.fg_tf[t]), x, y)
         return np.sqrt(
             ((qx - self.fg_src_centre[0]) / self.radii[0]) ** 2
@@ -290,8 +296,8 @@ class SyntheticVideoDataset(Dataset):
 
     Args:
         split: ``'train'``, ``'val'`` or ``'test'``; seeds the clips, so splits never share a clip.
-        num_clips: number of samples (one epoch); any index >= 0 is valid, so a sampler can
-            stream past it.
+        num_clips: number of samples (one epoch; null: 1000, or ``len(speeds) * clips_per_speed``);
+            any index >= 0 is valid, so a sampler can stream past it.
         num_frames: frames per sample (the sliding window for training, the clip for validation).
         lq_size: ``(h, w)`` of LR frames; GT frames are ``scale`` times larger.
         scale: SR factor.
@@ -301,9 +307,16 @@ class SyntheticVideoDataset(Dataset):
         seed: base seed.
         images: names of scikit-image sample images to draw layers from (default: all of
             :data:`IMAGES`, for every split; give disjoint lists to hold images out of training).
-        motion: ranges of the random motion (:class:`MotionConfig` fields).
+        motion: ranges of the random motion (:class:`MotionConfig` fields), and ``preset``: a named set of
+            them (``translation``; :data:`~vsrlab.data.synthetic_options.MOTION_PRESETS`).
         flow_pairs: validation and test clips carry ``flow_pairs`` (below); false leaves them out
             (they grow as ``T**2``: 2 MB for 8 frames of 64x64, 330 MB for 100 frames).
+        degradation: ``BI``, ``BD``, ``area`` or ``bicubic_noaa`` (:mod:`vsrlab.data.degradations`).
+        noise_sigma: std of Gaussian noise on every LR frame (0-255; 0: none).
+        occlusions: flat rectangles on the LR frames: true (1-3 per frame), ``[lo, hi]`` or false.
+        speeds, clips_per_speed: clip ``i`` moves at ``speeds[i // clips_per_speed]`` LR pixels per
+            frame (``motion.speed = [v, v]``), named ``<split>_speed<v>_<index>``; null: no strata.
+        (These five: :mod:`vsrlab.data.synthetic_options`.)
 
     Each item is a dict: ``lq`` ``(T, 3, h, w)`` and ``gt`` ``(T, 3, H, W)`` float32 in [0, 1];
     ``flow`` ``(T, 2, h, w)`` and ``flow_valid`` ``(T, 1, h, w)`` to the centre frame
@@ -319,7 +332,7 @@ class SyntheticVideoDataset(Dataset):
     def __init__(
         self,
         split: Literal["train", "val", "test"] = "train",
-        num_clips: int = 1000,
+        num_clips: int | None = None,
         num_frames: int = 5,
         lq_size: Sequence[int] = (32, 32),
         scale: int = 4,
@@ -328,6 +341,11 @@ class SyntheticVideoDataset(Dataset):
         motion: dict[str, Any] | None = None,
         gt_size: int | None = None,
         flow_pairs: bool = True,
+        degradation: str = "BI",
+        noise_sigma: float = 0.0,
+        occlusions: bool | Sequence[int] = False,
+        speeds: Sequence[float] | None = None,
+        clips_per_speed: int = 1,
     ) -> None:
         if gt_size is not None:
             if gt_size % scale:
@@ -335,13 +353,18 @@ class SyntheticVideoDataset(Dataset):
             lq_size = (gt_size // scale, gt_size // scale)
         if split not in _SPLIT_IDS:
             raise ValueError(f"split must be one of {sorted(_SPLIT_IDS)}, got {split!r}")
+        self.strata, num_clips = stratify(speeds, clips_per_speed, num_clips)
         if num_frames < 1 or num_clips < 1:
             raise ValueError(f"num_frames and num_clips must be >= 1, got {num_frames} and {num_clips}")
         self.split, self.num_clips, self.num_frames = split, num_clips, num_frames
+        self.lr = LRDegradation(degradation, noise_sigma, occlusions)
         self.lq_size = (int(lq_size[0]), int(lq_size[1]))
         self.scale, self.seed, self.flow_pairs = scale, seed, bool(flow_pairs)
         self.images = tuple(images) if images is not None else IMAGES
-        self.motion = MotionConfig(**(motion or {}))
+        self._motion = resolve_motion(motion)
+        self.motion = MotionConfig(**self._motion)
+        speeds = () if self.strata is None else self.strata.speeds
+        self._speed_motion = {v: MotionConfig(**{**self._motion, "speed": (v, v)}) for v in speeds}
         for name in self.images:
             load_image(name)  # fail early, naming a bad image
 
@@ -349,19 +372,22 @@ class SyntheticVideoDataset(Dataset):
         return self.num_clips
 
     def clip_name(self, index: int) -> str:
+        if self.strata is not None:
+            return f"{self.split}_speed{self.strata.speed(index):g}_{index:05d}"
         return f"{self.split}_{index:05d}"
 
     def make_clip(self, index: int) -> SyntheticClip:
         rng = np.random.default_rng([self.seed, _SPLIT_IDS[self.split], index])
         gt_size = (self.lq_size[0] * self.scale, self.lq_size[1] * self.scale)
-        return SyntheticClip(rng, self.images, self.num_frames, gt_size, self.motion, self.scale)
+        motion = self.motion if self.strata is None else self._speed_motion[self.strata.speed(index)]
+        return SyntheticClip(rng, self.images, self.num_frames, gt_size, motion, self.scale)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if index < 0:
             raise IndexError(f"negative index {index}")
         clip = self.make_clip(index)
         gt = clip.render()
-        lq = bicubic_downsample(gt, self.scale)
+        lq = self.lr(gt, self.scale, (self.seed, _SPLIT_IDS[self.split], index))
         flow, valid = clip.flow_to(self.num_frames // 2, self.scale)
         sample = {
             "lq": frames_to_tensor(lq),
@@ -382,7 +408,7 @@ class SyntheticVideoDataset(Dataset):
             sample["fingerprint"] = json.dumps(
                 {
                     "dataset": f"synthetic/{self.split}",
-                    "degradation": "BI",
+                    **self.lr.fingerprint(),
                     **clip_fingerprint(lq, gt, scale=self.scale, lq_from_files=False),
                 }
             )

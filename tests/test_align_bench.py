@@ -1,0 +1,67 @@
+"""data=align_bench: the synthetic clips where the neighbours carry information (pure translation, an
+aliasing degradation, test clips stratified by speed) and the oracle row (arch=oracle with the true flow),
+scored like bicubic, per motion bin."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hydra.utils import instantiate
+
+from conftest import compose_config
+from vsrlab.archs import build_arch
+from vsrlab.evaluation import evaluate
+
+ORACLE = ["data=align_bench", "arch=oracle", "model.flow_source=batch", "extras.print_config=false"]
+
+
+def test_align_bench_composes_with_the_oracle_following_its_options(tmp_path):
+    cfg = compose_config("eval", ORACLE, tmp_path / "run")
+    test = instantiate(cfg.data).test_set
+    assert len(test) == 7 * 16 and test.lq_size == (48, 48) and test.num_frames == 7
+    assert [test.clip_name(i) for i in (0, 16, 111)] == [
+        "test_speed0_00000",
+        "test_speed0.5_00016",
+        "test_speed12_00111",
+    ]
+    assert test.lr.degradation == "area" and test.motion.camera_rotation == 0 and test.motion.camera_zoom == 0
+    net = build_arch(cfg.arch)
+    assert (net.degradation, net.noise_sigma, net.occlusions) == ("area", 0.0, False)
+    # one override sets the degradation and the corruptions of every split and of the oracle
+    overrides = [
+        "data.test.degradation=bicubic_noaa",
+        "data.test.noise_sigma=10",
+        "data.test.occlusions=true",
+    ]
+    cfg = compose_config("eval", [*ORACLE, *overrides], tmp_path / "run")
+    data = instantiate(cfg.data)
+    for split in (data.test_set, data.val_set, instantiate(cfg.data.train)):
+        assert (split.lr.degradation, split.lr.noise_sigma, split.lr.occlusions) == (
+            "bicubic_noaa",
+            10.0,
+            (1, 3),
+        )
+    net = build_arch(cfg.arch)
+    assert (net.degradation, net.noise_sigma, net.occlusions) == ("bicubic_noaa", 10.0, True)
+
+
+def test_the_oracle_row_is_scored_like_bicubic_per_speed(tmp_path):
+    small = ["data.test.speeds=[0,2]", "data.test.clips_per_speed=1", "data.test.lq_size=[24,24]",
+             "+model.evaluation.motion_bins.edges=[0,1,4,inf]"]  # fmt: skip
+    oracle = evaluate(compose_config("eval", [*ORACLE, *small], tmp_path / "oracle"))
+    bicubic = evaluate(
+        compose_config("eval", ["data=align_bench", "arch=bicubic", *small], tmp_path / "bicubic")
+    )
+    assert oracle["clips"].keys() == {"test_speed0_00000", "test_speed2_00001"}
+    for name, clip in oracle["clips"].items():
+        assert clip["frames"] == 1  # the centre frame: full windows around it
+        assert clip["psnr_bicubic"] == pytest.approx(bicubic["clips"][name]["psnr"], abs=1e-9)
+    static, moving = oracle["clips"]["test_speed0_00000"], oracle["clips"]["test_speed2_00001"]
+    assert static["psnr"] == pytest.approx(static["psnr_bicubic"], abs=1e-9)  # nothing to add: bicubic
+    assert moving["psnr"] > moving["psnr_bicubic"] + 1.0
+    bins = oracle["motion_bins"]["clips"]
+    assert [b["pixels"] for b in bins["test_speed0_00000"]] == [96 * 96, 0, 0]  # each clip in its speed's bin
+    assert [b["pixels"] for b in bins["test_speed2_00001"]] == [0, 96 * 96, 0]
+    metrics = json.loads((tmp_path / "oracle" / "metrics.json").read_text())
+    assert metrics["arch"] == "vsrlab.archs.Oracle"
