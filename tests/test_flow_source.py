@@ -119,9 +119,9 @@ def test_errors_name_the_key():
             loss=LOSS,
             flow_source="batch",
         )
-    with pytest.raises(ValueError, match=r"model.flow_source=batch: SlidingWindowVSR.forward takes no flows"):
+    with pytest.raises(ValueError, match=r"model.flow_source=batch: EDVR.forward takes no flows"):
         VSRModule(
-            {"_target_": "vsrlab.archs.SlidingWindowVSR", "num_feat": 8, "deformable_groups": 2},
+            {"_target_": "vsrlab.archs.EDVR", "num_feat": 8, "deformable_groups": 1},
             loss=LOSS,
             flow_source="batch",
         )
@@ -165,3 +165,82 @@ def test_debug_step_of_the_sweep(tmp_path):
         assert results["test"]["motion_bins"]["overall"]
         trainable.append(results["params"]["trainable"])
     assert trainable[0] == trainable[1]  # patch alignment adds no trainable parameter (its SPyNet is frozen)
+
+
+def test_neighbours_centre_is_the_same_network_on_the_centre_frame_repeated():
+    batch = default_collate(
+        [SyntheticVideoDataset("train", num_frames=5, lq_size=(8, 8), motion=MOTION)[i] for i in range(2)]
+    )
+    torch.manual_seed(0)
+    frames = module(flow_source="batch", ema={"decay": 0.9})
+    centre = module(flow_source="batch", neighbours="centre", ema={"decay": 0.9})
+    centre.load_state_dict(frames.state_dict())  # the same weights under the same names
+    lq, flows = batch["lq"], batch["flow"]
+    repeated = lq[:, 2:3].expand_as(lq)
+    with torch.no_grad():
+        for net in (centre.net, centre.evaluation_net("test")):
+            torch.testing.assert_close(
+                net(lq, flows=flows), frames.net(repeated, flows=torch.zeros_like(flows)), rtol=0, atol=0
+            )
+        still = frames.net(repeated, flows=torch.zeros_like(flows))
+        assert not torch.equal(frames.net(lq, flows=flows), still)
+    assert centre.hparams.neighbours == "centre" and frames.hparams.neighbours == "frames"
+    with pytest.raises(ValueError, match=r"model.neighbours must be one of \('frames', 'centre'\)"):
+        module(neighbours="center")
+    with pytest.raises(ValueError, match="model.neighbours=centre: BasicVSR is recurrent"):
+        VSRModule({"_target_": "vsrlab.archs.BasicVSR", "num_feat": 8, "num_block": 1}, loss=LOSS,
+                  neighbours="centre")  # fmt: skip
+
+
+def test_sliding_window_flow_alignment_undoes_a_known_shift():
+    """align_type=flow with the true flow: neighbours that are the centre frame shifted by whole pixels
+    give, away from the borders, the output of the centre frame repeated (zero flow)."""
+    from vsrlab.archs import SlidingWindowVSR
+
+    torch.manual_seed(0)
+    net = SlidingWindowVSR(num_feat=8, num_frame=3, num_extract_block=1, num_reconstruct_block=1,
+                           align_type="flow").eval()  # fmt: skip
+    with torch.no_grad():
+        net.upsample[0].weight.mul_(100)  # undo the small start of the last conv: differences show
+        net.fusion.weight.mul_(10)
+    centre = torch.rand(1, 3, 24, 24)
+    shifts = [(2, -1), (0, 0), (-3, 2)]  # (dx, dy) of each frame's content relative to the centre
+    x = torch.stack([torch.roll(centre, (dy, dx), dims=(2, 3)) for dx, dy in shifts], 1)
+    flows = torch.tensor([[dx, dy] for dx, dy in shifts], dtype=torch.float32).view(1, 3, 2, 1, 1)
+    flows = flows.expand(-1, -1, -1, 24, 24)
+    with torch.no_grad():
+        aligned = net(x, flows=flows)
+        still = net(centre[:, None].expand(-1, 3, -1, -1, -1), flows=torch.zeros_like(flows))
+        unaligned = net(x, flows=torch.zeros_like(flows))
+    inner = (..., slice(4 * 8, 4 * 16), slice(4 * 8, 4 * 16))  # 8 LR px from every border (receptive field)
+    torch.testing.assert_close(aligned[inner], still[inner], rtol=0, atol=1e-5)
+    assert (unaligned[inner] - still[inner]).abs().max() > 1e-3
+    with pytest.raises(ValueError, match=r"align_type='flow' needs flows \(model.flow_source=batch\)"):
+        net(x)
+    with pytest.raises(ValueError, match="model.flow_source=batch: this SlidingWindowVSR uses no flows"):
+        VSRModule({"_target_": "vsrlab.archs.SlidingWindowVSR", "align_type": "none"}, loss=LOSS,
+                  flow_source="batch")  # fmt: skip
+    with pytest.raises(
+        ValueError, match="flow_guided adds flows to deformable offsets; align_type is 'flow'"
+    ):
+        SlidingWindowVSR(align_type="flow", flow_guided=True)
+
+
+def test_flow_guided_offsets_are_the_learned_offsets_plus_the_flow():
+    from vsrlab.archs import SlidingWindowVSR
+
+    torch.manual_seed(0)
+    kw = {"num_feat": 8, "num_frame": 3, "num_extract_block": 1, "num_reconstruct_block": 1,
+          "deformable_groups": 2, "num_offsets": 1, "modulated": False}  # fmt: skip
+    guided, plain = SlidingWindowVSR(**kw, flow_guided=True), SlidingWindowVSR(**kw)
+    plain.load_state_dict(guided.state_dict())
+    x, flows = torch.rand(1, 3, 3, 8, 8), torch.randn(1, 3, 2, 8, 8)
+    with torch.no_grad():
+        guided(x, flows=flows)
+        offset = guided.dcn.last_offset
+        plain(x, flows=flows)  # ignored: the plain network uses no flows
+        base = plain.dcn.last_offset
+    yx = flows[0].flip(1).repeat(1, 2, 1, 1)  # (dy, dx) for each of the G = 2 groups
+    torch.testing.assert_close(offset - base, yx, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match=r"align_type='deformable' needs flows \(model.flow_source=batch\)"):
+        guided(x)

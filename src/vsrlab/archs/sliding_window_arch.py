@@ -7,7 +7,10 @@ so that alignment is the only temporal mechanism under study:
 2. alignment of every frame's features to the centre frame's with
    :class:`vsrlab.ops.DeformableAlignment`: offsets predicted from the concatenated neighbour
    and centre features (G offset groups x N offsets; N = 9 on the kernel grid is a 3x3 DCNv2,
-   G = N = 1 is flow-based alignment), or no alignment at all (``align_type='none'``);
+   G = N = 1 is flow-based alignment), or no alignment at all (``align_type='none'``); given flows
+   (``forward(x, flows)``, e.g. the synthetic clips' true flow, ``model.flow_source=batch``), the
+   offsets are added to them (``flow_guided``, BasicVSR++ Eq. 5), or ``align_type='flow'`` warps the
+   features with them and learns nothing for alignment (the true-flow rows of the benchmark);
 3. fusion of the aligned frames by a 1x1 convolution, initialised to pass the centre frame's
    features, the neighbours' weights at a tenth of PyTorch's default, so the network starts close
    to a single-frame SR network and draws on the neighbours as their alignment becomes useful
@@ -33,12 +36,13 @@ from torch import Tensor
 
 from vsrlab.archs.blocks import ResidualBlockNoBN, UpsampleOneStep, center_frame_index, make_layer
 from vsrlab.archs.contract import Temporal
-from vsrlab.ops import DeformableAlignment
+from vsrlab.ops import DeformableAlignment, flow_warp
 from vsrlab.ops.resize import matlab_imresize_tensor
 
 #: scale of PyTorch's default init of the neighbours' fusion weights and of the last convolution
 NEIGHBOUR_FUSION_SCALE = 0.1
 RESIDUAL_SCALE = 0.01
+ALIGN_TYPES = ("deformable", "flow", "none")
 
 
 class SlidingWindowVSR(nn.Module):
@@ -50,11 +54,13 @@ class SlidingWindowVSR(nn.Module):
         num_frame: frames in the input window.
         center_frame_idx: index of the frame to super-resolve (default ``num_frame // 2``).
         num_extract_block, num_reconstruct_block: residual blocks before alignment / after fusion.
-        align_type: ``'deformable'`` (G x N alignment) or ``'none'`` (frames fused unaligned).
+        align_type: ``'deformable'`` (G x N alignment), ``'flow'`` (features warped by the given flows,
+            bilinear) or ``'none'`` (frames fused unaligned).
         deformable_groups: G, offset groups.
         num_offsets: N, offsets per group.
         modulated: predict DCNv2 masks.
         offset_base: ``'auto'``, ``'kernel'`` or ``'zero'`` (see :class:`DeformableAlignment`).
+        flow_guided: add the given flows to the deformable offsets (``align_type='deformable'``).
         upscale: SR factor.
     """
 
@@ -70,20 +76,24 @@ class SlidingWindowVSR(nn.Module):
         center_frame_idx: int | None = None,
         num_extract_block: int = 2,
         num_reconstruct_block: int = 4,
-        align_type: Literal["deformable", "none"] = "deformable",
+        align_type: Literal["deformable", "flow", "none"] = "deformable",
         deformable_groups: int = 4,
         num_offsets: int = 9,
         modulated: bool = True,
         offset_base: Literal["auto", "kernel", "zero"] = "auto",
         upscale: int = 4,
+        flow_guided: bool = False,
     ) -> None:
         super().__init__()
-        if align_type not in ("deformable", "none"):
-            raise ValueError(f"align_type must be 'deformable' or 'none', got {align_type!r}")
+        if align_type not in ALIGN_TYPES:
+            raise ValueError(f"align_type must be one of {ALIGN_TYPES}, got {align_type!r}")
         self.num_frame = num_frame
         self.center_frame_idx = center_frame_index(num_frame, center_frame_idx)
         self.upscale = upscale
         self.align_type = align_type
+        if flow_guided and align_type != "deformable":
+            raise ValueError(f"flow_guided adds flows to deformable offsets; align_type is {align_type!r}")
+        self.flow_guided = bool(flow_guided)
 
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
         self.feature_extraction = make_layer(ResidualBlockNoBN, num_extract_block, num_feat=num_feat)
@@ -112,17 +122,36 @@ class SlidingWindowVSR(nn.Module):
         nn.init.zeros_(self.upsample[0].bias)
         self.lrelu = nn.LeakyReLU(negative_slope=0.1, inplace=True)
 
-    def align(self, feat: Tensor, ref: Tensor) -> Tensor:
-        """Align ``feat`` ``(B, F, h, w)`` to ``ref`` ``(B, F, h, w)``."""
+    @property
+    def uses_flows(self) -> bool:
+        """Whether ``forward`` needs ``flows`` (``align_type='flow'`` or ``flow_guided``)."""
+        return self.align_type == "flow" or self.flow_guided
+
+    def align(self, feat: Tensor, ref: Tensor, flow: Tensor | None = None) -> Tensor:
+        """Align ``feat`` ``(B, F, h, w)`` to ``ref`` ``(B, F, h, w)``; ``flow`` ``(B, 2, h, w)``: from
+        ``ref``'s pixels to ``feat``'s (added to the offsets)."""
         cond = self.lrelu(self.offset_conv1(torch.cat([feat, ref], dim=1)))
         cond = self.lrelu(self.offset_conv2(cond))
-        return self.lrelu(self.dcn(feat, cond))
+        return self.lrelu(self.dcn(feat, cond, flow))
 
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, T, C, h, w)`` LR window -> ``(B, C, s*h, s*w)`` SR centre frame."""
+    def forward(self, x: Tensor, flows: Tensor | None = None) -> Tensor:
+        """``(B, T, C, h, w)`` LR window -> ``(B, C, s*h, s*w)`` SR centre frame.
+
+        Args:
+            flows: ``(B, T, 2, h, w)`` from the centre frame to each frame (LR pixels, ``(x, y)``;
+                zero at the centre): required by ``align_type='flow'`` and ``flow_guided``, ignored
+                otherwise.
+        """
         b, t, c, h, w = x.shape
         if t != self.num_frame:
             raise ValueError(f"expected windows of {self.num_frame} frames, got {t}")
+        if flows is None and self.uses_flows:
+            raise ValueError(f"align_type={self.align_type!r} needs flows (model.flow_source=batch)")
+        flows = flows if self.uses_flows else None
+        if flows is not None and flows.shape != (b, t, 2, h, w):
+            raise ValueError(
+                f"flows must be (B, T, 2, h, w) of the window {tuple(x.shape)}, got {tuple(flows.shape)}"
+            )
         center = x[:, self.center_frame_idx]
         feat = self.lrelu(self.conv_first(x.reshape(b * t, c, h, w)))
         feat = self.feature_extraction(feat).view(b, t, -1, h, w)
@@ -131,7 +160,11 @@ class SlidingWindowVSR(nn.Module):
             # all frames, the centre one too, go through the same alignment (as EDVR's PCD)
             frames = feat.reshape(b * t, -1, h, w)
             refs = ref.unsqueeze(1).expand(-1, t, -1, -1, -1).reshape(b * t, -1, h, w)
-            feat = self.align(frames, refs).view(b, t, -1, h, w)
+            flow = None if flows is None else flows.reshape(b * t, 2, h, w)
+            feat = self.align(frames, refs, flow).view(b, t, -1, h, w)
+        elif self.align_type == "flow":
+            feat = flow_warp(feat.reshape(b * t, -1, h, w), flows.reshape(b * t, 2, h, w))
+            feat = feat.view(b, t, -1, h, w)
         out = self.lrelu(self.fusion(feat.reshape(b, -1, h, w)))
         out = self.upsample(self.reconstruction(out))
         return out + matlab_imresize_tensor(center, self.upscale)

@@ -35,6 +35,8 @@ def check_flow_source(source: str | None, net: nn.Module) -> str | None:
         )
     if "flows" not in inspect.signature(net.forward).parameters:
         raise ValueError(f"{CONFIG_KEY}={source}: {name}.forward takes no flows argument")
+    if not getattr(net, "uses_flows", True):
+        raise ValueError(f"{CONFIG_KEY}={source}: this {name} uses no flows (its flow options are off)")
     num_frame = int(net.num_frame)
     if int(getattr(net, "center_frame_idx", num_frame // 2)) != num_frame // 2:
         raise ValueError(

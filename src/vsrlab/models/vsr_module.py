@@ -27,6 +27,7 @@ from vsrlab.losses.levels import LevelTerm, level_psnr, level_targets
 from vsrlab.metrics.clip_scores import ClipScores, check_protocol
 from vsrlab.metrics.motion import ClipMotion, MotionBinsConfig
 from vsrlab.models.flow_source import batch_flows, check_flow_source
+from vsrlab.models.neighbours import apply_neighbours
 from vsrlab.models.speed import apply_speed_options
 from vsrlab.ops import record_offsets
 from vsrlab.ops.resize import matlab_imresize_tensor
@@ -40,8 +41,8 @@ EVALUATION_DEFAULTS = {"padding": "reflection", "chunk_size": 8, "log_images": 2
                        "save_images": False, "motion_bins": None}  # fmt: skip
 SPEED_OPTIONS = ("compile", "channels_last", "checkpointing")  # change speed and memory, not results
 HPARAMS = ("arch", "loss", "optimizer", "scheduler", "protocol", "evaluation", "offset_fidelity",
-           "aligned_lr_loss", "lr_mult", "freeze", "ema", "flow_source", "level_weights",
-           *SPEED_OPTIONS)  # fmt: skip
+           "aligned_lr_loss", "lr_mult", "freeze", "ema", "flow_source", "neighbours",
+           "level_weights", *SPEED_OPTIONS)  # fmt: skip
 VAL_HISTORY_KEYS = ("psnr", "ssim", "psnr_bicubic")
 
 
@@ -87,6 +88,8 @@ class VSRModule(pl.LightningModule):
             (:mod:`vsrlab.optim.ema`), evaluated instead of the weights when ``validate`` / ``test``.
         flow_source: None (the network's own flow) or ``batch``: the data's flows go to
             ``forward(x, flows=...)`` (oracle flow; :mod:`vsrlab.models.flow_source`).
+        neighbours: ``frames`` or ``centre``: every window its centre frame repeated, the same network
+            without neighbours (:mod:`vsrlab.models.neighbours`).
         level_weights: loss weights of the levels of a cascaded network (coarse to fine), None: the
             final output only; every level's PSNR is logged either way (:mod:`vsrlab.losses.levels`).
         compile, channels_last, checkpointing: ``torch.compile`` of the network (True or its keyword
@@ -116,6 +119,7 @@ class VSRModule(pl.LightningModule):
         ema: dict[str, Any] | None = None,
         metrics: dict[str, Any] | None = None,
         flow_source: str | None = None,
+        neighbours: str = "frames",
         level_weights: list[float] | None = None,
         compile: bool | dict[str, Any] = False,
         channels_last: bool = False,
@@ -132,6 +136,7 @@ class VSRModule(pl.LightningModule):
         self.save_hyperparameters(args)
         self.net: nn.Module = build_arch(args["arch"], load_weights=False)
         self.flow_source = check_flow_source(flow_source, self.net)
+        self.neighbours = apply_neighbours(self.net, neighbours)
         self.loss_fn = instantiate(loss) if loss else None
         self.aligned_lr_loss = instantiate(args["aligned_lr_loss"]) if aligned_lr_loss else None
         if self.aligned_lr_loss and "return_aligned_lr" not in inspect.signature(self.net.forward).parameters:
