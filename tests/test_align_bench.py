@@ -65,3 +65,29 @@ def test_the_oracle_row_is_scored_like_bicubic_per_speed(tmp_path):
     assert [b["pixels"] for b in bins["test_speed2_00001"]] == [0, 96 * 96, 0]
     metrics = json.loads((tmp_path / "oracle" / "metrics.json").read_text())
     assert metrics["arch"] == "vsrlab.archs.Oracle"
+
+
+# what each row of the benchmark is: (align_type, flow_guided, flow_source, neighbours, alignment
+# parameters). Alignment parameters at 32 features: offset_conv1 (64->32, 3x3) 18,464 + offset_conv2
+# (32->32) 9,248, then the DeformableAlignment: G = N = 1: conv_offset 32->2 (578) + 1x1 fusion 32->32
+# (1,056); G = 4, N = 9: conv_offset 32->72 (20,808) + the 3x3 weight 32x32x9 + bias (9,248).
+ROWS = {
+    "centre": ("flow", False, "batch", "centre", 0),
+    "true_flow": ("flow", False, "batch", "frames", 0),
+    "none": ("none", False, None, "frames", 0),
+    "learned_flow": ("deformable", False, None, "frames", 27_712 + 578 + 1_056),
+    "dcn": ("deformable", False, None, "frames", 27_712 + 20_808 + 9_248),
+    "flow_guided_dcn": ("deformable", True, "batch", "frames", 27_712 + 20_808 + 9_248),
+}
+
+
+@pytest.mark.parametrize("row", sorted(ROWS))
+def test_every_row_of_the_benchmark_builds_what_it_says(tmp_path, row):
+    overrides = ["experiment=alignment_benchmark", f"bench_variant={row}"]
+    cfg = compose_config("train", overrides, tmp_path / "run")
+    model = instantiate(cfg.model, _recursive_=False)
+    net = model.net
+    align = sum(p.numel() for n, p in net.named_parameters() if n.startswith(("offset_conv", "dcn.")))
+    assert (net.align_type, net.flow_guided, model.flow_source, model.neighbours, align) == ROWS[row]
+    assert (net.num_frame, cfg.data.test.degradation, cfg.trainer.max_steps) == (5, "area", 2000)
+    assert not net.dcn.modulated if net.align_type == "deformable" else True

@@ -90,6 +90,7 @@ SWEEPS = {  # experiment -> number of jobs of its grid
     "attention_window": 4,
     "rethinking_alignment_mini": 4,
     "dksan_ablation": 4,
+    "alignment_benchmark": 15,
 }
 
 
