@@ -9,6 +9,8 @@
 #                     checkpoint (CKPT=... another); e.g. make analyze ARGS="tool=offsets"
 #   make sweep-demo   a 2 x 2 G x N sweep on the synthetic data (submitit local launcher), then its report;
 #                     run it again: finished jobs are skipped and only the report is printed
+#   make reproduce STUDY=<name>  rerun a study of experiments/ that has a run.sh (alignment_benchmark, extreme_sr);
+#                     its tables land in that folder (docs/reproduction.md lists every study)
 #   make bench        alignment benchmark -> docs/benchmarks.md
 #   make bench-models training steps, inference and the alignment op of the models, against BasicSR and
 #                     RethinkVSRAlignment (source checkouts: BASICSR=... PSRT=...) -> docs/benchmarks.md;
@@ -27,7 +29,7 @@ PIP_VERSION := 26.3
 LOCK ?= requirements.lock
 STAMP := $(VENV)/.installed-$(TORCH_VERSION)
 
-.PHONY: install lock lint train eval infer analyze sweep-demo test test-all test-slow test-slurm bench bench-models \
+.PHONY: install lock lint train eval infer analyze sweep-demo reproduce test test-all test-slow test-slurm bench bench-models \
 	bench-data clean
 
 # torch first (the CPU or CUDA build of this machine's pip configuration), then the locked
@@ -89,6 +91,11 @@ test-slow: $(STAMP)
 
 test-slurm: $(STAMP)
 	$(BIN)/python -m pytest -m slurm $(PYTEST_ARGS)
+
+STUDIES := $(notdir $(patsubst %/run.sh,%,$(wildcard experiments/*/run.sh)))
+reproduce: $(STAMP)
+	@if [ -z "$(STUDY)" ] || [ ! -f experiments/$(STUDY)/run.sh ]; then echo "STUDY=<$(STUDIES)>"; exit 1; fi
+	PATH="$(abspath $(BIN)):$$PATH" BIN="$(abspath $(BIN))" bash experiments/$(STUDY)/run.sh
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_align.py $(ARGS)
