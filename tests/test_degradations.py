@@ -161,3 +161,15 @@ def test_unknown_degradation_names_the_known_ones():
     known = r"\['BD', 'BI', 'area', 'bicubic_noaa'\]"
     with pytest.raises(ValueError, match=f"degradation must be one of {known}, got 'box'"):
         degrade(np.zeros((8, 8, 3), np.uint8), 4, "box")
+
+
+def test_tensor_resize_cached_under_inference_mode_still_serves_autograd():
+    from vsrlab.ops.resize import _resize_matrix_tensor
+
+    _resize_matrix_tensor.cache_clear()
+    with torch.inference_mode():
+        matlab_imresize_tensor(torch.rand(1, 3, 11, 13), 4)  # fills the cache inside an evaluation
+    x = torch.rand(1, 3, 11, 13, requires_grad=True)
+    matlab_imresize_tensor(x, 4).sum().backward()  # raised "Inference tensors cannot be saved for backward"
+    # each input pixel's weights sum to 1 along each axis times the output/input ratio: 4 x 4
+    torch.testing.assert_close(x.grad, torch.full_like(x, 16.0), rtol=0, atol=1e-4)

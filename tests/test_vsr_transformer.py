@@ -277,6 +277,7 @@ def test_recipe_values(tmp_path):
 TABLE = {
     "none": ("none", "bilinear", "feature", True),
     "image": ("image", "bilinear", "image", False),
+    "image_finetune": ("image", "bilinear", "image", True),
     "feature_bilinear": ("feature", "bilinear", "feature", True),
     "feature_nearest": ("feature", "nearest", "feature", True),
     "fgdc": ("fgdc", "bilinear", "feature", True),

@@ -86,6 +86,13 @@ def _region_labels(size: int, window: int, shift: int) -> Tensor:
 
 @lru_cache(maxsize=32)
 def _shifted_window_mask(size: tuple[int, int, int], window: Window, shift: Window, device: str) -> Tensor:
+    with torch.inference_mode(False):  # cached: a normal tensor even when first built in an evaluation
+        return _build_shifted_window_mask(size, window, shift, device)
+
+
+def _build_shifted_window_mask(
+    size: tuple[int, int, int], window: Window, shift: Window, device: str
+) -> Tensor:
     d, h, w = (-(-n // win) * win for n, win in zip(size, window, strict=True))
     ld, lh, lw = (_region_labels(n, win, s) for n, win, s in zip((d, h, w), window, shift, strict=True))
     labels = (ld.view(-1, 1, 1) * 9 + lh.view(1, -1, 1) * 3 + lw.view(1, 1, -1)).to(torch.float32)

@@ -88,7 +88,10 @@ def _resize_matrix_tensor(
     in_length: int, scale: float, antialiasing: bool, device: torch.device, dtype: torch.dtype
 ) -> Tensor:
     matrix = resize_matrix(in_length, _output_size(in_length, scale), scale, antialiasing)
-    return torch.from_numpy(matrix).to(device=device, dtype=dtype)
+    # a normal tensor even when first asked for under inference mode (an evaluation): the cache serves
+    # later calls whose result autograd records (training, LAM), which an inference tensor would break
+    with torch.inference_mode(False):
+        return torch.from_numpy(matrix).to(device=device, dtype=dtype)
 
 
 def matlab_imresize_tensor(x: Tensor, scale: float, antialiasing: bool = True) -> Tensor:
