@@ -142,6 +142,9 @@ class Launch:
             text=True,
             env=_env(),
             start_new_session=True,
+            # a background job of a shell without job control inherits SIGINT ignored, and Python then
+            # never raises KeyboardInterrupt: give the launcher the Ctrl-C a user's terminal gives
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
 
     def abort(self, why: str) -> None:
