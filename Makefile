@@ -98,15 +98,15 @@ reproduce: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" BIN="$(abspath $(BIN))" bash experiments/$(STUDY)/run.sh
 
 bench: $(STAMP)
-	$(BIN)/python scripts/bench_align.py $(ARGS)
+	$(BIN)/python -m scripts.bench.align $(ARGS)
 
 # BASICSR / PSRT: source checkouts of BasicSR and RethinkVSRAlignment (reference rows; skipped without)
 bench-models: $(STAMP)
-	$(BIN)/python scripts/bench_models.py $(if $(BASICSR),--basicsr "$(BASICSR)") \
+	$(BIN)/python -m scripts.bench.models $(if $(BASICSR),--basicsr "$(BASICSR)") \
 		$(if $(PSRT),--psrt "$(PSRT)") $(ARGS)
 
 bench-data: $(STAMP)
-	$(BIN)/python scripts/bench_data.py $(ARGS)
+	$(BIN)/python -m scripts.bench.data $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,10 +1,12 @@
-"""scripts/bench_models.py: one ``--quick`` run for EDVR-M on the CPU (no compile, no references), every
-case in one process: the tables it writes have the expected rows and columns, and their ratios are the
-quotients of their own numbers. Nothing is timed against anything."""
+"""``python -m scripts.bench.models``: one ``--quick`` run for EDVR-M on the CPU (no compile, no
+references), every case in one process: the tables it writes have the expected rows and columns, their
+ratios are the quotients of their own numbers, and every training row (each names a precision) shows
+the CPU's bf16 / AVX-512 / AMX capability. Nothing is timed against anything."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +14,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "bench_models.py"
+MODULE = "scripts.bench.models"
+CAPABILITY = "CPU bf16 / AVX-512 / AMX"
 TRAIN_COLUMNS = [
     "architecture",
     "implementation",
+    CAPABILITY,
     "clips/s",
     "vs vsrlab float32",
     "vs reference",
@@ -51,7 +55,7 @@ def times(cell: str) -> float:
 def written(tmp_path_factory: pytest.TempPathFactory) -> str:
     out = tmp_path_factory.mktemp("bench") / "benchmarks.md"
     out.write_text("# Benchmarks\n\n## Kept section\n\nkept text\n")
-    cmd = [sys.executable, str(SCRIPT), "--quick", "--only", "edvr_m", "--no-compile", "--in-process"]
+    cmd = [sys.executable, "-m", MODULE, "--quick", "--only", "edvr_m", "--no-compile", "--in-process"]
     cmd += ["--no-malloc-cache", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread: seconds, even beside other busy processes
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
@@ -63,6 +67,7 @@ def test_section_written_beside_the_others(written: str) -> None:
     assert "## Kept section\n\nkept text\n" in written
     assert written.count("## Models: training and inference") == 1
     assert "--quick --only edvr_m --no-compile" in written  # the exact command
+    assert "`python -m scripts.bench.models --quick" in written
 
 
 def test_training_rows_and_ratios(written: str) -> None:
@@ -76,6 +81,9 @@ def test_training_rows_and_ratios(written: str) -> None:
         "BasicSR EDVR (reference)",
     ]
     assert all(r["architecture"] == "EDVR-M" for r in rows)
+    for r in rows:  # bf16 / AVX-512 / AMX of this CPU, the same in every row
+        assert re.fullmatch(r"(yes|no) / (yes|no) / (yes|no)(; .*)?", r[CAPABILITY]), r[CAPABILITY]
+        assert r[CAPABILITY] == rows[0][CAPABILITY]
     base = float(rows[0]["clips/s"])
     for r in rows[:3]:
         clips = float(r["clips/s"])

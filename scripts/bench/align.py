@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Benchmark deformable alignment: time and peak memory of forward + backward.
 
 Compares, for G offset groups x N offsets in {(1, 1), (8, 9), (16, 25)} at 64 channels,
@@ -10,43 +9,45 @@ Compares, for G offset groups x N offsets in {(1, 1), (8, 9), (16, 25)} at 64 ch
 - ``torchvision``        ``torchvision.ops.deform_conv2d`` when it is importable.
 
 ``run_case`` also has ``dense_conv`` (a plain 3x3 ``conv2d`` of the same shape, for
-``scripts/bench_models.py``).
+``python -m scripts.bench.models``).
 
 Every case runs in its own subprocess so that its peak memory can be measured: on CPU the
 growth of the process's peak resident set over the inputs, on CUDA
-``torch.cuda.max_memory_allocated``. Times are medians over repeats; ratios are against the
-Eq. 1 reference of the same run. Writes a Markdown table to docs/benchmarks.md (section
-"Deformable alignment").
+``torch.cuda.max_memory_allocated`` (:func:`scripts.bench.common.measured`). Times are medians
+over repeats; ratios are against the Eq. 1 reference of the same run. Writes a Markdown table to
+docs/benchmarks.md (section "Deformable alignment").
 
-    python scripts/bench_align.py                 # CPU
-    python scripts/bench_align.py --device cuda   # GPU, adds torchvision's CUDA kernel
+    python -m scripts.bench.align                 # CPU
+    python -m scripts.bench.align --device cuda   # GPU, adds torchvision's CUDA kernel
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
-import resource
 import statistics
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import torch
-from benchlib import write_section
 from rich.progress import track
 
-ROOT = Path(__file__).resolve().parents[1]
+from .common import (
+    ROOT,
+    child_env,
+    describe,
+    hardware,
+    markdown_table,
+    measured,
+    module_command,
+    timed,
+    write_section,
+)
+
+MODULE = "scripts.bench.align"
 CASES = [(1, 1), (8, 9), (16, 25)]
 IMPLS = ["eq1_gather", "deform_conv2d", "DeformableAlignment", "torchvision"]
 SECTION = "## Deformable alignment"
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
 def run_case(
@@ -95,25 +96,11 @@ def run_case(
 
     def step() -> None:
         fn().square().mean().backward()
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
 
     if measure == "memory":
-        base = _rss_mb()
-        if dev.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-            start = torch.cuda.memory_allocated()
-        step()
-        if dev.type == "cuda":
-            return {"peak_mb": (torch.cuda.max_memory_allocated() - start) / 2**20}
-        return {"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base}
-    step()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return {"ms": 1000 * statistics.median(times)}
+        return {"peak_mb": measured(step, dev)[1]}
+    timed(step, dev)  # warm-up
+    return {"ms": 1000 * statistics.median(timed(step, dev) for _ in range(repeats))}
 
 
 def torchvision_available() -> bool:
@@ -125,23 +112,23 @@ def torchvision_available() -> bool:
 
 
 def render(rows: list[dict], device: str, note: str) -> str:
-    lines = [
-        SECTION,
-        "",
-        note,
-        "",
-        "| G x N | implementation | fwd+bwd ms | time vs Eq. 1 | peak MB | memory vs Eq. 1 |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
-    ]
+    header = ["G x N", "implementation", "fwd+bwd ms", "time vs Eq. 1", "peak MB", "memory vs Eq. 1"]
+    cells = []
     for g, n in CASES:
         case = [r for r in rows if r["G"] == g and r["N"] == n]
         ref = next(r for r in case if r["impl"] == "eq1_gather")
         for r in case:
-            lines.append(
-                f"| {g} x {n} | {r['impl']} | {r['ms']:.1f} | {r['ms'] / ref['ms']:.2f}x | "
-                f"{r['peak_mb']:.0f} | {r['peak_mb'] / max(ref['peak_mb'], 1e-9):.2f}x |"
+            cells.append(
+                [
+                    f"{g} x {n}",
+                    r["impl"],
+                    f"{r['ms']:.1f}",
+                    f"{r['ms'] / ref['ms']:.2f}x",
+                    f"{r['peak_mb']:.0f}",
+                    f"{r['peak_mb'] / max(ref['peak_mb'], 1e-9):.2f}x",
+                ]
             )
-    return "\n".join(lines) + "\n"
+    return "\n".join([SECTION, "", note, "", *markdown_table(header, cells, "llrrrr")]) + "\n"
 
 
 def main() -> None:
@@ -174,26 +161,22 @@ def main() -> None:
     for impl, g, n in track(jobs, description=f"benchmarking on {args.device}"):
         row = {"impl": impl, "G": g, "N": n}
         for measure in ("memory", "time"):
-            cmd = [
-                sys.executable,
-                __file__,
+            cmd = module_command(
+                MODULE,
                 "--device",
                 args.device,
                 "--repeats",
                 str(args.repeats),
                 "--case",
                 f"{impl},{g},{n},{measure}",
-            ] + ([] if args.malloc_cache else ["--no-malloc-cache"])
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            ) + ([] if args.malloc_cache else ["--no-malloc-cache"])
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=child_env())
             row.update(json.loads(out.stdout.strip().splitlines()[-1]))
         rows.append(row)
-    if args.device == "cpu":
-        hw = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    else:
-        hw = torch.cuda.get_device_name(0)
     note = (
         f"Forward + backward of a modulated deformable convolution, 64 channels, 64x64, batch 4, on "
-        f"{args.device} ({hw}), torch {torch.__version__}; median of {args.repeats} repeats. Peak memory: "
+        f"{args.device} ({describe(hardware(args.device))}), torch {torch.__version__}; median of "
+        f"{args.repeats} repeats. Peak memory: "
         + (
             "peak RSS growth of a fresh process, with glibc defaults"
             if args.device == "cpu"
@@ -203,7 +186,7 @@ def main() -> None:
         f"torchvision: {'measured' if 'torchvision' in impls else 'not importable here, not measured'}. "
         f"Timed with glibc keeping freed memory (vsrlab-train's default, `extras.cpu_malloc_cache`): "
         f"{'yes' if args.malloc_cache else 'no'}, for every implementation alike. "
-        "Written by `python scripts/bench_align.py"
+        "Written by `python -m scripts.bench.align"
         + (" --device cuda" if args.device != "cpu" else "")
         + ("" if args.malloc_cache else " --no-malloc-cache")
         + "`."
