@@ -12,7 +12,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from vsrlab.app import CONFIG_DIR, init
+from vsrlab.engine import CONFIG_DIR, init
 
 init()
 
@@ -72,7 +72,7 @@ def train_tiny_checkpoint(run_dir: Path, overrides: list[str], alpha: float = 0.
     perturbed (``alpha``, 5x that for the fusion): one step leaves the sliding-window net at its init,
     the bicubic of the centre frame (fusion passes the centre, the residual starts at zero); perturbed,
     every window frame matters."""
-    from vsrlab.training import train
+    from vsrlab.apps.train import train
 
     overrides = [*FAST, *overrides, "trainer.max_steps=1", "trainer.val_check_interval=1",
                  "data.val.num_clips=1", "test=false", "callbacks=model_checkpoint"]  # fmt: skip

@@ -10,8 +10,8 @@ import pytest
 from hydra.utils import instantiate
 
 from conftest import compose_config
+from vsrlab.apps.evaluate import evaluate
 from vsrlab.archs import build_arch
-from vsrlab.evaluation import evaluate
 
 ORACLE = ["data=align_bench", "arch=oracle", "model.flow_source=batch", "extras.print_config=false"]
 

@@ -14,7 +14,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
 from conftest import compose_config, train_tiny_checkpoint
-from vsrlab.analysis.app import analyze
+from vsrlab.apps.analyze import analyze
 from vsrlab.cli.analyze import main
 from vsrlab.utils.images import save_rgb
 
@@ -74,6 +74,34 @@ def test_offsets_of_a_checkpoint_against_the_true_flow(trained, tmp_path):
     assert saved["network"] == "SlidingWindowVSR" and saved["reference_flow"]
     assert list(saved["modules"]) == ["dcn"]
     assert all(Path(p).is_file() for p in numbers["figures"]) and len(numbers["figures"]) == 4
+
+
+def test_offsets_on_frames_without_flow_take_spynet_as_the_reference(trained, tmp_path):
+    """``tool.spynet_path``: a frame folder has no true flow; SPyNet's flow from the centre frame (the
+    one frozen-SPyNet helper) is the reference the offsets are compared with."""
+    from vsrlab.apps.analyze import spynet_flows
+    from vsrlab.archs.spynet_arch import SPyNet
+
+    weights = tmp_path / "spynet.pth"
+    torch.save({"params": SPyNet().state_dict()}, weights)  # BasicSR's layout, random weights
+    folder = tmp_path / "frames"
+    frames = (np.random.default_rng(1).random((5, 32, 32, 3)) * 255).astype(np.uint8)
+    for i, frame in enumerate(frames):
+        save_rgb(folder / f"{i:08d}.png", frame)
+    without, _ = run_analyze(tmp_path, [f"ckpt_path={trained}", "tool=offsets", f"input={folder}"], "plain")
+    numbers, out = run_analyze(
+        tmp_path, [f"ckpt_path={trained}", "tool=offsets", f"input={folder}", f"tool.spynet_path={weights}"]
+    )
+    assert not without["reference_flow"] and numbers["reference_flow"]
+    assert json.loads((out / "offsets.json").read_text())["reference_flow"]
+    lq = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
+    spynet = SPyNet(weights).eval()
+    with torch.no_grad():  # centre frame 2 to every frame, computed here without the helper
+        expected = spynet(lq[2:3].expand(5, -1, -1, -1).contiguous(), lq)
+    torch.testing.assert_close(spynet_flows(lq, str(weights)), expected, rtol=0, atol=0)
+    with pytest.raises(FileNotFoundError, match="tool.spynet_path: no SPyNet weights at .*missing.pth"):
+        run_analyze(tmp_path, [f"ckpt_path={trained}", "tool=offsets", f"input={folder}",
+                               f"tool.spynet_path={tmp_path / 'missing.pth'}"], "missing")  # fmt: skip
 
 
 def test_semantics_of_a_checkpoint(trained, tmp_path):

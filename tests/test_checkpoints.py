@@ -15,13 +15,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from vsrlab.apps.evaluate import evaluate
+from vsrlab.apps.train import train
 from vsrlab.archs import load_pretrained
 from vsrlab.archs.sliding_window_arch import SlidingWindowVSR
-from vsrlab.evaluation import evaluate, load_model
-from vsrlab.inference.videos import load_infer_model
+from vsrlab.engine import load_model
 from vsrlab.models import VSRModule
 from vsrlab.run.checkpoints import checkpoint_step, previous_version
-from vsrlab.training import train
 from vsrlab.utils.checkpoint import CheckpointError, read_checkpoint
 
 BIN = Path(sys.executable).parent
@@ -54,9 +54,7 @@ def test_every_reader_names_the_unreadable_file(make_cfg, tmp_path, damage):
     with pytest.raises(CheckpointError, match=pattern):
         evaluate(make_cfg("eval", overrides=[f"ckpt_path={path}", "extras.print_config=false"], run="eval"))
     with pytest.raises(CheckpointError, match=pattern):
-        load_infer_model(
-            make_cfg("infer", overrides=[f"ckpt_path={path}", "input=x.mp4", "output=y"], run="infer")
-        )
+        load_model(make_cfg("infer", overrides=[f"ckpt_path={path}", "input=x.mp4", "output=y"], run="infer"))
     with pytest.raises(CheckpointError, match=pattern):
         load_pretrained(SlidingWindowVSR(num_feat=8), path)
     with pytest.raises(CheckpointError, match=pattern):
@@ -165,7 +163,7 @@ def test_load_from_checkpoint_reads_a_vsrlab_checkpoint_with_weights_only(make_c
     """A vsrlab checkpoint holds tensors and plain Python objects only: ``torch.load``'s default
     ``weights_only=True`` reads it, and so does ``VSRModule.load_from_checkpoint(path)``; a checkpoint
     of an earlier version (an OmegaConf ``ListConfig`` among its hyperparameters) still loads where
-    vsrlab reads it (``read_checkpoint``, ``vsrlab.evaluation.load_model``)."""
+    vsrlab reads it (``read_checkpoint``, ``vsrlab.engine.load_model``)."""
     freeze = "model.freeze=[{modules: [fusion], until_step: 2}]"
     train(make_cfg(overrides=["test=false", freeze, "+model.ema.decay=0.9"]))
     path = tmp_path / "run" / "checkpoints" / "last.ckpt"

@@ -95,15 +95,25 @@ def test_cli_reports_typo_and_exits_nonzero(tmp_path):
     assert "max_stepz" in proc.stderr
 
 
-def test_renamed_command_line_keys_still_work_with_a_warning():
-    from vsrlab.app import translate_renamed_keys
+def test_renamed_command_line_keys_are_refused_naming_the_new_key(tmp_path):
+    from vsrlab.engine import RenamedKeyError, refuse_renamed_keys
 
-    with pytest.warns(FutureWarning, match="`ckpt` is now `ckpt_path`"):
-        assert translate_renamed_keys(
-            ["ckpt=a.ckpt", "chunk_size=4", "+model.metrics.crop_border=8", "input=x.mp4"], "infer"
-        ) == ["ckpt_path=a.ckpt", "frames_per_chunk=4", "+model.protocol.crop_border=8", "input=x.mp4"]
-    # train and eval keep ckpt_path and have no stream chunks: only the protocol's old name changes
-    assert translate_renamed_keys(["ckpt_path=a.ckpt", "trainer.max_steps=4"], "train") == [
-        "ckpt_path=a.ckpt",
-        "trainer.max_steps=4",
-    ]
+    for argv, new in [
+        (["ckpt=a.ckpt", "input=x.mp4"], "`ckpt_path`"),
+        (["input=x.mp4", "chunk_size=4"], "`frames_per_chunk`"),
+        (["+model.metrics.crop_border=8"], "`model.protocol.crop_border`"),
+    ]:
+        with pytest.raises(RenamedKeyError, match=new):
+            refuse_renamed_keys(argv, "infer")
+    # train and eval keep ckpt_path and have no stream chunks: only the protocol's old name is refused
+    refuse_renamed_keys(["ckpt_path=a.ckpt", "trainer.max_steps=4", "frames_per_chunk=2"], "train")
+    with pytest.raises(RenamedKeyError, match="`model.evaluation.windows_per_forward`"):
+        refuse_renamed_keys(["model.evaluation.chunk_size=2"], "train")
+    with pytest.raises(RenamedKeyError, match="`model.protocol`"):
+        refuse_renamed_keys(["model.metrics={}"], "eval")
+    exe = Path(sys.executable).parent / "vsrlab-infer"
+    proc = subprocess.run([str(exe), "ckpt=a.ckpt", "input=x.mp4", f"output={tmp_path}"], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "vsrlab-infer: error: `ckpt` was renamed: use `ckpt_path` ('ckpt=a.ckpt')"
+    ], proc.stderr

@@ -10,11 +10,11 @@ import lmdb
 import pytest
 from test_datasets import compose, frames, vid4_layout, write_clip, write_pair
 
+from vsrlab.apps.evaluate import evaluate
 from vsrlab.data import DataError, VideoDataset
 from vsrlab.data.image_io import decode_image, list_frames
 from vsrlab.data.prepare import make_lmdb
 from vsrlab.data.stores import LmdbStore, open_store
-from vsrlab.evaluation import evaluate
 
 
 def pair_layout(root: Path, clips: tuple[str, ...] = ("a", "b"), t: int = 4) -> None:

@@ -9,11 +9,12 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from vsrlab.apps.evaluate import evaluate
+from vsrlab.apps.export import export_weights
+from vsrlab.apps.train import train
 from vsrlab.archs import SlidingWindowVSR, load_pretrained
-from vsrlab.archs.pretrained import basicsr_weights, export_weights
+from vsrlab.archs.pretrained import basicsr_weights
 from vsrlab.cli.export import main as export_main
-from vsrlab.evaluation import evaluate
-from vsrlab.training import train
 
 EMA = ["+model.ema.decay=0.5"]  # a short memory, so that 6 steps move the average visibly
 

@@ -14,9 +14,9 @@ from hydra.core.global_hydra import GlobalHydra
 from test_datasets import frames, write_pair
 
 from conftest import compose_config
+from vsrlab.apps.evaluate import evaluate
+from vsrlab.apps.train import train
 from vsrlab.archs.pretrained import build_arch
-from vsrlab.evaluation import evaluate
-from vsrlab.training import train
 
 TINY_DKSAN = [
     "arch.num_frame=3",

@@ -11,6 +11,7 @@ import pytest
 from test_datasets import LOADER, frames, write_clip
 
 from conftest import compose_config
+from vsrlab.apps.evaluate import evaluate
 from vsrlab.data.degradations import degrade
 from vsrlab.data.fingerprint import (
     KNOWN_TEST_SETS,
@@ -21,7 +22,6 @@ from vsrlab.data.fingerprint import (
     frames_sha256,
     lr_alignment,
 )
-from vsrlab.evaluation import evaluate
 
 
 @pytest.mark.parametrize("dx,dy", [(1, 0), (0, -1), (-1, 1)])

@@ -9,12 +9,12 @@ import torch
 from torch.utils.data import default_collate
 
 from conftest import compose_config
+from vsrlab.apps.train import train
 from vsrlab.archs import VSRTransformer
 from vsrlab.data.synthetic import SyntheticVideoDataset
 from vsrlab.inference.clip import predict_clip, window_flows
 from vsrlab.models import VSRModule
 from vsrlab.ops.windows import window_indices
-from vsrlab.training import train
 
 TINY = {"embed_dim": 8, "depths": [2], "num_heads": [1], "window_size": [5, 4, 4], "mid_channels": 8}
 ARCH = {"_target_": "vsrlab.archs.vsr_transformer_arch.VSRTransformer", **TINY}
@@ -59,7 +59,7 @@ def test_training_step_passes_the_batch_flows():
 def test_clip_inference_gives_each_window_its_flows_from_flow_pairs(padding):
     ds = SyntheticVideoDataset("val", num_clips=1, num_frames=7, lq_size=(8, 8), motion=MOTION)
     batch = default_collate([ds[0]])
-    model = module(flow_source="batch", evaluation={"padding": padding, "chunk_size": 3})
+    model = module(flow_source="batch", evaluation={"padding": padding, "windows_per_forward": 3})
     model.eval()
     calls = spy(model.net)
     with torch.no_grad():

@@ -15,16 +15,27 @@ from hydra.core.global_hydra import GlobalHydra
 from torch import Tensor
 
 from conftest import compose_config, train_tiny_checkpoint
+from vsrlab.apps.infer import infer
 from vsrlab.cli.infer import main
 from vsrlab.data.errors import DataError
+from vsrlab.engine import load_model
 from vsrlab.inference.stream import iter_chunks, super_resolve_stream
 from vsrlab.inference.video_io import FrameWriter, iter_frames
-from vsrlab.inference.videos import infer, load_infer_model
 from vsrlab.models import VSRModule
 from vsrlab.ops.resize import matlab_imresize, matlab_imresize_tensor
 from vsrlab.utils.images import frames_to_tensor, save_rgb, to_uint8_hwc
 
 NUM_FRAMES, H, W = 12, 32, 40
+
+
+def _stream(model: VSRModule, frames, frames_per_chunk: int, overlap: int | None = None):
+    """The stream of the module's evaluated network with its evaluation options (what vsrlab-infer runs)."""
+    return super_resolve_stream(
+        model.evaluation_net(), frames, frames_per_chunk, overlap,
+        padding=model.eval_cfg["padding"], windows_per_forward=model.eval_cfg["windows_per_forward"],
+    )  # fmt: skip
+
+
 # a 5-frame sliding-window net, trained for one step so that its weights are not the initial ones
 TINY_NET = [
     "arch=sliding_window",
@@ -106,7 +117,7 @@ def test_video_file_end_to_end_bicubic_equals_matlab_upsampling(tmp_path, monkey
             f"input={src}",
             f"output={out}",
             "arch=bicubic",
-            "chunk_size=5",
+            "frames_per_chunk=5",
             "device=cpu",
             "progress=false",
             "extras.print_config=false",
@@ -154,7 +165,8 @@ def test_mjpg_output_and_folder_of_pngs_from_a_lossy_video(tmp_path):
 def test_frame_folder_chunked_output_equals_whole_clip_predict_clip(trained, tmp_path):
     clip = _clip()
     folder = _write_folder(tmp_path / "frames", clip)
-    # 4 windows per forward (model.evaluation.chunk_size), 4 output frames per chunk, overlap 2: 3 chunks
+    # 4 windows per forward (model.evaluation.windows_per_forward), 4 output frames per chunk, overlap 2:
+    # 3 chunks
     cfg = _infer_cfg(
         tmp_path,
         [
@@ -162,13 +174,13 @@ def test_frame_folder_chunked_output_equals_whole_clip_predict_clip(trained, tmp
             f"input={folder}",
             f"output={tmp_path / 'out'}",
             "frames_per_chunk=4",
-            "model.evaluation.chunk_size=4",
+            "model.evaluation.windows_per_forward=4",
             "arch=bicubic",
         ],
     )  # the checkpoint's arch wins over arch=
-    model = load_infer_model(cfg)
+    model = load_model(cfg)
     assert type(model.net).__name__ == "SlidingWindowVSR" and model.net.num_frame == 5 and not model.training
-    assert model.eval_cfg["chunk_size"] == 4 and model.eval_cfg["padding"] == "reflection"
+    assert model.eval_cfg["windows_per_forward"] == 4 and model.eval_cfg["padding"] == "reflection"
     lq = frames_to_tensor(clip)
     with torch.no_grad():
         whole = model.predict_clip(lq)  # (12, 3, 128, 160)
@@ -180,7 +192,7 @@ def test_frame_folder_chunked_output_equals_whole_clip_predict_clip(trained, tmp
     np.testing.assert_array_equal(written, to_uint8_hwc(whole))
 
     # the float result, chunk by chunk, for every padding with the overlap it needs: bitwise equal when
-    # chunk_size is a multiple of the 4 windows per forward (the same forward batches as predict_clip);
+    # frames_per_chunk is a multiple of the 4 windows per forward (the same forward batches as predict_clip);
     # other sizes make other batches, which CPU kernels may round differently (1 ulp at batch size 1)
     small = _clip(num=9, h=16, w=20, seed=1)
     ends = []
@@ -190,7 +202,7 @@ def test_frame_folder_chunked_output_equals_whole_clip_predict_clip(trained, tmp
             whole = model.predict_clip(frames_to_tensor(small))
         ends.append(whole[[0, -1]])
         for chunk_size in (1, 4, 8) if padding == "reflection" else (3, 4):
-            chunks = list(super_resolve_stream(model, iter(small), chunk_size, overlap))
+            chunks = list(_stream(model, iter(small), chunk_size, overlap))
             assert [c.shape[0] for c in chunks][:-1] == [chunk_size] * (len(chunks) - 1)
             if chunk_size % 4 == 0:
                 assert torch.equal(torch.cat(chunks), whole), (padding, chunk_size)
@@ -198,7 +210,7 @@ def test_frame_folder_chunked_output_equals_whole_clip_predict_clip(trained, tmp
                 torch.testing.assert_close(torch.cat(chunks), whole, rtol=0, atol=1e-6)
         if overlap > 2:  # circular paddings reach num_frame - 1 frames away from a clip end
             with pytest.raises(ValueError, match="overlap=2 is too small"):
-                next(super_resolve_stream(model, iter(small), 4, 2))
+                next(_stream(model, iter(small), 4, 2))
     # the four paddings give four different results at the clip ends: the comparisons above tell them apart
     assert all(not torch.equal(a, b) for i, a in enumerate(ends) for b in ends[i + 1 :])
 
@@ -250,9 +262,9 @@ def test_recurrent_net_sees_each_chunk_with_its_context():
     assert model.is_recurrent
     clip = _clip(num=11, h=8, w=12)
     whole = model.predict_clip(frames_to_tensor(clip))
-    full_context = torch.cat(list(super_resolve_stream(model, iter(clip), chunk_size=3, overlap=11)))
+    full_context = torch.cat(list(_stream(model, iter(clip), 3, overlap=11)))
     assert torch.equal(full_context, whole)  # the context covers the clip: whole-clip results
-    chunks = list(super_resolve_stream(model, iter(clip), chunk_size=3))  # default overlap: 5 frames
+    chunks = list(_stream(model, iter(clip), 3))  # default overlap: 5 frames
     assert [c.shape[0] for c in chunks] == [3, 3, 3, 2]
     assert torch.equal(chunks[0], whole[:3])  # causal: the first chunk's context starts at the clip start
     assert not torch.equal(torch.cat(chunks[1:]), whole[3:])  # later ones lack frames 0.. of the history
@@ -267,7 +279,7 @@ def test_chunks_are_lazy_and_bounded():
             yield t
 
     chunks = []
-    for chunk in iter_chunks(frames(), chunk_size=5, overlap=3):
+    for chunk in iter_chunks(frames(), frames_per_chunk=5, overlap=3):
         assert len(chunk.frames) <= 5 + 2 * 3
         assert len(pulled) == min(23, chunk.core_stop + 3)  # read only as far as the context needs
         # the clip's length is known once the stream ended (the last context reached past frame 22)

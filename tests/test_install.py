@@ -13,8 +13,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from vsrlab.apps.train import train
 from vsrlab.run.snapshot import KEY_PACKAGES
-from vsrlab.training import train
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,9 +12,10 @@ import pytest
 import torch
 from test_report import write_job, write_manifest
 
+from vsrlab.apps.evaluate import evaluate
+from vsrlab.apps.train import train
 from vsrlab.cli.report import main as report_main
 from vsrlab.data.synthetic import SyntheticVideoDataset
-from vsrlab.evaluation import evaluate
 from vsrlab.metrics import calculate_ssim
 from vsrlab.metrics.image import rgb_to_y, ssim_map
 from vsrlab.metrics.motion import (
@@ -29,7 +30,6 @@ from vsrlab.metrics.motion import (
     neighbour_motion,
 )
 from vsrlab.ops.resize import matlab_imresize, matlab_imresize_tensor
-from vsrlab.training import train
 from vsrlab.utils.images import frames_to_tensor, to_uint8_hwc
 
 PURE_TRANSLATION = dict(camera_rotation=0.0, camera_zoom=0.0, camera_acceleration=0.0, object_rotation=0.0)

@@ -17,9 +17,9 @@ import pytorch_lightning as pl
 import torch
 
 from conftest import FAST, compose_config
+from vsrlab.apps.train import train
 from vsrlab.callbacks.preemption import Preempted
 from vsrlab.cluster.signals import STOP
-from vsrlab.training import train
 
 BIN = Path(sys.executable).parent
 TESTS = Path(__file__).resolve().parent

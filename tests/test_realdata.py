@@ -46,7 +46,7 @@ def test_vsrlab_eval_bicubic_on_vid4_reproduces_the_published_baseline(tmp_path)
     """`vsrlab-eval arch=bicubic data=vid4 data.root=<Vid4>`: LR made from GT (BI), Y channel ->
     23.78 / 0.6347."""
     from conftest import compose_config
-    from vsrlab.evaluation import evaluate
+    from vsrlab.apps.evaluate import evaluate
 
     cfg = compose_config(
         "eval",

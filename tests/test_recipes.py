@@ -10,7 +10,7 @@ from omegaconf.errors import InterpolationToMissingValueError
 from test_datasets import reds_layout, vimeo_layout
 
 from conftest import compose_config
-from vsrlab.training import train
+from vsrlab.apps.train import train
 
 # small versions of each architecture and clip lengths for the smoke test
 SMALL = {

@@ -11,13 +11,13 @@ import torch
 from torch.autograd.graph import saved_tensors_hooks
 
 from conftest import train_tiny_checkpoint
+from vsrlab.apps.train import train
 from vsrlab.archs import BasicVSR, BasicVSRPlusPlus, IconVSR, PSRTRecurrent, SlidingWindowVSR
 from vsrlab.archs.dksan_arch import DKSAN
 from vsrlab.archs.edvr_arch import EDVR
 from vsrlab.archs.vsr_transformer_arch import VSRTransformer
 from vsrlab.models import VSRModule
 from vsrlab.models.speed import apply_speed_options, enable_checkpointing, is_checkpointed
-from vsrlab.training import train
 from vsrlab.utils.checkpoint import read_checkpoint
 
 NETS = {  # name: (builder, input shape)

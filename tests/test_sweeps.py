@@ -18,14 +18,14 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from pytorch_lightning.loggers import WandbLogger
 
 from conftest import FAST, compose_config, offline_run_ids
-from vsrlab.app import CONFIG_DIR
+from vsrlab.apps.evaluate import evaluate
+from vsrlab.apps.train import train
 from vsrlab.archs import build_arch
-from vsrlab.evaluation import evaluate
+from vsrlab.engine import CONFIG_DIR, finish_wandb, instantiate_loggers
+from vsrlab.engine.ddp import refuse_sweep_on_secondary_rank
 from vsrlab.ops import alignment_modules
 from vsrlab.run import job_subdir, plan_jobs, run_id, short_keys
 from vsrlab.run.resume import config_changes
-from vsrlab.training import finish_wandb, instantiate_loggers, train
-from vsrlab.utils.ddp import refuse_sweep_on_secondary_rank
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[1]

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from conftest import offline_run_ids
+from vsrlab.apps.evaluate import evaluate
+from vsrlab.apps.train import train
 from vsrlab.data.synthetic import SyntheticVideoDataset
-from vsrlab.evaluation import evaluate
 from vsrlab.metrics import calculate_psnr
 from vsrlab.ops.resize import matlab_imresize
-from vsrlab.training import train
 from vsrlab.utils.images import to_uint8_hwc
 
 

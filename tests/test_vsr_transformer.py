@@ -17,13 +17,13 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from test_datasets import reds_layout
 
 from conftest import compose_config
-from vsrlab.app import CONFIG_DIR
+from vsrlab.apps.train import train
 from vsrlab.archs import VSRTransformer, build_arch
 from vsrlab.archs.contract import offset_axes, temporal_kind
+from vsrlab.engine import CONFIG_DIR
 from vsrlab.ops import record_offsets
 from vsrlab.optim.param_rules import ParamRules
 from vsrlab.run import plan_jobs
-from vsrlab.training import train
 
 CONF = Path(CONFIG_DIR)
 ROWS = sorted(p.stem for p in (CONF / "vsrt_alignment").glob("*.yaml"))

@@ -34,7 +34,7 @@ from vsrlab.analysis.lam import diffusion_index, local_attribution_map, share_by
 from vsrlab.analysis.lam_figures import lam_pictures
 from vsrlab.archs.contract import is_recurrent
 from vsrlab.data import SyntheticVideoDataset
-from vsrlab.evaluation import load_model
+from vsrlab.engine import load_model
 from vsrlab.utils.checkpoint import read_checkpoint
 from vsrlab.utils.images import save_rgb, to_uint8_hwc
 

@@ -47,14 +47,19 @@ def infer_case(job: dict[str, Any]) -> dict[str, Any]:
 
     dev = process_setup(job)
     model = VSRModule(arch=arch_config(job["arch"], job.get("arch_changes"))).eval().to(dev)
-    overlap = default_overlap(model, 5)  # vsrlab-infer's default (recurrent_overlap=5)
+    net, padding = model.evaluation_net(), model.eval_cfg["padding"]
+    overlap = default_overlap(net, padding, 5)  # vsrlab-infer's default (recurrent_overlap=5)
+    per_forward = int(model.eval_cfg["windows_per_forward"])
     h, w = job["size"]
 
     def run(length: int) -> None:
         done = 0
         if job["mode"] == "stream":
             frames = synthetic_frames(length, h, w)
-            for out in super_resolve_stream(model, frames, job["chunk"], overlap, 4, dev):
+            stream = super_resolve_stream(
+                net, frames, job["chunk"], overlap, 4, dev, padding=padding, windows_per_forward=per_forward
+            )
+            for out in stream:
                 done += len(to_uint8_hwc(out))
         else:
             lq = frames_to_tensor(np.stack(list(synthetic_frames(length, h, w)))).to(dev)

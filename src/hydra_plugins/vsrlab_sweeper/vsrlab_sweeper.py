@@ -64,7 +64,7 @@ class StableSweeper(BasicSweeper):
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         # Hydra does not set this in the sweeping process, and the sweep name resolves through it
-        # (vsrlab.utils.resolvers.default_run_name names a multirun after its experiment) as soon
+        # (vsrlab.engine.resolvers.default_run_name names a multirun after its experiment) as soon
         # as the launcher is instantiated
         HydraConfig.instance().set_config(config)
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)

@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import Tensor
 
-from vsrlab.archs.contract import is_recurrent
+from vsrlab.archs.contract import is_recurrent, window_length
 from vsrlab.data.image_io import is_image, read_image
 from vsrlab.inference.video_io import iter_frames
 from vsrlab.ops.windows import window_indices
@@ -81,7 +81,7 @@ def network_view(net: nn.Module, lq: Tensor, frame: int | None = None) -> tuple[
         raise ValueError(f"frame={frame} outside the clip's {length} frames")
     if is_recurrent(net):
         return lq[None], frame
-    num_frame = int(getattr(net, "num_frame", 1))
+    num_frame = window_length(net)
     if length == 1:  # one image: a static window
         return lq.expand(num_frame, *lq.shape[1:])[None], num_frame // 2
     window = window_indices(frame, length, num_frame, "reflection")

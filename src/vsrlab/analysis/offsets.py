@@ -13,7 +13,6 @@ fixed shift). Flows are ``(x, y)``: centre pixel ``p`` is at ``p + flow[t](p)`` 
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -27,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vsrlab.analysis import offset_figures as figs
-from vsrlab.archs.contract import is_recurrent
+from vsrlab.archs.contract import accepts_flows, is_recurrent
 from vsrlab.inference.clip import window_offsets
 from vsrlab.ops import alignment_modules, flow_warp, offset_diversity, record_offsets, resize_flow
 from vsrlab.ops.windows import window_indices
@@ -312,7 +311,7 @@ def run_offsets(
     device = next(net.parameters()).device
     lq = clip["lq"].to(device)
     flow, valid = clip.get("flow"), clip.get("flow_valid")
-    pairs = clip.get("flow_pairs") if "flows" in inspect.signature(net.forward).parameters else None
+    pairs = clip.get("flow_pairs") if accepts_flows(net) else None
     was_training = net.training
     net.eval()
     try:

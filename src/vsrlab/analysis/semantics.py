@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from vsrlab.archs.contract import declared_temporal
 from vsrlab.data.degradations import bicubic_downsample, blur_downsample, gaussian_kernel_1d
 from vsrlab.ops.windows import window_indices
 from vsrlab.utils.images import frames_to_tensor
@@ -296,7 +297,7 @@ def clustering_scores(
 def _window(num_frames: int, net: nn.Module) -> list[int]:
     """Indices of the frames a network sees from a clip of ``num_frames``: the centred window of a
     window network (edge frames repeated if the clip is shorter), all of them otherwise."""
-    if getattr(net, "temporal", None) != "window":
+    if declared_temporal(net) != "window":
         return list(range(num_frames))
     return window_indices(num_frames // 2, num_frames, int(net.num_frame), "replicate")
 
@@ -332,7 +333,7 @@ def run_semantics(
     out_dir.mkdir(parents=True, exist_ok=True)
     param = next(iter(net.parameters()), None)
     device = param.device if param is not None else torch.device("cpu")
-    video = getattr(net, "temporal", None) in ("window", "recurrent")  # else an image network
+    video = declared_temporal(net) is not None  # else an image network
     was_training = net.training
     net.eval()
     feats, deg_labels, content_labels = [], [], []

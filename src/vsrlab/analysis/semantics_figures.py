@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from vsrlab.report.grid import new_figure
+from vsrlab.utils.figures import new_figure
 
 MARKERS = "osD^vP*Xh<>p"
 METHOD_NAMES = {"tsne": "t-SNE", "pca": "PCA"}

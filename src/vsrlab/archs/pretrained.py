@@ -22,14 +22,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.nn as nn
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from vsrlab.utils.checkpoint import CheckpointError, read_checkpoint
-from vsrlab.utils.io import atomic_write
+from vsrlab.utils.checkpoint import read_checkpoint
 
 Rename = tuple[str, str | Callable[[re.Match], str]]
 
@@ -196,17 +194,3 @@ def load_arch_weights(net: nn.Module, cfg: Mapping[str, Any]) -> dict[str, list[
         return {"missing": [], "unexpected": [], "mismatched": []}
     strict = cfg.get("pretrained_strict")
     return load_pretrained(net, cfg["pretrained"], strict=True if strict is None else bool(strict))
-
-
-def export_weights(ckpt_path: str | Path, output: str | Path | None = None) -> Path:
-    """Write the weights of the vsrlab checkpoint ``ckpt_path`` in BasicSR's layout
-    (:func:`basicsr_weights`) to ``output`` (default: the checkpoint's path with ``.pth``); returns
-    the path written."""
-    ckpt_path = Path(ckpt_path)
-    ckpt = read_checkpoint(ckpt_path)
-    if not is_vsrlab_checkpoint(ckpt):
-        raise CheckpointError(f"{ckpt_path} is not a vsrlab training checkpoint (no net.* weights)")
-    output = Path(output) if output else ckpt_path.with_suffix(".pth")
-    with atomic_write(output, "wb") as f:
-        torch.save(basicsr_weights(ckpt), f)
-    return output

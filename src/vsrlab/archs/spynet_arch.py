@@ -112,3 +112,20 @@ class SPyNet(nn.Module):
             flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False)
             flow = flow * flow.new_tensor([w / w32, h / h32]).view(1, 2, 1, 1)
         return flow
+
+
+def frozen_spynet(load_path: str | Path | None) -> SPyNet:
+    """A SPyNet for measuring flow, never trained: weights from ``load_path`` (random without one),
+    eval mode, parameters frozen. The offset-fidelity teacher, the motion of test clips and
+    ``vsrlab-analyze tool=offsets`` use it (never as a submodule: it is not saved with a model)."""
+    return SPyNet(load_path).eval().requires_grad_(False)
+
+
+def flow_from_frame(spynet: nn.Module, frames: Tensor, ref: int) -> Tensor:
+    """Flow ``(B, T, 2, h, w)`` from frame ``ref`` of ``frames`` ``(B, T, 3, h, w)`` to every frame
+    (the convention of the synthetic clips' true flow), computed without gradients."""
+    b, t = frames.shape[:2]
+    reference = frames[:, ref].unsqueeze(1).expand_as(frames)
+    with torch.no_grad():
+        flow = spynet(reference.reshape(b * t, *frames.shape[2:]), frames.reshape(b * t, *frames.shape[2:]))
+    return flow.view(b, t, 2, *frames.shape[-2:])

@@ -20,7 +20,7 @@ validation had just started (:func:`resume_into_validation`): the resumed run va
 its first batch, so its validation history and best checkpoint are those of an uninterrupted run
 (Lightning itself would skip that validation).
 
-:class:`Preempted` is a ``SystemExit`` with code ``128 + signal``; ``vsrlab.training`` records the
+:class:`Preempted` is a ``SystemExit`` with code ``128 + signal``; ``vsrlab.apps.train`` records the
 state, finishes the W&B run as pre-empted and calls :meth:`PreemptionCheckpoint.hand_over` (a requeue
 under SLURM, else the exit).
 """

@@ -13,8 +13,9 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from vsrlab.analysis.app import analyze
-from vsrlab.app import CONFIG_DIR, init, setup_run
+from vsrlab.apps.analyze import analyze
+from vsrlab.cli import start
+from vsrlab.engine import CONFIG_DIR, setup_run
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="analyze")
@@ -26,7 +27,7 @@ def hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point ``vsrlab-analyze``."""
-    init()
+    start("analyze")
     hydra_main()
 
 

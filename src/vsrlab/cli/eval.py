@@ -12,13 +12,12 @@ dir; ``eval.save_images=true`` writes every scored output frame as PNG under ``i
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from vsrlab.app import CONFIG_DIR, init, setup_run, translate_renamed_keys
-from vsrlab.evaluation import evaluate
+from vsrlab.apps.evaluate import evaluate
+from vsrlab.cli import start
+from vsrlab.engine import CONFIG_DIR, setup_run
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
@@ -30,8 +29,7 @@ def hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point ``vsrlab-eval``."""
-    init()
-    sys.argv[1:] = translate_renamed_keys(sys.argv[1:], "eval")
+    start("eval")
     hydra_main()
 
 

@@ -11,12 +11,10 @@ prefers ``params_ema``) read it.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 
-from vsrlab.archs.pretrained import export_weights
-from vsrlab.run.checkpoints import run_checkpoint
+from vsrlab.apps.export import export
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,8 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("source", help="a vsrlab checkpoint (.ckpt) or a run directory")
     parser.add_argument("-o", "--output", help="file to write (default: the checkpoint's path with .pth)")
     args = parser.parse_args(argv)
-    source = Path(args.source)
-    path = export_weights(run_checkpoint(source) if source.is_dir() else source, args.output)
+    path = export(args.source, args.output)
     weights = torch.load(path, map_location="cpu", weights_only=True)
     print(f"wrote {path}: " + ", ".join(f"{k} ({len(v)} tensors)" for k, v in weights.items()))
 

@@ -9,13 +9,12 @@ See :mod:`vsrlab.inference` for how frames are streamed and what the output equa
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from vsrlab.app import CONFIG_DIR, init, setup_run, translate_renamed_keys
-from vsrlab.inference.videos import infer
+from vsrlab.apps.infer import infer
+from vsrlab.cli import start
+from vsrlab.engine import CONFIG_DIR, setup_run
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="infer")
@@ -27,8 +26,7 @@ def hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point ``vsrlab-infer``."""
-    init()
-    sys.argv[1:] = translate_renamed_keys(sys.argv[1:], "infer")
+    start("infer")
     hydra_main()
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vsrlab.report import METRIC_FIELDS, print_report, write_report
+from vsrlab.apps.report import report
+from vsrlab.report import METRIC_FIELDS
 from vsrlab.run import ManifestError
 
 
@@ -51,10 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     the reason."""
     args = build_parser().parse_args(argv)
     try:
-        report = write_report(args.sweep_dir, args.out, args.metric, args.baseline)
+        report(args.sweep_dir, args.out, args.metric, args.baseline)
     except (ManifestError, ValueError) as err:
         raise SystemExit(f"vsrlab-report: error: {err}") from None
-    print_report(report, args.metric)
     return 0
 
 

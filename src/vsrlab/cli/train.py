@@ -7,7 +7,7 @@
     vsrlab-train -m experiment=offset_diversity   # a sweep; relaunching it resumes/skips its jobs
 
 Extra DDP ranks started by Lightning run ``python -m vsrlab.cli.train`` on the job's resolved config
-(:data:`vsrlab.utils.ddp.RANK_MODULE`). A process that runs a job records stop signals from its first
+(:data:`vsrlab.engine.setup.TRAIN_MODULE`). A process that runs a job records stop signals from its first
 statement (:data:`vsrlab.cluster.signals.STOP`), so the imports come after it.
 """
 
@@ -21,8 +21,8 @@ from vsrlab.cluster.signals import STOP
 
 def run(cfg: Any) -> float | None:
     """The Hydra task: one run, or one job of a multirun; returns the optimized metric."""
-    from vsrlab.app import setup_run
-    from vsrlab.training import train
+    from vsrlab.apps.train import train
+    from vsrlab.engine import setup_run
 
     setup_run(cfg)
     results = train(cfg)
@@ -36,11 +36,11 @@ def main() -> None:
         STOP.install()
     import hydra
 
-    from vsrlab.app import CONFIG_DIR, init, translate_renamed_keys
-    from vsrlab.utils.ddp import refuse_sweep_on_secondary_rank
+    from vsrlab.cli import start
+    from vsrlab.engine import CONFIG_DIR
+    from vsrlab.engine.ddp import refuse_sweep_on_secondary_rank
 
-    init()
-    sys.argv[1:] = translate_renamed_keys(sys.argv[1:], "train")
+    start("train")
     refuse_sweep_on_secondary_rank()
     hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")(run)()
 

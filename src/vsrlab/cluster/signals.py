@@ -7,7 +7,7 @@ during its imports, and SLURM marks the job finished), and a handler that acts a
 requeues and raises ``SystemExit`` in whatever frame it interrupted: a file half-written, a run marked
 failed). :data:`STOP` does neither: its handler only records the first signal (a flag and a ``write(2)``,
 nothing that takes a lock), and the run asks for it at its stopping points (before training, after each
-training step, after each validation or test batch; ``vsrlab.training`` and
+training step, after each validation or test batch; ``vsrlab.apps.train`` and
 :class:`vsrlab.callbacks.PreemptionCheckpoint`), then records its state and calls
 :meth:`StopSignals.hand_over`: a requeue where one is possible, else an exit with ``128 + signal``.
 

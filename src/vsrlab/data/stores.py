@@ -24,7 +24,7 @@ import numpy as np
 from vsrlab.data.clip_lists import clip_of, frame_name
 from vsrlab.data.errors import DataError
 from vsrlab.data.image_io import decode_image, is_image, list_frames, read_image
-from vsrlab.data.process import configure_process
+from vsrlab.data.process import configure_process, lmdb_env
 from vsrlab.utils.text import natural_key
 
 Backend = Literal["auto", "folder", "lmdb"]
@@ -134,32 +134,6 @@ def read_lmdb_meta(root: Path) -> dict[str, tuple[int, int, int]]:
     if not shapes:
         raise DataError(f"{meta} lists no images")
     return shapes
-
-
-_LMDB_ENVS: dict[str, Any] = {}
-
-
-def lmdb_env(root: Path) -> Any:
-    """The read-only environment of ``root`` for this process (LMDB allows one per process and path)."""
-    key = str(root.resolve())
-    env = _LMDB_ENVS.get(key)
-    if env is None:
-        import lmdb
-
-        env = lmdb.open(key, readonly=True, lock=False, readahead=False, meminit=False, max_readers=512)
-        _LMDB_ENVS[key] = env
-    return env
-
-
-def close_inherited_lmdb_envs() -> None:
-    """In a forked child (a DataLoader worker): LMDB environments must not be used across fork(),
-    and py-lmdb refuses to reopen a path it believes open, so close the copies and start afresh."""
-    for env in _LMDB_ENVS.values():
-        try:
-            env.close()
-        except Exception:  # noqa: BLE001 - a broken inherited handle is dropped either way
-            pass
-    _LMDB_ENVS.clear()
 
 
 class LmdbStore(FrameStore):

@@ -11,7 +11,6 @@ from types import TracebackType
 
 import cv2
 import numpy as np
-import torch
 
 from vsrlab.data.errors import DataError
 from vsrlab.data.image_io import list_frames, read_image
@@ -23,16 +22,6 @@ VIDEO_SUFFIXES = (".mkv", ".avi", ".mp4", ".mov")
 CODECS = {"ffv1": "FFV1", "mjpg": "MJPG", "mp4v": "mp4v"}
 DEFAULT_CODEC = {".mkv": "ffv1", ".avi": "ffv1", ".mp4": "mp4v", ".mov": "mp4v"}
 DEFAULT_FPS = 25.0
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:<i>``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={name} but CUDA is not available (use device=cpu or device=auto)")
-    return device
 
 
 @dataclass

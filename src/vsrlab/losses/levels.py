@@ -10,22 +10,17 @@ cascade shows where it loses detail.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
+from vsrlab.archs.contract import num_levels, returns_levels
 from vsrlab.ops.resize import matlab_imresize_tensor
 from vsrlab.utils.precision import at_least_float32
 
 CONFIG_KEY = "model.level_weights"
-
-
-def returns_levels(net: nn.Module) -> bool:
-    """Whether ``net.forward`` takes ``return_levels``."""
-    return "return_levels" in inspect.signature(net.forward).parameters
 
 
 def level_targets(target: Tensor, sizes: Sequence[tuple[int, int]]) -> list[Tensor]:
@@ -66,7 +61,7 @@ class LevelTerm:
                 name = type(net).__name__
                 raise ValueError(f"{CONFIG_KEY}: {name} returns no levels (forward(x, return_levels))")
             return None
-        levels = getattr(net, "levels", None)
+        levels = num_levels(net)
         if weights is not None and levels is not None and len(weights) != int(levels):
             name = type(net).__name__
             raise ValueError(f"{CONFIG_KEY} has {len(weights)} weights for the {levels} levels of {name}")

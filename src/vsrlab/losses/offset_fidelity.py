@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from vsrlab.archs.spynet_arch import flow_from_frame, frozen_spynet
 from vsrlab.utils.precision import at_least_float32
 
 
@@ -112,8 +113,6 @@ class OffsetFidelityTerm:
         if self._teacher is None:
             import warnings
 
-            from vsrlab.archs.spynet_arch import SPyNet
-
             if not self.spynet_path:
                 warnings.warn(
                     "model.offset_fidelity.spynet_path is null: the SPyNet teacher of the offset-fidelity "
@@ -121,13 +120,8 @@ class OffsetFidelityTerm:
                     "has random weights and its flow is meaningless (fine for smoke tests only)",
                     stacklevel=2,
                 )
-            self._teacher = SPyNet(self.spynet_path).eval().requires_grad_(False)
-        teacher = self._teacher.to(lq.device)
-        b, t = lq.shape[:2]
-        reference = lq[:, center].unsqueeze(1).expand_as(lq)
-        with torch.no_grad():
-            flow = teacher(reference.reshape(b * t, *lq.shape[2:]), lq.reshape(b * t, *lq.shape[2:]))
-        return flow.view(b, t, 2, *lq.shape[-2:])
+            self._teacher = frozen_spynet(self.spynet_path)
+        return flow_from_frame(self._teacher.to(lq.device), lq, center)
 
     def __call__(self, offsets: dict[str, list[Tensor]], batch: dict, center: int) -> Tensor:
         """The term for one batch: ``offsets`` as :func:`vsrlab.ops.record_offsets` collected them."""

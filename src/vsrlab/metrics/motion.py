@@ -302,8 +302,8 @@ class ClipMotion:
     or SPyNet on the LR frames (loaded on first use from ``spynet_path``; not a submodule of the
     model: never trained, never saved)."""
 
-    def __init__(self, config: MotionBinsConfig, chunk_size: int = 8) -> None:
-        self.config, self.chunk_size = config, chunk_size
+    def __init__(self, config: MotionBinsConfig, pairs_per_batch: int = 8) -> None:
+        self.config, self.pairs_per_batch = config, pairs_per_batch
         self._spynet: nn.Module | None = None
 
     def source(self, batch: Mapping[str, Any]) -> str:
@@ -331,8 +331,8 @@ class ClipMotion:
         pairs = [(t, n) for t in frames for n in (t - 1, t + 1) if 0 <= n < length]
         flows: dict[tuple[int, int], Tensor] = {}
         with torch.no_grad():
-            for i in range(0, len(pairs), self.chunk_size):
-                chunk = pairs[i : i + self.chunk_size]
+            for i in range(0, len(pairs), self.pairs_per_batch):
+                chunk = pairs[i : i + self.pairs_per_batch]
                 ref, supp = lq[[t for t, _ in chunk]], lq[[n for _, n in chunk]]
                 flows.update(zip(chunk, spynet(ref.float(), supp.float()), strict=True))
         nan = lq.new_full((2, *lq.shape[-2:]), math.nan, dtype=torch.float32)
@@ -342,8 +342,8 @@ class ClipMotion:
 
     def _load_spynet(self, reason: str) -> nn.Module:
         if self._spynet is None:
-            from vsrlab.archs.spynet_arch import SPyNet
+            from vsrlab.archs.spynet_arch import frozen_spynet
 
             path = self.config.check_spynet_path(reason)
-            self._spynet = SPyNet(path).eval().requires_grad_(False)
+            self._spynet = frozen_spynet(path)
         return self._spynet

@@ -9,14 +9,13 @@ frame to each frame), in clip inference each window's slice of the clip's ``flow
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
 import torch.nn as nn
 from torch import Tensor
 
-from vsrlab.archs.contract import is_recurrent
+from vsrlab.archs.contract import accepts_flows, centre_frame, is_recurrent, uses_flows
 
 CONFIG_KEY = "model.flow_source"
 FLOW_SOURCES = ("batch",)
@@ -33,12 +32,12 @@ def check_flow_source(source: str | None, net: nn.Module) -> str | None:
         raise ValueError(
             f"{CONFIG_KEY}={source}: {name} is recurrent; only sliding-window networks take flows"
         )
-    if "flows" not in inspect.signature(net.forward).parameters:
+    if not accepts_flows(net):
         raise ValueError(f"{CONFIG_KEY}={source}: {name}.forward takes no flows argument")
-    if not getattr(net, "uses_flows", True):
+    if not uses_flows(net):
         raise ValueError(f"{CONFIG_KEY}={source}: this {name} uses no flows (its flow options are off)")
     num_frame = int(net.num_frame)
-    if int(getattr(net, "center_frame_idx", num_frame // 2)) != num_frame // 2:
+    if centre_frame(net) != num_frame // 2:
         raise ValueError(
             f"{CONFIG_KEY}={source}: the data's flows start from the window's middle frame "
             f"({num_frame // 2}), but {name} super-resolves frame {net.center_frame_idx}"

@@ -13,7 +13,7 @@ from typing import Any
 import torch.nn as nn
 from torch import Tensor
 
-from vsrlab.archs.contract import is_recurrent
+from vsrlab.archs.contract import centre_frame, is_recurrent
 
 CONFIG_KEY = "model.neighbours"
 NEIGHBOURS = ("frames", "centre")
@@ -25,7 +25,7 @@ def centre_repeated(x: Tensor, centre: int) -> Tensor:
 
 
 def _centre_hook(module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
-    centre = int(getattr(module, "center_frame_idx", args[0].shape[1] // 2))
+    centre = centre_frame(module, args[0].shape[1])
     args = (centre_repeated(args[0], centre), *args[1:])
     if kwargs.get("flows") is not None:
         kwargs = {**kwargs, "flows": kwargs["flows"].new_zeros(kwargs["flows"].shape)}

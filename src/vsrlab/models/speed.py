@@ -12,7 +12,7 @@
   pass instead of keeping them.
 
 Each is tested for equal outputs and gradients (``tests/test_speed_options.py``);
-``scripts/bench_models.py`` measures what they gain.
+``python -m scripts.bench.models`` measures what they gain.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
+
+from vsrlab.archs.contract import checkpoint_modules
 
 CheckpointingOption = bool | Sequence[str] | None
 
@@ -76,7 +78,7 @@ def enable_checkpointing(net: nn.Module, patterns: CheckpointingOption = True) -
             for m in switches:
                 m.use_checkpoint = True
             return [n for n, m in net.named_modules() if n and m in switches]  # a root switch sets them
-        patterns = getattr(net, "checkpoint_modules", None)
+        patterns = checkpoint_modules(net)
         if not patterns:
             raise ValueError(
                 f"model.checkpointing=true: {name} names no checkpoint_modules; give module patterns, "

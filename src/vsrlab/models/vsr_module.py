@@ -4,7 +4,6 @@ average live in their own modules."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import warnings
@@ -19,7 +18,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics import MaxMetric
 
-from vsrlab.archs.contract import is_recurrent
+from vsrlab.archs.contract import centre_frame, is_recurrent, returns_aligned_lr, upscale
 from vsrlab.archs.pretrained import build_arch, load_arch_weights
 from vsrlab.inference import clip as clip_inference
 from vsrlab.losses import OffsetFidelityTerm
@@ -37,7 +36,7 @@ from vsrlab.optim.param_rules import ParamRules
 
 log = logging.getLogger(__name__)
 
-EVALUATION_DEFAULTS = {"padding": "reflection", "chunk_size": 8, "log_images": 2, "log_offsets": 4,
+EVALUATION_DEFAULTS = {"padding": "reflection", "windows_per_forward": 8, "log_images": 2, "log_offsets": 4,
                        "save_images": False, "motion_bins": None}  # fmt: skip
 SPEED_OPTIONS = ("compile", "channels_last", "checkpointing")  # change speed and memory, not results
 HPARAMS = ("arch", "loss", "optimizer", "scheduler", "protocol", "evaluation", "offset_fidelity",
@@ -73,7 +72,7 @@ class VSRModule(pl.LightningModule):
             and the LR scheduler (stepped every iteration, without ``optimizer``).
         protocol: the dataset's evaluation protocol (``data.protocol``;
             :func:`vsrlab.metrics.clip_scores.check_protocol`); ``metrics``: its old name.
-        evaluation: ``padding`` of sliding windows at clip ends and ``chunk_size`` windows per
+        evaluation: ``padding`` of sliding windows at clip ends and ``windows_per_forward`` windows per
             forward (:mod:`vsrlab.inference.clip`); ``log_images``, ``log_offsets`` and
             ``save_images`` configure the pictures (:class:`vsrlab.callbacks.EvaluationImages`);
             ``motion_bins`` (``{edges, flow, spynet_path}``, None: off) adds the test scores per
@@ -139,7 +138,7 @@ class VSRModule(pl.LightningModule):
         self.neighbours = apply_neighbours(self.net, neighbours)
         self.loss_fn = instantiate(loss) if loss else None
         self.aligned_lr_loss = instantiate(args["aligned_lr_loss"]) if aligned_lr_loss else None
-        if self.aligned_lr_loss and "return_aligned_lr" not in inspect.signature(self.net.forward).parameters:
+        if self.aligned_lr_loss and not returns_aligned_lr(self.net):
             raise ValueError(f"model.aligned_lr_loss: {type(self.net).__name__} returns no aligned LR frames")
         self.offset_fidelity = OffsetFidelityTerm.from_config(args["offset_fidelity"], self.net)
         self.level_term = LevelTerm.from_config(args["level_weights"], self.net)
@@ -147,7 +146,10 @@ class VSRModule(pl.LightningModule):
         self.ema = ema_config(args["ema"])
         self.net_ema = make_ema(self.net, self.ema["decay"]) if self.ema else None
         apply_speed_options(self.net, args["compile"], args["channels_last"], args["checkpointing"])
-        self.eval_cfg = {**EVALUATION_DEFAULTS, **(args["evaluation"] or {})}
+        evaluation = dict(args["evaluation"] or {})
+        if "chunk_size" in evaluation:  # checkpoints of earlier versions
+            evaluation["windows_per_forward"] = evaluation.pop("chunk_size")
+        self.eval_cfg = {**EVALUATION_DEFAULTS, **evaluation}
         self.protocol = check_protocol(args["protocol"] or {})
         scores = {k: self.protocol[k] for k in ("test_y_channel", "crop_border")}
         self.motion_bins = MotionBinsConfig.from_config(self.eval_cfg["motion_bins"])
@@ -186,9 +188,39 @@ class VSRModule(pl.LightningModule):
                      stage: str = "test", flow_pairs: Tensor | None = None) -> Tensor:  # fmt: skip
         """:func:`vsrlab.inference.clip.predict_clip` with the network ``stage`` evaluates and the
         module's ``evaluation`` options: ``(L, C, h, w)`` -> ``(len(frames), C, s*h, s*w)``."""
+        per_forward = int(self.eval_cfg["windows_per_forward"])
         return clip_inference.predict_clip(self.evaluation_net(stage), lq, frames, mirror=mirror,
                                            padding=self.eval_cfg["padding"], flow_pairs=flow_pairs,
-                                           windows_per_forward=int(self.eval_cfg["chunk_size"]))  # fmt: skip
+                                           windows_per_forward=per_forward)  # fmt: skip
+
+    def refuse_batch_flows(self, what: str) -> None:
+        """Raise naming ``model.flow_source`` when the network takes the data's flows, which ``what``
+        (a video stream, frames from a notebook) does not carry."""
+        batch_flows({}, "flow_pairs", self.flow_source, what)
+
+    @torch.no_grad()
+    def super_resolve(self, frames: Any, frames_per_chunk: int = 32, overlap: int | None = None,
+                      pad_to: int = 4) -> Any:  # fmt: skip
+        """Super-resolve a clip of any length, streamed (:func:`vsrlab.inference.stream.super_resolve_stream`)
+        on the module's device with the evaluated network and its evaluation options.
+
+        ``frames``: ``(T, H, W, 3)`` uint8 RGB (an array, or a sequence of ``(H, W, 3)`` frames) ->
+        ``(T, s*H, s*W, 3)`` uint8; or a ``(T, C, h, w)`` float tensor in [0, 1] -> ``(T, C, s*h, s*w)``
+        float in [0, 1]. ``pad_to``: frames are reflect-padded to multiples of it (EDVR's pyramid needs 4)
+        and the output cropped back."""
+        from vsrlab.inference.stream import super_resolve_stream
+        from vsrlab.utils.images import to_uint8_hwc
+
+        self.refuse_batch_flows("a clip given to super_resolve")
+        net = self.evaluation_net().eval()
+        device = next(iter([*net.parameters(), *net.buffers()]), torch.empty(0, device=self.device)).device
+        as_tensor = isinstance(frames, Tensor)
+        stream = super_resolve_stream(
+            net, iter(frames.unbind(0) if as_tensor else frames), frames_per_chunk, overlap, pad_to, device,
+            padding=self.eval_cfg["padding"], windows_per_forward=int(self.eval_cfg["windows_per_forward"]),
+        )  # fmt: skip
+        out = torch.cat(list(stream)).clamp_(0, 1)
+        return out if as_tensor else to_uint8_hwc(out)
 
     def frozen_parameters(self, step: int) -> list[nn.Parameter]:
         return self.param_rules.frozen(step)
@@ -211,7 +243,7 @@ class VSRModule(pl.LightningModule):
         levels = out if self.level_term is not None else None
         out = levels[-1] if levels is not None else out
         # recurrent nets predict every frame; windows load their centre GT only, or the whole window
-        centre = 0 if gt.shape[1] == 1 else getattr(self.net, "center_frame_idx", gt.shape[1] // 2)
+        centre = 0 if gt.shape[1] == 1 else centre_frame(self.net, gt.shape[1])
         target = gt if out.dim() == 5 else gt[:, centre]
         if levels is not None:
             pix, psnrs = self.level_term(levels, target, self.loss_fn)
@@ -298,11 +330,11 @@ class VSRModule(pl.LightningModule):
         if gt.shape[-2:] != (lq.shape[-2] * scale, lq.shape[-1] * scale):
             raise ValueError(f"GT size {tuple(gt.shape[-2:])} is not an integer multiple of LR size "
                              f"{tuple(lq.shape[-2:])} in clip {name}")  # fmt: skip
-        upscale = getattr(self.net, "upscale", None)
-        if upscale is not None and not getattr(self.net, "hr_in", False) and int(upscale) != scale:
+        declared = upscale(self.net)
+        if declared is not None and declared != scale:
             sizes = f"LR {tuple(lq.shape[-2:])}, GT {tuple(gt.shape[-2:])}"
             fix = f"set arch.upscale={scale}"
-            raise ValueError(f"arch.upscale={upscale} but clip {name} is x{scale} ({sizes}): {fix}")
+            raise ValueError(f"arch.upscale={declared} but clip {name} is x{scale} ({sizes}): {fix}")
         length = lq.shape[0]
         frames = [length // 2] if self.protocol["frames"] == "center" else list(range(length))
         if gt.shape[0] == length:

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from vsrlab.report.cells import Cell
-from vsrlab.report.grid import METRIC_FIELDS, new_figure
+from vsrlab.report.grid import METRIC_FIELDS
 from vsrlab.report.jobs import finite
 from vsrlab.report.stats import fisher_interval
+from vsrlab.utils.figures import new_figure
 
 SCATTER = "diversity_vs_psnr.png"
 

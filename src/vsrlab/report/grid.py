@@ -18,9 +18,10 @@ from vsrlab.report.cells import Cell, cell_keys
 from vsrlab.report.jobs import MISSING, finite
 from vsrlab.report.stats import paired_over_seeds
 from vsrlab.report.table import markdown_table
+from vsrlab.utils.figures import new_figure
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    pass
 
 G_SUFFIX, N_SUFFIX = "deformable_groups", "num_offsets"
 HEATMAP_PSNR = "heatmap_psnr.png"
@@ -140,16 +141,6 @@ def markdown_grid(
         for i, g in enumerate(g_values)
     ]
     return markdown_table(["G \\ N", *(f"N={n}" for n in n_values)], body)
-
-
-def new_figure(size: tuple[float, float]) -> Figure:
-    """A matplotlib figure on the Agg canvas, independent of pyplot's global state and backend."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure as _Figure
-
-    fig = _Figure(figsize=size, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
 
 
 def plot_heatmap(

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 
 from vsrlab.report.cells import SEED_KEY, cell_keys, group_cells
-from vsrlab.report.grid import new_figure
 from vsrlab.report.jobs import MISSING, finite
 from vsrlab.report.stats import Summary, summarize
 from vsrlab.report.table import column_headers, markdown_table
 from vsrlab.run import METRICS_FILE, read_json_object
+from vsrlab.utils.figures import new_figure
 
 MOTION_PSNR = "motion_psnr.png"
 MOTION_GAIN = "motion_gain.png"

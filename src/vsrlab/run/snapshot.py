@@ -47,7 +47,7 @@ def git_state(repo: str | os.PathLike = SOURCE_DIR) -> dict[str, Any]:
 @functools.cache
 def code_state() -> dict[str, Any]:
     """The git state of vsrlab's source when this process first asked, which
-    :func:`vsrlab.app.init` does at start-up: the code a process runs is the code it imported, so
+    :func:`vsrlab.engine.init` does at start-up: the code a process runs is the code it imported, so
     every job of a multirun records the launch's state even if the work tree changes meanwhile
     (the configs, read per job, are in each job's ``resolved_config.yaml``)."""
     return git_state()

@@ -1,22 +1,20 @@
-"""Training a model from a composed config: the run directory's files, resumption, loggers, the
-Trainer, and what happens on a pre-emption (the library behind ``vsrlab-train``)."""
+"""``vsrlab-train``'s app: a model trained from a composed config, with the run directory's files,
+automatic resumption and what happens on a pre-emption."""
 
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import rich
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
 from vsrlab.callbacks.preemption import Preempted
 from vsrlab.cluster.signals import STOP, signal_name
+from vsrlab.engine import build_trainer, finish_wandb, instantiate_loggers, sweep_context
 from vsrlab.inference.clip import measure_offset_diversity
 from vsrlab.models.flow_source import batch_flows
 from vsrlab.run import (
@@ -24,16 +22,13 @@ from vsrlab.run import (
     DONE_MARKER,
     METRICS_FILE,
     is_done,
-    job_swept_values,
     mark_done,
     read_json,
     record_preemption,
-    run_id,
-    short_keys,
     write_json,
     write_status,
 )
-from vsrlab.run.checkpoints import AtomicCheckpointIO, checkpoint_step, resolve_ckpt_path
+from vsrlab.run.checkpoints import checkpoint_step, resolve_ckpt_path
 from vsrlab.run.resume import check_same_config
 from vsrlab.run.snapshot import save_job_files
 from vsrlab.utils.console import results_table
@@ -41,83 +36,6 @@ from vsrlab.utils.ddp import process_rank
 from vsrlab.utils.instantiate import instantiate_group
 
 log = logging.getLogger(__name__)
-
-
-def sweep_context() -> dict[str, Any]:
-    """``{'sweep', 'job', 'swept'}`` of the current Hydra multirun job (sweep name, job subdirectory,
-    swept values from the sweep's manifest); empty outside a multirun."""
-    if not HydraConfig.initialized():
-        return {}
-    hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        return {}
-    sweep_dir, subdir = Path(hydra_cfg.sweep.dir), str(hydra_cfg.sweep.subdir)
-    return {"sweep": sweep_dir.name, "job": subdir, "swept": job_swept_values(sweep_dir, subdir)}
-
-
-def instantiate_loggers(
-    cfg: DictConfig,
-    context: dict[str, Any] | None = None,
-    git: dict[str, Any] | None = None,
-    environment: dict[str, Any] | None = None,
-) -> list[Any]:
-    """The loggers of ``cfg.logger``. Unset W&B fields are derived: ``id`` from the run directory (a
-    resumed run or requeued sweep job continues its W&B run), ``name`` = ``<sweep>/<job>`` or the run
-    name, ``group`` = the sweep name (else the task name); swept values are added to ``tags``.
-    Every logger receives the resolved config, the swept values, the git state and the package
-    versions."""
-    context = context or {}
-    wandb_cfg = (cfg.get("logger") or {}).get("wandb")
-    if wandb_cfg is not None:
-        with open_dict(cfg):
-            if wandb_cfg.get("id") is None:
-                wandb_cfg.id = run_id(cfg.paths.output_dir, cfg.paths.log_dir)
-            if wandb_cfg.get("name") is None:
-                wandb_cfg.name = f"{context['sweep']}/{context['job']}" if context else cfg.get("run_name")
-            if wandb_cfg.get("group") is None:
-                wandb_cfg.group = context.get("sweep") or cfg.get("task_name")
-            names = short_keys(list(context.get("swept", {})))
-            swept_tags = [f"{names[k]}={v}"[:64] for k, v in context.get("swept", {}).items()]
-            wandb_cfg.tags = [*(wandb_cfg.get("tags") or []), *swept_tags]
-    loggers = instantiate_group(cfg.get("logger"), "logger")
-    params = {
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "swept": context.get("swept", {}),
-        "git": git or {},
-        "environment": environment or {},
-    }
-    for logger in loggers:
-        logger.log_hyperparams(params)
-    return loggers
-
-
-def build_trainer(cfg: DictConfig, **kwargs: Any) -> pl.Trainer:
-    """The Trainer of ``cfg.trainer`` with atomic checkpoint writes."""
-    return instantiate(cfg.trainer, plugins=[AtomicCheckpointIO()], **kwargs)
-
-
-def finish_wandb(exit_code: int = 0, preempted: bool = False) -> None:
-    """Close the current W&B run, so that the next run in this process (multirun) starts its own.
-
-    A pre-empted run is marked as such (``mark_preempting``) and finished with its exit code;
-    a W&B service that is already gone (a cluster stops every process of a job) is reported as a
-    warning, never as the job's error.
-    """
-    wandb = sys.modules.get("wandb")
-    if wandb is None or wandb.run is None:
-        return
-    run = wandb.run
-    try:
-        if preempted:
-            run.mark_preempting()
-        wandb.finish(exit_code=exit_code)
-    except Exception as err:  # e.g. wandb's MailboxClosedError when its service was killed
-        log.warning(
-            "the W&B run %s could not be finished cleanly (%s: %s); `wandb sync` its offline directory",
-            run.id,
-            type(err).__name__,
-            err,
-        )
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

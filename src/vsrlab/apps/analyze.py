@@ -1,4 +1,4 @@
-"""``vsrlab-analyze``'s library side: load the network (a vsrlab checkpoint or an arch config with official
+"""``vsrlab-analyze``'s app: load the network (a vsrlab checkpoint or an arch config with official
 weights), the clip, run one tool (``tool.name``: ``lam``, ``offsets``, ``semantics``), write its pictures and
 numbers into the run directory and log them to W&B."""
 
@@ -18,10 +18,9 @@ from vsrlab.analysis.inputs import default_window, load_clip, network_view, tool
 from vsrlab.analysis.lam import local_attribution_map, share_by_distance
 from vsrlab.analysis.lam_figures import save_lam_pictures
 from vsrlab.archs.contract import is_recurrent
-from vsrlab.evaluation import load_model
-from vsrlab.inference.video_io import resolve_device
+from vsrlab.archs.spynet_arch import flow_from_frame, frozen_spynet
+from vsrlab.engine import finish_wandb, instantiate_loggers, load_model, resolve_device
 from vsrlab.run import write_json
-from vsrlab.training import finish_wandb, instantiate_loggers
 from vsrlab.utils.images import to_uint8_hwc
 
 log = logging.getLogger(__name__)
@@ -78,16 +77,11 @@ def run_offsets_tool(net: nn.Module, clip: dict[str, Any], tool: DictConfig, out
 
 
 def spynet_flows(lq: torch.Tensor, weights: str) -> torch.Tensor:
-    """SPyNet's flow ``(L, 2, h, w)`` from the clip's centre frame to every frame (the convention of the
-    synthetic data's true flow)."""
-    from vsrlab.archs.spynet_arch import SpyNet
-
+    """SPyNet's flow ``(L, 2, h, w)`` from the clip's centre frame ``(L, 3, h, w)`` to every frame (the
+    convention of the synthetic data's true flow)."""
     if not Path(weights).is_file():
         raise FileNotFoundError(f"tool.spynet_path: no SPyNet weights at {weights}")
-    spynet = SpyNet(load_path=weights).eval()
-    centre = lq[lq.shape[0] // 2 : lq.shape[0] // 2 + 1].expand_as(lq)
-    with torch.no_grad():
-        return spynet(centre.contiguous(), lq)
+    return flow_from_frame(frozen_spynet(weights), lq[None], lq.shape[0] // 2)[0]
 
 
 def run_semantics_tool(net: nn.Module, cfg: DictConfig, tool: DictConfig, out_dir: Path) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Super-resolving real videos (a video file or a folder of frames): the library behind ``vsrlab-infer``.
+"""``vsrlab-infer``'s app: real videos (a video file or a folder of frames) super-resolved.
 
     vsrlab-infer ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt input=clip.mp4 output=out/
     vsrlab-infer arch=edvr arch.pretrained=EDVR_M.pth input=frames/ output=sr.mkv
@@ -27,50 +27,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm import tqdm
 
-from vsrlab.archs.pretrained import is_vsrlab_checkpoint
-from vsrlab.evaluation import load_model
+from vsrlab.engine import load_model, resolve_device
 from vsrlab.inference.stream import default_overlap, super_resolve_stream
-from vsrlab.inference.video_io import DEFAULT_FPS, FrameWriter, iter_frames, probe_input, resolve_device
-from vsrlab.models import VSRModule
-from vsrlab.utils.checkpoint import read_checkpoint
+from vsrlab.inference.video_io import DEFAULT_FPS, FrameWriter, iter_frames, probe_input
 from vsrlab.utils.images import to_uint8_hwc
 
 log = logging.getLogger(__name__)
-
-
-def load_infer_model(cfg: DictConfig) -> VSRModule:
-    """The model of ``cfg.ckpt_path`` or ``cfg.arch``, in eval mode, on the CPU.
-
-    A vsrlab Lightning checkpoint is rebuilt by :func:`vsrlab.eval.load_model` (architecture from
-    the checkpoint, ``model.evaluation`` from ``cfg``); any other ``ckpt_path`` (BasicSR / MMagic /
-    plain state dict) is loaded into ``cfg.arch`` as ``arch.pretrained``.
-
-    Raises:
-        FileNotFoundError: ``ckpt_path`` (or ``arch.pretrained``) does not exist; the message names it.
-    """
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    ckpt_path = None
-    if cfg.get("ckpt_path"):
-        path = Path(cfg.ckpt_path)
-        if is_vsrlab_checkpoint(read_checkpoint(path, mmap=True)):  # a peek; FileNotFoundError names the path
-            ckpt_path = str(path)
-        else:
-            if model_cfg["arch"].get("pretrained"):
-                log.warning("ckpt_path=%s replaces arch.pretrained=%s", path, model_cfg["arch"]["pretrained"])
-            log.info(
-                "%s is not a vsrlab Lightning checkpoint: loading it into arch %s",
-                path,
-                model_cfg["arch"]["_target_"],
-            )
-            model_cfg["arch"]["pretrained"] = str(path)
-    return load_model(OmegaConf.create({"ckpt_path": ckpt_path, "model": model_cfg})).eval()
 
 
 def infer(cfg: DictConfig) -> dict[str, Any]:
@@ -81,11 +49,13 @@ def infer(cfg: DictConfig) -> dict[str, Any]:
     """
     info = probe_input(cfg.input)
     device = resolve_device(str(cfg.get("device") or "auto"))
-    model = load_infer_model(cfg).to(device)
+    model = load_model(cfg).eval().to(device)
+    model.refuse_batch_flows("a video stream")
+    net, padding = model.evaluation_net(), model.eval_cfg["padding"]
     frames = iter_frames(info.path)
     overlap = cfg.get("overlap")
     if overlap is None:
-        overlap = default_overlap(model, int(cfg.get("recurrent_overlap", 5)))
+        overlap = default_overlap(net, padding, int(cfg.get("recurrent_overlap", 5)))
     fps = float(cfg.get("fps") or info.fps or DEFAULT_FPS)
     input_size: tuple[int, ...] | None = None
 
@@ -112,8 +82,9 @@ def infer(cfg: DictConfig) -> dict[str, Any]:
     )
     with FrameWriter(cfg.output, fps, cfg.get("output_codec")) as writer, bar:
         for out in super_resolve_stream(
-            model, counted(), int(cfg.frames_per_chunk), overlap, int(cfg.get("pad_to") or 1), device
-        ):
+            net, counted(), int(cfg.frames_per_chunk), overlap, int(cfg.get("pad_to") or 1), device,
+            padding=padding, windows_per_forward=int(model.eval_cfg["windows_per_forward"]),
+        ):  # fmt: skip
             for frame in to_uint8_hwc(out):
                 writer.write(frame)
             bar.update(out.shape[0])

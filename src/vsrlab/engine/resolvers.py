@@ -1,4 +1,4 @@
-"""OmegaConf resolvers used by vsrlab's configs (registered by :func:`vsrlab.app.init`)."""
+"""OmegaConf resolvers used by vsrlab's configs (registered by :func:`vsrlab.engine.init`)."""
 
 from __future__ import annotations
 
