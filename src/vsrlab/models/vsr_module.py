@@ -1,38 +1,34 @@
 """The LightningModule that trains and evaluates any vsrlab architecture: the recipe (steps, losses,
-optimizer, metrics); clip inference, pictures, auxiliary terms, parameter rules and the weight
-average live in their own modules."""
+optimizer); evaluation (:mod:`vsrlab.models.evaluation`), clip inference, pictures, auxiliary terms,
+parameter rules and the weight average live in their own modules."""
 
 from __future__ import annotations
 
-import json
 import logging
-import warnings
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 import torch.nn as nn
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics import MaxMetric
 
-from vsrlab.archs.contract import centre_frame, is_recurrent, returns_aligned_lr, upscale
+from vsrlab.archs.contract import centre_frame, is_recurrent, returns_aligned_lr
 from vsrlab.archs.pretrained import build_arch, load_arch_weights
-from vsrlab.inference import clip as clip_inference
 from vsrlab.losses import OffsetFidelityTerm
-from vsrlab.losses.levels import LevelTerm, level_psnr, level_targets
+from vsrlab.losses.levels import LevelTerm
 from vsrlab.metrics.clip_scores import ClipScores, check_protocol
 from vsrlab.metrics.motion import ClipMotion, MotionBinsConfig
+from vsrlab.models.evaluation import ClipEvaluation
 from vsrlab.models.flow_source import batch_flows, check_flow_source
 from vsrlab.models.neighbours import apply_neighbours
 from vsrlab.models.speed import apply_speed_options
 from vsrlab.ops import record_offsets
-from vsrlab.ops.resize import matlab_imresize_tensor
-from vsrlab.ops.windows import window_indices
 from vsrlab.optim.ema import ema_config, make_ema, restart_ema, update_ema
 from vsrlab.optim.param_rules import ParamRules
+from vsrlab.utils.instantiate import plain_container
 
 log = logging.getLogger(__name__)
 
@@ -42,26 +38,9 @@ SPEED_OPTIONS = ("compile", "channels_last", "checkpointing")  # change speed an
 HPARAMS = ("arch", "loss", "optimizer", "scheduler", "protocol", "evaluation", "offset_fidelity",
            "aligned_lr_loss", "lr_mult", "freeze", "ema", "flow_source", "neighbours",
            "level_weights", *SPEED_OPTIONS)  # fmt: skip
-VAL_HISTORY_KEYS = ("psnr", "ssim", "psnr_bicubic")
 
 
-def _plain(cfg: Any) -> Any:
-    """``cfg`` with every OmegaConf container (also inside dicts, lists and tuples) as plain dicts and
-    lists: the hyperparameters go into checkpoints, which ``torch.load(weights_only=True)`` (torch's
-    default, used by ``VSRModule.load_from_checkpoint``) reads only when they hold plain Python objects
-    (a ``ListConfig`` such as ``freeze`` made it fail)."""
-    if isinstance(cfg, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(cfg, resolve=True)
-    if isinstance(cfg, dict):
-        return {k: _plain(v) for k, v in cfg.items()}
-    if isinstance(cfg, list):
-        return [_plain(v) for v in cfg]
-    if isinstance(cfg, tuple):
-        return tuple(_plain(v) for v in cfg)
-    return cfg
-
-
-class VSRModule(pl.LightningModule):
+class VSRModule(ClipEvaluation, pl.LightningModule):
     """Builds the architecture from its config; trains on windows or sequences, evaluates whole clips.
 
     Args:
@@ -71,7 +50,7 @@ class VSRModule(pl.LightningModule):
         loss, optimizer, scheduler: configs of the pixel loss, the optimizer (without ``params``)
             and the LR scheduler (stepped every iteration, without ``optimizer``).
         protocol: the dataset's evaluation protocol (``data.protocol``;
-            :func:`vsrlab.metrics.clip_scores.check_protocol`); ``metrics``: its old name.
+            :func:`vsrlab.metrics.clip_scores.check_protocol`).
         evaluation: ``padding`` of sliding windows at clip ends and ``windows_per_forward`` windows per
             forward (:mod:`vsrlab.inference.clip`); ``log_images``, ``log_offsets`` and
             ``save_images`` configure the pictures (:class:`vsrlab.callbacks.EvaluationImages`);
@@ -116,7 +95,6 @@ class VSRModule(pl.LightningModule):
         lr_mult: dict[str, float] | None = None,
         freeze: list[dict[str, Any]] | None = None,
         ema: dict[str, Any] | None = None,
-        metrics: dict[str, Any] | None = None,
         flow_source: str | None = None,
         neighbours: str = "frames",
         level_weights: list[float] | None = None,
@@ -125,13 +103,8 @@ class VSRModule(pl.LightningModule):
         checkpointing: bool | list[str] = False,
     ) -> None:
         super().__init__()
-        if metrics is not None:  # checkpoints and configs of earlier versions
-            warnings.warn(
-                "VSRModule(metrics=...) is now protocol=... (model.protocol)", FutureWarning, stacklevel=2
-            )
-            protocol = protocol if protocol is not None else metrics
         given = locals()
-        args = {name: _plain(given[name]) for name in HPARAMS}
+        args = {name: plain_container(given[name]) for name in HPARAMS}
         self.save_hyperparameters(args)
         self.net: nn.Module = build_arch(args["arch"], load_weights=False)
         self.flow_source = check_flow_source(flow_source, self.net)
@@ -176,51 +149,6 @@ class VSRModule(pl.LightningModule):
     def _flow_teacher(self) -> nn.Module | None:
         """The frozen SPyNet of the offset-fidelity term (never a submodule, never saved)."""
         return None if self.offset_fidelity is None else self.offset_fidelity._teacher
-
-    def evaluation_net(self, stage: str = "test") -> nn.Module:
-        """The network ``stage`` (``val`` or ``test``; inference is ``test``) evaluates: the moving
-        average when ``model.ema`` says so, else the trained weights."""
-        if self.net_ema is not None and self.ema["validate" if stage == "val" else "test"]:
-            return self.net_ema.module
-        return self.net
-
-    def predict_clip(self, lq: Tensor, frames: list[int] | None = None, mirror: bool = False,
-                     stage: str = "test", flow_pairs: Tensor | None = None) -> Tensor:  # fmt: skip
-        """:func:`vsrlab.inference.clip.predict_clip` with the network ``stage`` evaluates and the
-        module's ``evaluation`` options: ``(L, C, h, w)`` -> ``(len(frames), C, s*h, s*w)``."""
-        per_forward = int(self.eval_cfg["windows_per_forward"])
-        return clip_inference.predict_clip(self.evaluation_net(stage), lq, frames, mirror=mirror,
-                                           padding=self.eval_cfg["padding"], flow_pairs=flow_pairs,
-                                           windows_per_forward=per_forward)  # fmt: skip
-
-    def refuse_batch_flows(self, what: str) -> None:
-        """Raise naming ``model.flow_source`` when the network takes the data's flows, which ``what``
-        (a video stream, frames from a notebook) does not carry."""
-        batch_flows({}, "flow_pairs", self.flow_source, what)
-
-    @torch.no_grad()
-    def super_resolve(self, frames: Any, frames_per_chunk: int = 32, overlap: int | None = None,
-                      pad_to: int = 4) -> Any:  # fmt: skip
-        """Super-resolve a clip of any length, streamed (:func:`vsrlab.inference.stream.super_resolve_stream`)
-        on the module's device with the evaluated network and its evaluation options.
-
-        ``frames``: ``(T, H, W, 3)`` uint8 RGB (an array, or a sequence of ``(H, W, 3)`` frames) ->
-        ``(T, s*H, s*W, 3)`` uint8; or a ``(T, C, h, w)`` float tensor in [0, 1] -> ``(T, C, s*h, s*w)``
-        float in [0, 1]. ``pad_to``: frames are reflect-padded to multiples of it (EDVR's pyramid needs 4)
-        and the output cropped back."""
-        from vsrlab.inference.stream import super_resolve_stream
-        from vsrlab.utils.images import to_uint8_hwc
-
-        self.refuse_batch_flows("a clip given to super_resolve")
-        net = self.evaluation_net().eval()
-        device = next(iter([*net.parameters(), *net.buffers()]), torch.empty(0, device=self.device)).device
-        as_tensor = isinstance(frames, Tensor)
-        stream = super_resolve_stream(
-            net, iter(frames.unbind(0) if as_tensor else frames), frames_per_chunk, overlap, pad_to, device,
-            padding=self.eval_cfg["padding"], windows_per_forward=int(self.eval_cfg["windows_per_forward"]),
-        )  # fmt: skip
-        out = torch.cat(list(stream)).clamp_(0, 1)
-        return out if as_tensor else to_uint8_hwc(out)
 
     def frozen_parameters(self, step: int) -> list[nn.Parameter]:
         return self.param_rules.frozen(step)
@@ -313,77 +241,3 @@ class VSRModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["vsrlab_val_history"] = list(self.val_history)
-
-    # ------------------------------------------------------------- evaluation
-    def _evaluate(
-        self, batch: dict[str, Any] | None, stage: str, scores: ClipScores
-    ) -> dict[str, Any] | None:
-        """Predict and score the clip of ``batch``; returns what the picture callback draws."""
-        if batch is None:  # every clip of the batch was bad and skipped (data skip_bad=true)
-            scores.skipped += 1
-            return None
-        lq, gt, name = batch["lq"], batch["gt"], str(batch["key"][0])
-        if lq.shape[0] != 1:
-            raise ValueError(f"{stage} batches must hold one clip, got {lq.shape[0]}")
-        lq, gt = lq[0], gt[0]
-        scale = gt.shape[-1] // lq.shape[-1]
-        if gt.shape[-2:] != (lq.shape[-2] * scale, lq.shape[-1] * scale):
-            raise ValueError(f"GT size {tuple(gt.shape[-2:])} is not an integer multiple of LR size "
-                             f"{tuple(lq.shape[-2:])} in clip {name}")  # fmt: skip
-        declared = upscale(self.net)
-        if declared is not None and declared != scale:
-            sizes = f"LR {tuple(lq.shape[-2:])}, GT {tuple(gt.shape[-2:])}"
-            fix = f"set arch.upscale={scale}"
-            raise ValueError(f"arch.upscale={declared} but clip {name} is x{scale} ({sizes}): {fix}")
-        length = lq.shape[0]
-        frames = [length // 2] if self.protocol["frames"] == "center" else list(range(length))
-        if gt.shape[0] == length:
-            gt = gt[frames]
-        elif gt.shape[0] != len(frames):
-            raise ValueError(f"clip {name} has {length} LR and {gt.shape[0]} GT frames")
-        pairs = batch_flows(batch, "flow_pairs", self.flow_source, f"{stage} batch")
-        pairs = None if pairs is None else pairs[0]  # (L, L, 2, h, w): the clip's flows (oracle flow)
-        out = self.predict_clip(lq, frames, mirror=self.protocol["mirror"], stage=stage, flow_pairs=pairs)
-        bicubic = matlab_imresize_tensor(lq[frames], scale)
-        fingerprint = json.loads(batch["fingerprint"][0]) if "fingerprint" in batch else None
-        use_motion = scores.motion is not None and self.clip_motion is not None
-        motion = self.clip_motion(batch, lq, frames) if use_motion else None
-        scores.update(int(batch["clip_index"][0]), name, frames, out, bicubic, gt, fingerprint, motion)
-        if self.level_term is not None and stage == "val":
-            self._log_level_psnr(lq, gt[len(frames) // 2 : len(frames) // 2 + 1], frames[len(frames) // 2])
-        return {"clip": name, "frames": frames, "lq": lq, "out": out, "bicubic": bicubic, "gt": gt,
-                "flow_pairs": pairs}  # fmt: skip
-
-    def _log_level_psnr(self, lq: Tensor, gt: Tensor, frame: int) -> None:
-        """PSNR of every level of the window centred on ``frame`` (cascaded networks, validation)."""
-        window = window_indices(frame, lq.shape[0], self.net.num_frame, self.eval_cfg["padding"])
-        levels = self.evaluation_net("val")(lq[window][None], return_levels=True)
-        psnrs = level_psnr(levels, level_targets(gt, [tuple(x.shape[-2:]) for x in levels]))
-        named = {f"val/psnr_level{i + 1}": v for i, v in enumerate(psnrs)}
-        self.log_dict(named, batch_size=1, sync_dist=True)
-
-    def _log_scores(self, stage: str, scores: ClipScores) -> dict[str, float]:
-        values = scores.compute()
-        self.log_dict({f"{stage}/{k}": v.float() for k, v in values.items()}, sync_dist=True)
-        return {k: float(v) for k, v in values.items()}
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any] | None:
-        return self._evaluate(batch, "val", self.val_scores)
-
-    def on_validation_epoch_end(self) -> None:
-        values = self._log_scores("val", self.val_scores)
-        if not self.trainer.sanity_checking:
-            self.val_psnr_best.update(torch.tensor(values["psnr"]))
-            self.log("val/psnr_best", self.val_psnr_best.compute().float(), sync_dist=True)
-            self.val_history.append(
-                {"step": int(self.global_step), **{k: values[k] for k in VAL_HISTORY_KEYS}}
-            )
-        self.val_scores.reset()
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any] | None:
-        return self._evaluate(batch, "test", self.test_scores)
-
-    def on_test_epoch_end(self) -> None:
-        self.test_results = self.test_scores.results()
-        self._log_scores("test", self.test_scores)
-        self.test_scores.reset()
