@@ -13,9 +13,9 @@ from hydra.utils import instantiate
 from conftest import compose_config
 from vsrlab.apps.evaluate import evaluate
 from vsrlab.data import VideoDataset, degrade, read_image, write_flo
+from vsrlab.data.augment import augment_arrays
 from vsrlab.data.errors import DataError
 from vsrlab.data.prepare import make_lmdb
-from vsrlab.data.video import augment_arrays
 from vsrlab.utils.images import frames_to_tensor
 
 TINY_ARCH = [

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from vsrlab.archs.basicvsr_arch import BidirectionalRecurrentVSR
 from vsrlab.archs.blocks import ConvResidualBlocks, ResidualBlockNoBN, make_layer
-from vsrlab.archs.edvr_arch import PCDAlignment, TSAFusion, broadcast_reference, feature_pyramid
+from vsrlab.archs.pcd_tsa import PCDAlignment, TSAFusion, broadcast_reference, feature_pyramid
 from vsrlab.archs.pretrained import IncompatibleCheckpointError, load_pretrained
 
 log = logging.getLogger(__name__)

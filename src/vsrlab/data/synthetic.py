@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
 
@@ -31,6 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vsrlab.data.fingerprint import clip_fingerprint
+from vsrlab.data.synthetic_motion import MotionConfig, apply, path_start, random_direction, similarity
 from vsrlab.data.synthetic_options import LRDegradation, resolve_motion, stratify
 from vsrlab.utils.images import frames_to_tensor
 
@@ -71,82 +71,6 @@ def load_image(name: str) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3].astype(np.uint8))
 
 
-def _similarity(scale: float, angle: float, src_centre: np.ndarray, dst_centre: np.ndarray) -> np.ndarray:
-    """3x3 matrix of ``dst = scale * R(angle) (src - src_centre) + dst_centre``."""
-    c, s = np.cos(angle) * scale, np.sin(angle) * scale
-    a = np.array([[c, -s], [s, c]])
-    m = np.eye(3)
-    m[:2, :2] = a
-    m[:2, 2] = dst_centre - a @ src_centre
-    return m
-
-
-def _apply(m: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return m[0, 0] * x + m[0, 1] * y + m[0, 2], m[1, 0] * x + m[1, 1] * y + m[1, 2]
-
-
-def _speed_range(name: str, value: Sequence[float] | None) -> tuple[float, float] | None:
-    if value is None:
-        return None
-    if len(value) != 2 or not 0 <= float(value[0]) <= float(value[1]):
-        raise ValueError(
-            f"motion.{name} must be [lo, hi] with 0 <= lo <= hi (LR pixels per frame), got {value}"
-        )
-    return float(value[0]), float(value[1])
-
-
-@dataclass(frozen=True)
-class MotionConfig:
-    """Ranges of the random motion, in HR pixels (and radians) per frame, except the two speed ranges.
-
-    ``speed`` (``[lo, hi]``, LR pixels per frame): per clip, the background (camera) translates across
-    the frame at a speed drawn uniformly from ``[lo, hi]`` in a uniformly random direction, instead of
-    the velocity of ``camera_speed``; the speed is exact at the reference (centre) frame, and
-    ``camera_acceleration``, ``camera_rotation`` and ``camera_zoom`` still add their motion (set them to
-    0 for a pure constant-speed translation). ``object_speed_range`` (``[lo, hi]``, LR pixels per
-    frame) does the same for the foreground, its speed and direction drawn independently of the
-    camera's; null: the range of ``speed`` when that is set, else ``object_speed`` (HR pixels). Both
-    null (default): the motion of earlier versions, bit for bit. Fast objects leave the frame after a
-    few frames (the valid masks of the flow say where they are hidden). ``foreground``: false leaves
-    the object out (the background alone; the same random draws, so the camera motion stays the same).
-    """
-
-    camera_speed: float = 6.0
-    camera_acceleration: float = 0.6
-    camera_rotation: float = 0.01
-    camera_zoom: float = 0.01
-    object_speed: float = 8.0
-    object_rotation: float = 0.03
-    object_size: tuple[float, float] = (0.3, 0.55)
-    speed: tuple[float, float] | None = None
-    object_speed_range: tuple[float, float] | None = None
-    foreground: bool = True
-
-    def __post_init__(self) -> None:
-        speed = _speed_range("speed", self.speed)
-        object_speed = _speed_range("object_speed_range", self.object_speed_range)
-        object.__setattr__(self, "speed", speed)
-        object.__setattr__(self, "object_speed_range", object_speed if object_speed is not None else speed)
-        object.__setattr__(self, "object_size", tuple(self.object_size))
-
-
-def _random_direction(rng: np.random.Generator, speed: tuple[float, float], scale: int) -> np.ndarray:
-    """A velocity ``(x, y)`` in HR pixels per frame: magnitude uniform in ``speed`` (LR pixels per
-    frame) times ``scale``, direction uniform. Two draws, as the ``uniform(-v, v, 2)`` it replaces."""
-    magnitude, direction = rng.uniform(*speed), rng.uniform(-np.pi, np.pi)
-    return magnitude * scale * np.array([np.cos(direction), np.sin(direction)])
-
-
-def _path_start(u: np.ndarray, reach: np.ndarray, margin: float, image_size: tuple[int, int]) -> np.ndarray:
-    """Start (reference-frame) point ``(x, y)`` of a camera path that moves at most ``reach`` source
-    pixels either way per axis while the frame covers ``margin`` pixels around it: uniform (``u`` in
-    [0, 1)) over the positions that keep every frame inside the image, or the image centre on an axis
-    where the path does not fit (frames then see the image's mirror extension, see :meth:`render`)."""
-    sizes = np.array([image_size[1], image_size[0]], dtype=np.float64)  # (x, y)
-    lo, hi = margin + reach, sizes - 1 - margin - reach
-    return np.where(hi >= lo, lo + u * (hi - lo), (sizes - 1) / 2)
-
-
 class SyntheticClip:
     """One random two-layer clip: rendering of HR frames and analytic flow between frames.
 
@@ -178,19 +102,19 @@ class SyntheticClip:
             start = np.array([rng.uniform(0.3, 0.7) * (bw - 1), rng.uniform(0.3, 0.7) * (bh - 1)])
             vel = rng.uniform(-motion.camera_speed, motion.camera_speed, 2)
         else:  # the same number of draws, so the rest of the clip (layers, object) stays the same
-            u_start, frame_vel = rng.uniform(0, 1, 2), _random_direction(rng, motion.speed, scale)
+            u_start, frame_vel = rng.uniform(0, 1, 2), random_direction(rng, motion.speed, scale)
         acc = rng.uniform(-motion.camera_acceleration, motion.camera_acceleration, 2)
         angle0, omega = rng.uniform(-0.2, 0.2), rng.uniform(-motion.camera_rotation, motion.camera_rotation)
         zoom0, zeta = rng.uniform(0.9, 1.1), rng.uniform(-motion.camera_zoom, motion.camera_zoom)
         if motion.speed is not None:
             # a source point moves across the frame at -zoom * R(angle) * vel: |vel| = speed / zoom0
-            vel = -_similarity(1 / zoom0, -angle0, np.zeros(2), np.zeros(2))[:2, :2] @ frame_vel
+            vel = -similarity(1 / zoom0, -angle0, np.zeros(2), np.zeros(2))[:2, :2] @ frame_vel
             reach = np.abs(vel) * ref + 0.5 * np.abs(acc) * ref * ref
             zoom_min = zoom0 * max(1 - abs(zeta) * ref, 0.5)
             margin = np.hypot(w, h) / 2 / zoom_min + 2  # the frame's half diagonal, cubic taps
-            start = _path_start(u_start, reach, margin, (bh, bw))
+            start = path_start(u_start, reach, margin, (bh, bw))
         self.bg_tf = [
-            _similarity(
+            similarity(
                 zoom0 * (1 + zeta * t), angle0 + omega * t, start + vel * t + 0.5 * acc * t * t, centre
             )
             for t in tau
@@ -205,19 +129,19 @@ class SyntheticClip:
         if motion.object_speed_range is None:
             fvel = rng.uniform(-motion.object_speed, motion.object_speed, 2)
         else:
-            fvel = _random_direction(rng, motion.object_speed_range, scale)
+            fvel = random_direction(rng, motion.object_speed_range, scale)
         phi0, fomega = (
             rng.uniform(-np.pi, np.pi),
             rng.uniform(-motion.object_rotation, motion.object_rotation),
         )
         self.fg_src_centre = src
-        self.fg_tf = [_similarity(1.0, phi0 + fomega * t, src, pos + fvel * t) for t in tau]
+        self.fg_tf = [similarity(1.0, phi0 + fomega * t, src, pos + fvel * t) for t in tau]
 
     def _fg_radius(self, t: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Normalised elliptic radius of frame-``t`` points in the foreground (< 1 inside; inf: none)."""
         if not self.foreground:
             return np.full(np.shape(x), np.inf)
-        qx, qy = _apply(np.linalg.inv(self.fg_tf[t]), x, y)
+        qx, qy = apply(np.linalg.inv(self.fg_tf[t]), x, y)
         return np.sqrt(
             ((qx - self.fg_src_centre[0]) / self.radii[0]) ** 2
             + ((qy - self.fg_src_centre[1]) / self.radii[1]) ** 2
@@ -261,8 +185,8 @@ class SyntheticClip:
         on_fg = self._fg_radius(ref, x, y) < 1
         flows, valids = [], []
         for t in range(len(self.bg_tf)) if frames is None else frames:
-            bx, by = _apply(self.bg_tf[t] @ np.linalg.inv(self.bg_tf[ref]), x, y)
-            fx, fy = _apply(self.fg_tf[t] @ np.linalg.inv(self.fg_tf[ref]), x, y)
+            bx, by = apply(self.bg_tf[t] @ np.linalg.inv(self.bg_tf[ref]), x, y)
+            fx, fy = apply(self.fg_tf[t] @ np.linalg.inv(self.fg_tf[ref]), x, y)
             tx, ty = np.where(on_fg, fx, bx), np.where(on_fg, fy, by)
             visible = on_fg | (self._fg_radius(t, tx, ty) >= 1)
             inside = (tx >= 0) & (tx <= self.size[1] - 1) & (ty >= 0) & (ty <= self.size[0] - 1)

@@ -2,7 +2,7 @@
 benchmark where neighbour frames carry information the centre frame lacks (``data=align_bench``).
 
 - **Motion presets** (``motion: {preset: translation, ...}``, :data:`MOTION_PRESETS`): named sets of
-  :class:`~vsrlab.data.synthetic.MotionConfig` fields under the keys given beside them.
+  :class:`~vsrlab.data.synthetic_motion.MotionConfig` fields under the keys given beside them.
   ``translation``: camera and object translate at constant velocity (no acceleration, rotation or
   zoom), so the flow between any two frames is a constant vector per layer.
 - **Speed strata** (``speeds`` and ``clips_per_speed``, :class:`SpeedStrata`): clip ``i`` moves at
@@ -45,7 +45,7 @@ _NOISE_STREAM, _OCCLUSION_STREAM = 1, 2
 
 
 def resolve_motion(motion: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The :class:`~vsrlab.data.synthetic.MotionConfig` fields of ``motion``: its ``preset``'s
+    """The :class:`~vsrlab.data.synthetic_motion.MotionConfig` fields of ``motion``: its ``preset``'s
     (:data:`MOTION_PRESETS`), overridden by the keys given beside it.
 
     Raises:
