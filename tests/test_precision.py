@@ -309,3 +309,26 @@ def test_every_arch_trains_under_bf16_mixed(tmp_path, name):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = model.net(lq)
     assert rel(out, reference) < 0.02
+
+
+def test_precision_fits_the_machine(make_cfg, caplog):
+    """``auto`` is bf16 only where the CPU has native bf16 (else float32); a requested bf16 on a CPU
+    without it is kept, with one warning naming the slow kernel and what to set instead."""
+    from vsrlab.engine.trainer import build_trainer
+    from vsrlab.utils.precision import cpu_has_native_bf16, resolve_precision
+
+    assert resolve_precision("auto", on_cuda=False, native_bf16=True) == ("bf16-mixed", None)
+    assert resolve_precision("auto", on_cuda=False, native_bf16=False) == ("32-true", None)
+    assert resolve_precision("32-true", on_cuda=False, native_bf16=False) == ("32-true", None)
+    assert resolve_precision("bf16-mixed", on_cuda=False, native_bf16=True) == ("bf16-mixed", None)
+    kept, warning = resolve_precision("bf16-mixed", on_cuda=False, native_bf16=False)
+    assert kept == "bf16-mixed" and "without native bf16" in warning and "slow reference kernel" in warning
+    assert "trainer.precision=32-true" in warning
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert cpu_has_native_bf16() == native  # this machine's answer, as oneDNN gives it
+    with caplog.at_level("WARNING", logger="vsrlab.engine.trainer"):
+        trainer = build_trainer(make_cfg(overrides=["trainer.precision=auto"]))
+        assert trainer.precision == ("bf16-mixed" if native else "32-true")
+        build_trainer(make_cfg(overrides=["trainer.precision=bf16-mixed"]))
+    warned = [r for r in caplog.records if "without native bf16" in r.getMessage()]
+    assert len(warned) == (0 if native else 1)
