@@ -83,7 +83,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 def _train(cfg: DictConfig, ckpt_path: str | None, snapshot: dict[str, Any]) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     if cfg.get("seed") is not None:
-        pl.seed_everything(cfg.seed, workers=True)
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
     context = sweep_context()
     try:
         datamodule = instantiate(cfg.data)

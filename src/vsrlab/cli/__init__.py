@@ -1,9 +1,21 @@
 """Console entry points: thin shells over the apps (:mod:`vsrlab.apps`); each ``main()`` calls
-:func:`start` first."""
+:func:`start` first and runs its app through :func:`run_app`.
+
+A user error (bad data, a missing or unreadable checkpoint or input, a config argument the code does not
+take) ends a single run with one line naming the culprit and exit status 1; ``HYDRA_FULL_ERROR=1`` or
+``extras.traceback=true`` shows the traceback instead. Internal errors, and every error of a multirun job
+(the sweep records it), keep their traceback.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def start(app: str) -> None:
@@ -17,3 +29,45 @@ def start(app: str) -> None:
     except RenamedKeyError as error:
         print(f"vsrlab-{app}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def user_error(error: BaseException) -> str | None:
+    """The one-line message of a user error, None for anything else (an internal error)."""
+    from hydra.errors import InstantiationException
+
+    from vsrlab.archs.pretrained import IncompatibleCheckpointError
+    from vsrlab.data.errors import DataError
+    from vsrlab.utils.checkpoint import CheckpointError
+
+    named = (DataError, CheckpointError, FileNotFoundError, NotADirectoryError, PermissionError)
+    if isinstance(error, named):
+        return str(error)
+    if isinstance(error, IncompatibleCheckpointError):
+        return str(error.args[0]) if error.args else str(error)
+    if isinstance(error, InstantiationException):  # the innermost target and what it refused
+        while isinstance(error.__cause__, InstantiationException):
+            error = error.__cause__
+        cause = error.__cause__
+        if not isinstance(cause, (TypeError, ValueError)):
+            return None
+        target = str(error).strip().splitlines()[0].rstrip(":") if str(error).strip() else "config"
+        return f"{target}: {cause}"
+    return None
+
+
+def run_app(app: str, task: Callable[[Any], Any], cfg: Any) -> Any:
+    """``task(cfg)``; a user error of a single run ends it with one line (see the module docstring)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        return task(cfg)
+    except Exception as error:
+        message = user_error(error)
+        multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+        wanted = os.environ.get("HYDRA_FULL_ERROR") == "1" or bool((cfg.get("extras") or {}).get("traceback"))
+        if message is None or multirun or wanted:
+            raise
+        log.error("%s: %s", type(error).__name__, message)  # the run's log file keeps it
+        print(f"vsrlab-{app}: error: {message}\n(the traceback: HYDRA_FULL_ERROR=1)", file=sys.stderr)
+        raise SystemExit(1) from None

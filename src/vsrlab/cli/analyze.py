@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig
 
 from vsrlab.apps.analyze import analyze
-from vsrlab.cli import start
+from vsrlab.cli import run_app, start
 from vsrlab.engine import CONFIG_DIR, setup_run
 
 
@@ -22,7 +22,7 @@ from vsrlab.engine import CONFIG_DIR, setup_run
 def hydra_main(cfg: DictConfig) -> None:
     """The Hydra app."""
     setup_run(cfg)
-    analyze(cfg)
+    run_app("analyze", analyze, cfg)
 
 
 def main() -> None:

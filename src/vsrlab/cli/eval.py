@@ -16,7 +16,7 @@ import hydra
 from omegaconf import DictConfig
 
 from vsrlab.apps.evaluate import evaluate
-from vsrlab.cli import start
+from vsrlab.cli import run_app, start
 from vsrlab.engine import CONFIG_DIR, setup_run
 
 
@@ -24,7 +24,7 @@ from vsrlab.engine import CONFIG_DIR, setup_run
 def hydra_main(cfg: DictConfig) -> None:
     """The Hydra app."""
     setup_run(cfg)
-    evaluate(cfg)
+    run_app("eval", evaluate, cfg)
 
 
 def main() -> None:

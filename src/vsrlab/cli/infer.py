@@ -13,7 +13,7 @@ import hydra
 from omegaconf import DictConfig
 
 from vsrlab.apps.infer import infer
-from vsrlab.cli import start
+from vsrlab.cli import run_app, start
 from vsrlab.engine import CONFIG_DIR, setup_run
 
 
@@ -21,7 +21,7 @@ from vsrlab.engine import CONFIG_DIR, setup_run
 def hydra_main(cfg: DictConfig) -> None:
     """The Hydra app."""
     setup_run(cfg)
-    infer(cfg)
+    run_app("infer", infer, cfg)
 
 
 def main() -> None:

@@ -22,10 +22,11 @@ from vsrlab.cluster.signals import STOP
 def run(cfg: Any) -> float | None:
     """The Hydra task: one run, or one job of a multirun; returns the optimized metric."""
     from vsrlab.apps.train import train
+    from vsrlab.cli import run_app
     from vsrlab.engine import setup_run
 
     setup_run(cfg)
-    results = train(cfg)
+    results = run_app("train", train, cfg)
     metric = cfg.get("optimized_metric")
     return results.get("val", {}).get(metric) if metric else None
 

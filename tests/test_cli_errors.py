@@ -1,0 +1,61 @@
+"""User errors end a run with one short message naming the culprit (issue 25); the traceback only with
+``HYDRA_FULL_ERROR=1`` or ``extras.traceback=true``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def _run(app: str, args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    environ.update({"WANDB_MODE": "offline", "WANDB_SILENT": "true", **env})
+    return subprocess.run(
+        [str(BIN / f"vsrlab-{app}"), *args, f"paths.log_dir={tmp_path}", "extras.print_config=false"],
+        capture_output=True, text=True, timeout=300, env=environ,
+    )  # fmt: skip
+
+
+def _messages(stderr: str) -> list[str]:
+    """stderr without the third-party warnings a run may print before it fails."""
+    noise = ("UserWarning", "warnings.warn", "srun", "_pytree", "LeafSpec")
+    return [line for line in stderr.splitlines() if line.strip() and not any(n in line for n in noise)]
+
+
+@pytest.mark.parametrize(
+    ("app", "args", "culprit"),
+    [
+        ("eval", ["ckpt_path={tmp}/missing.ckpt"], "checkpoint not found: {tmp}/missing.ckpt"),
+        ("eval", ["ckpt_path={tmp}/broken.ckpt"], "{tmp}/broken.ckpt"),
+        (
+            "infer",
+            ["arch=bicubic", "input={tmp}/notes.txt", "output={tmp}/out"],
+            "cannot open video {tmp}/notes.txt",
+        ),
+        ("train", ["+arch.num_feats=16", "trainer.max_steps=1"], "unexpected keyword argument 'num_feats'"),
+    ],
+)
+def test_a_user_error_is_one_line_naming_the_culprit(app, args, culprit, tmp_path):
+    (tmp_path / "notes.txt").write_text("not a video\n")
+    (tmp_path / "broken.ckpt").write_bytes(b"PK\x03\x04 truncated")
+    proc = _run(app, [a.format(tmp=tmp_path) for a in args], tmp_path)
+    lines = _messages(proc.stderr)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert len(lines) == 2 and lines[0].startswith(f"vsrlab-{app}: error: "), proc.stderr[-2000:]
+    assert culprit.format(tmp=tmp_path) in lines[0] and "HYDRA_FULL_ERROR=1" in lines[1]
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_the_traceback_on_request(tmp_path):
+    for env, args in (({"HYDRA_FULL_ERROR": "1"}, []), ({}, ["extras.traceback=true"])):
+        proc = _run("eval", [f"ckpt_path={tmp_path}/missing.ckpt", *args], tmp_path, **env)
+        assert proc.returncode == 1 and "Traceback (most recent call last)" in proc.stderr, proc.stderr[
+            -2000:
+        ]
+        assert "FileNotFoundError: checkpoint not found" in proc.stderr
