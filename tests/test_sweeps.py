@@ -91,6 +91,7 @@ SWEEPS = {  # experiment -> number of jobs of its grid
     "rethinking_alignment_mini": 4,
     "dksan_ablation": 4,
     "alignment_benchmark": 15,
+    "alignment_benchmark_noaa": 9,
 }
 
 

@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
 # The alignment benchmark (issue 23; README.md here): the oracle row (true flow, no training), then the sweep
-# of conf/experiment/alignment_benchmark.yaml (6 rows x 3 seeds, one job at a time), then the tables, gates
-# and figure. Outputs under ${OUT:-/tmp/alignment_benchmark}; finished jobs are skipped on a rerun.
+# of conf/experiment/${EXP}.yaml (one job at a time), then the tables, gates and figure. EXP=alignment_benchmark
+# (default: area x4, 5 rows x 3 seeds) or EXP=alignment_benchmark_noaa (no anti-aliasing, the gates' 3 rows).
+# Outputs under ${OUT:-/tmp/alignment_benchmark}; finished jobs are skipped on a rerun.
 set -euo pipefail
 OUT=${OUT:-/tmp/alignment_benchmark}
 BIN=${BIN:-.venv/bin}
+EXP=${EXP:-alignment_benchmark}
 export WANDB_MODE=offline WANDB_SILENT=true
 COMMON=(paths.root_dir="$OUT" paths.log_dir="$OUT" logger=csv extras.print_config=false)
-[ -f "$OUT/eval/runs/oracle/metrics.json" ] ||
-  "$BIN/vsrlab-eval" data=align_bench arch=oracle arch.num_frame=5 model.flow_source=batch run_name=oracle "${COMMON[@]}"
-"$BIN/vsrlab-train" -m experiment=alignment_benchmark hydra/launcher=basic trainer.enable_progress_bar=false \
+case "$EXP" in
+  alignment_benchmark) DEGRADATION=area ORACLE=oracle RESULTS=experiments/alignment_benchmark ;;
+  alignment_benchmark_noaa) DEGRADATION=bicubic_noaa ORACLE=oracle_noaa RESULTS=experiments/alignment_benchmark/noaa ;;
+  *) echo "EXP must be alignment_benchmark or alignment_benchmark_noaa, got $EXP" >&2; exit 2 ;;
+esac
+[ -f "$OUT/eval/runs/$ORACLE/metrics.json" ] ||
+  "$BIN/vsrlab-eval" data=align_bench data.test.degradation="$DEGRADATION" arch=oracle arch.num_frame=5 \
+    model.flow_source=batch run_name="$ORACLE" "${COMMON[@]}"
+"$BIN/vsrlab-train" -m experiment="$EXP" hydra/launcher=basic trainer.enable_progress_bar=false \
   "${COMMON[@]}" ${ARGS:-}
-"$BIN/python" experiments/alignment_benchmark/summarize.py "$OUT/train/multiruns/alignment_benchmark" \
-  "$OUT/eval/runs/oracle" --out experiments/alignment_benchmark
+mkdir -p "$RESULTS"
+"$BIN/python" experiments/alignment_benchmark/summarize.py "$OUT/train/multiruns/$EXP" \
+  "$OUT/eval/runs/$ORACLE" --out "$RESULTS"
