@@ -21,7 +21,7 @@ from vsrlab.engine import CONFIG_DIR, setup_run
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="analyze")
 def hydra_main(cfg: DictConfig) -> None:
     """The Hydra app."""
-    setup_run(cfg)
+    setup_run(cfg, "analyze")
     run_app("analyze", analyze, cfg)
 
 

@@ -23,7 +23,7 @@ from vsrlab.engine import CONFIG_DIR, setup_run
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def hydra_main(cfg: DictConfig) -> None:
     """The Hydra app."""
-    setup_run(cfg)
+    setup_run(cfg, "eval")
     run_app("eval", evaluate, cfg)
 
 

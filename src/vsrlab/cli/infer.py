@@ -20,7 +20,7 @@ from vsrlab.engine import CONFIG_DIR, setup_run
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="infer")
 def hydra_main(cfg: DictConfig) -> None:
     """The Hydra app."""
-    setup_run(cfg)
+    setup_run(cfg, "infer")
     run_app("infer", infer, cfg)
 
 

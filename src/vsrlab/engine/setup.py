@@ -7,13 +7,15 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from hydra.utils import get_class
 from omegaconf import DictConfig
 
+from vsrlab.archs.contract import offset_axes
 from vsrlab.data.process import configure_process
 from vsrlab.engine.ddp import install_rank_command
 from vsrlab.engine.resolvers import register_resolvers
 from vsrlab.run.snapshot import code_state
-from vsrlab.utils.console import print_config_tree
+from vsrlab.utils.console import print_config_tree, quiet_third_party
 from vsrlab.utils.ddp import process_rank
 from vsrlab.utils.system import keep_freed_memory
 
@@ -40,6 +42,7 @@ def init(rank_module: str = TRAIN_MODULE) -> None:
     settings of the data layer (:func:`vsrlab.data.process.configure_process`); it records the code's
     git state as imported (:func:`vsrlab.run.snapshot.code_state`)."""
     code_state()
+    quiet_third_party()
     register_resolvers()
     install_rank_command(rank_module)
     configure_process()
@@ -56,12 +59,49 @@ def refuse_renamed_keys(argv: list[str], app: str) -> None:
                 raise RenamedKeyError(f"`{old}` was renamed: use `{new}{key[len(old) :]}` ({arg!r})")
 
 
-def setup_run(cfg: DictConfig) -> None:
-    """Process-wide settings from ``cfg.extras``."""
+def run_summary(cfg: DictConfig, app: str) -> str:
+    """A few lines on what a run is: its arch (with G x N where the arch has them), data, steps or
+    checkpoint, and run directory (``extras.print_config=true`` prints the whole config instead)."""
+
+    lines = []
+    arch = cfg.get("arch") or {}
+    target = str(arch.get("_target_", "?"))
+    name = target.rsplit(".", 1)[-1]
+    try:
+        axes = offset_axes(get_class(target))
+    except Exception:  # noqa: BLE001 - a summary never stops a run
+        axes = None
+    if axes and all(a in arch for a in axes):
+        name += f" (G={arch[axes[0]]} x N={arch[axes[1]]})"
+    if cfg.get("ckpt_path") not in (None, "auto"):
+        name += f", checkpoint {cfg.ckpt_path}"
+    lines.append(f"arch   {name}")
+    data = cfg.get("data") or {}
+    split = data.get("train") if app == "train" else data.get("test")
+    if isinstance(split, DictConfig) and "_target_" in split:
+        source = split.get("root") or split.get("dataset") or ""
+        lines.append(f"data   {str(split._target_).rsplit('.', 1)[-1]} {source}".rstrip())
+    if app == "train" and "trainer" in cfg:
+        every = cfg.trainer.get("val_check_interval")
+        lines.append(f"steps  {cfg.trainer.get('max_steps')} (validation every {every})")
+    paths = cfg.get("paths") or {}
+    if paths.get("output_dir"):
+        lines.append(f"run    {paths.output_dir}")
+    return "\n".join(
+        f"vsrlab-{app}: {line}" if i == 0 else f"{' ' * (len(app) + 9)}{line}" for i, line in enumerate(lines)
+    )
+
+
+def setup_run(cfg: DictConfig, app: str = "train") -> None:
+    """Process-wide settings from ``cfg.extras``; on rank 0 the run's summary (:func:`run_summary`), or
+    its whole config with ``extras.print_config=true``."""
     extras = cfg.get("extras") or {}
     if extras.get("cpu_malloc_cache"):
         keep_freed_memory()
     if extras.get("ignore_warnings"):
         warnings.filterwarnings("ignore")
-    if extras.get("print_config") and process_rank() == 0:
-        print_config_tree(cfg)
+    if process_rank() == 0:
+        if extras.get("print_config"):
+            print_config_tree(cfg)
+        else:
+            print(run_summary(cfg, app), flush=True)

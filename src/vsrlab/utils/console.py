@@ -1,7 +1,10 @@
-"""What the apps print: the composed config as a tree and per-clip results as a table."""
+"""What the apps print: a short summary of the run (or the composed config as a tree), per-clip results
+as a table; and the known third-party noise dropped at its source."""
 
 from __future__ import annotations
 
+import logging
+import warnings
 from typing import Any
 
 import rich
@@ -45,3 +48,37 @@ def results_table(results: dict[str, Any], title: str) -> Table:
         style="bold",
     )
     return table
+
+
+#: third-party console lines that say nothing about the run (issue 25): message fragments per logger
+NOISE_LOGS = {
+    "pytorch_lightning.utilities.rank_zero": ("💡 Tip:",),
+    "lightning.pytorch.utilities.rank_zero": ("💡 Tip:",),
+    "pytorch_lightning.trainer.connectors.checkpoint_connector": ("`weights_only` was not set",),
+}
+#: third-party warnings that say nothing about the run: message patterns (regular expressions)
+NOISE_WARNINGS = (
+    r"The `srun` command is available on your system but is not used",
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+)
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, fragments: tuple[str, ...]) -> None:
+        super().__init__()
+        self.fragments = fragments
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(f in message for f in self.fragments)
+
+
+def quiet_third_party() -> None:
+    """Drop the known third-party noise at its source (idempotent): Lightning's tips and checkpoint
+    notices, the srun hint, a deprecation inside Lightning."""
+    for name, fragments in NOISE_LOGS.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessages) for f in logger.filters):
+            logger.addFilter(_DropMessages(fragments))
+    for pattern in NOISE_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)

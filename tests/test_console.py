@@ -1,0 +1,31 @@
+"""A quiet console (issue 25): a run prints a few lines on what it is, not the whole config, and none of
+the known third-party noise."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+NOISE = ("💡 Tip", "The `srun` command is available", "LeafSpec", "`weights_only` was not set", "CONFIG")
+
+
+def test_a_run_prints_its_summary_and_no_noise(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    proc = subprocess.run(
+        [str(BIN / "vsrlab-train"), "debug=fdr", f"paths.log_dir={tmp_path}", "run_name=quiet"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    lines = out.splitlines()
+    before_bar = lines[: next(i for i, line in enumerate(lines) if "━" in line and "/" in line)]
+    assert len(before_bar) <= 30, "\n".join(before_bar)
+    assert lines[0] == "vsrlab-train: arch   SlidingWindowVSR (G=4 x N=9)", out[:2000]
+    assert lines[1].split() == ["data", "SyntheticVideoDataset"] and lines[2].split()[:2] == ["steps", "500"]
+    assert lines[3].split() == ["run", str(tmp_path / "debug" / "runs" / "quiet")]
+    assert not [n for n in NOISE if n in out], [line for line in lines if any(n in line for n in NOISE)]
+    # the whole config is still kept in the run directory
+    assert "SlidingWindowVSR" in (tmp_path / "debug" / "runs" / "quiet" / "resolved_config.yaml").read_text()
