@@ -183,3 +183,19 @@ def test_a_run_that_cannot_start_is_marked_failed_naming_the_error(make_cfg, tmp
     status = json.loads((tmp_path / "run" / "status.json").read_text())
     assert status["state"] == "failed" and status["step"] == 0
     assert "not_an_argument" in status["error"]
+
+
+def test_eval_of_a_checkpoint_scores_the_clips_its_run_was_tested_on(make_cfg, tmp_path):
+    """`vsrlab-eval ckpt_path=...` without data overrides takes the data of the checkpoint's run (here 3
+    validation clips of 5 frames, 24x24, not eval.yaml's default); a data override chooses other data."""
+    data = ["data.val.num_clips=3", "data.val.num_frames=5", "data.val.lq_size=[24,24]"]
+    trained = train(make_cfg(overrides=[*data, "trainer.max_steps=2", "test=true"], run="trained"))
+    ckpt = trained["best"]["ckpt_path"]
+    own = evaluate(make_cfg("eval", overrides=[f"ckpt_path={ckpt}", "extras.print_config=false"], run="own"))
+    assert sorted(own["clips"]) == sorted(trained["test"]["clips"]) and len(own["clips"]) == 3
+    assert own["mean"]["psnr"] == pytest.approx(trained["test"]["mean"]["psnr"], abs=1e-6)
+    other = evaluate(
+        make_cfg("eval", overrides=[f"ckpt_path={ckpt}", "data.val.num_clips=2", "data.val.num_frames=3",
+                                    "data.val.lq_size=[16,16]", "extras.print_config=false"], run="other")
+    )  # fmt: skip
+    assert len(other["clips"]) == 2 and other["mean"]["psnr"] != pytest.approx(own["mean"]["psnr"])

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import rich
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vsrlab.callbacks import EvaluationImages
 from vsrlab.engine import build_trainer, finish_wandb, instantiate_loggers, load_model
-from vsrlab.run import METRICS_FILE, write_json
+from vsrlab.run import METRICS_FILE, RESOLVED_CONFIG, write_json
 from vsrlab.utils.console import results_table
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,31 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         finish_wandb()
 
 
+def run_data(cfg: DictConfig) -> str:
+    """Point ``cfg.data`` (and the protocol it implies) at the data of the checkpoint's own run when the
+    command line chose no data (no ``data=`` or ``data.*`` override): a checkpoint is scored on the
+    clips its run was tested on, not on ``eval.yaml``'s default. Returns where the data came from."""
+    ckpt = cfg.get("ckpt_path")
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    if not ckpt:
+        return "data of this config"
+    if any(o.lstrip("+~").split("=", 1)[0].split(".", 1)[0] == "data" for o in overrides):
+        return "data given on the command line"
+    resolved = Path(ckpt).resolve().parent.parent / RESOLVED_CONFIG
+    if not resolved.is_file():
+        return f"data of this config ({resolved.name} not found beside the checkpoint's run)"
+    run = OmegaConf.load(resolved)
+    if "data" not in run:
+        return f"data of this config ({resolved} has no data)"
+    with open_dict(cfg):
+        cfg.data = run.data
+        if "protocol" in run.data:
+            cfg.model.protocol = run.data.protocol
+    return f"the data its run was tested on ({resolved}; data=... chooses other data)"
+
+
 def _evaluate(cfg: DictConfig) -> dict[str, Any]:
+    log.info("evaluating on %s", run_data(cfg))
     datamodule = instantiate(cfg.data)
     model = load_model(cfg)
     loggers = instantiate_loggers(cfg)
