@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -141,3 +142,25 @@ def time_left_s(job_id: str) -> float | None:
     if done is None or done.returncode != 0 or not done.stdout.strip():
         return None
     return parse_duration(done.stdout.strip().splitlines()[0])
+
+
+def restart_count(job_id: str) -> int | None:
+    """How often SLURM has restarted (requeued) the job (``scontrol show job``'s ``Restarts``); None
+    without an answer."""
+    done = _run(["scontrol", "show", "job", "-o", job_id])
+    match = re.search(r"\bRestarts=(\d+)", done.stdout) if done is not None and done.returncode == 0 else None
+    return int(match[1]) if match else None
+
+
+def was_requeued(job_id: str, wait_s: float = 5.0, poll_s: float = 0.5) -> bool:
+    """Whether the running job has been requeued since it started: its restart count is past the one
+    SLURM gave this start (``SLURM_RESTART_COUNT``), waiting up to ``wait_s`` for slurmctld to say so."""
+    started_as = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
+    deadline = time.monotonic() + wait_s
+    while True:
+        count = restart_count(job_id)
+        if count is not None and count > started_as:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)

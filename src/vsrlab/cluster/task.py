@@ -32,11 +32,32 @@ from typing import Any  # noqa: E402
 def _requeue_through_stop(env: Any, paths: Any, delayed: Any) -> None:
     """Stands in for ``JobEnvironment._handle_signals``: no handler, submitit's checkpoint-and-requeue
     (``scontrol requeue`` on rank 0, then ``sys.exit(-1)``; an error result once the job's requeues are
-    used up) as the requeue action of ``STOP``."""
+    used up) as the requeue action of ``STOP``.
+
+    SLURM terminates the job it requeues, and ``scontrol requeue`` runs inside that job: it can be ended
+    by that SIGTERM before it returns (seen on a loaded machine). That is a requeue that happened, not a
+    failure: when SLURM's restart count says so, the task exits as after a requeue (no error result)."""
+    import signal
+    import subprocess
+
     from submitit.core.job_environment import SignalHandler
 
+    from vsrlab.cluster.slurm import was_requeued
+
     handler = SignalHandler(env, paths, delayed)
-    STOP.requeue = handler.checkpoint_and_try_requeue
+
+    def requeue(signum: int) -> None:
+        try:
+            handler.checkpoint_and_try_requeue(signum)
+        except subprocess.CalledProcessError as error:
+            if error.returncode != -signal.SIGTERM or not was_requeued(str(env.job_id)):
+                raise
+            sys.stderr.write(
+                f"[vsrlab] scontrol requeue ended by the requeue's SIGTERM: {env.job_id} is requeued\n"
+            )
+            raise SystemExit(-1) from None
+
+    STOP.requeue = requeue
 
 
 def arm_time_limit(job_id: str, delay_s: float) -> threading.Timer | None:
