@@ -8,6 +8,7 @@ import torch.nn as nn
 
 from vsrlab.losses import L1Loss
 from vsrlab.losses.levels import LevelTerm, level_psnr, level_targets, returns_levels
+from vsrlab.losses.terms import StepOutputs
 from vsrlab.ops.resize import matlab_imresize_tensor
 
 
@@ -52,11 +53,12 @@ def test_weighted_loss_over_levels_and_final_only():
     levels = net(lq, return_levels=True)
     loss_fn = L1Loss()
     expected = 0.5 * loss_fn(levels[0], matlab_imresize_tensor(gt, 0.5)) + 2.0 * loss_fn(levels[1], gt)
-    loss, psnrs = LevelTerm([0.5, 2.0])(levels, gt, loss_fn)
+    step = StepOutputs({"lq": lq}, levels[-1], gt, 0, levels=levels)
+    loss, psnrs = LevelTerm([0.5, 2.0], loss_fn)(step)
     torch.testing.assert_close(loss, expected)
-    final, _ = LevelTerm(None)(levels, gt, loss_fn)
+    final, _ = LevelTerm(None, loss_fn)(step)
     torch.testing.assert_close(final, loss_fn(levels[1], gt))
-    assert len(psnrs) == 2
+    assert sorted(psnrs) == ["psnr_level1", "psnr_level2"]
 
 
 def test_config_errors_name_the_key():

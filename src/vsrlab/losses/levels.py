@@ -17,6 +17,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from vsrlab.archs.contract import num_levels, returns_levels
+from vsrlab.losses.terms import LossTerm, StepOutputs
 from vsrlab.ops.resize import matlab_imresize_tensor
 from vsrlab.utils.precision import at_least_float32
 
@@ -47,14 +48,26 @@ def level_psnr(levels: Sequence[Tensor], targets: Sequence[Tensor]) -> list[Tens
     return values
 
 
-class LevelTerm:
-    """The multi-level loss and per-level scores of a cascaded network (see the module docstring)."""
+class LevelTerm(LossTerm):
+    """The pixel term of a cascaded network: ``loss_fn`` over its levels (see the module docstring),
+    with every level's PSNR as scores (``psnr_level<l>``)."""
 
-    def __init__(self, weights: Sequence[float] | None) -> None:
+    name = "pix"
+    needs = frozenset({"levels"})
+
+    def __init__(
+        self, weights: Sequence[float] | None, loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None
+    ) -> None:
         self.weights = None if weights is None else [float(w) for w in weights]
+        self.loss_fn = loss_fn
 
     @classmethod
-    def from_config(cls, weights: Sequence[float] | None, net: nn.Module) -> LevelTerm | None:
+    def from_config(
+        cls,
+        weights: Sequence[float] | None,
+        net: nn.Module,
+        loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+    ) -> LevelTerm | None:
         """None for networks without levels (then ``weights`` must be None, else the error names the key)."""
         if not returns_levels(net):
             if weights is not None:
@@ -65,17 +78,20 @@ class LevelTerm:
         if weights is not None and levels is not None and len(weights) != int(levels):
             name = type(net).__name__
             raise ValueError(f"{CONFIG_KEY} has {len(weights)} weights for the {levels} levels of {name}")
-        return cls(weights)
+        return cls(weights, loss_fn)
 
-    def __call__(
-        self, levels: Sequence[Tensor], target: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor]
-    ) -> tuple[Tensor, list[Tensor]]:
+    def __call__(self, step: StepOutputs) -> tuple[Tensor, dict[str, Tensor]]:
         """The pixel loss (weighted over the levels, or of the final level) and each level's PSNR."""
-        targets = level_targets(target, [tuple(out.shape[-2:]) for out in levels])
+        levels = step.levels
+        if levels is None or self.loss_fn is None:
+            raise ValueError("the level term needs the network's levels and a pixel loss (model.loss)")
+        targets = level_targets(step.target, [tuple(out.shape[-2:]) for out in levels])
         if self.weights is None:
-            loss = loss_fn(levels[-1], targets[-1])
+            loss = self.loss_fn(levels[-1], targets[-1])
         else:
             if len(self.weights) != len(levels):
                 raise ValueError(f"{CONFIG_KEY} has {len(self.weights)} weights for {len(levels)} levels")
-            loss = sum(w * loss_fn(out, gt) for w, out, gt in zip(self.weights, levels, targets, strict=True))
-        return loss, level_psnr(levels, targets)
+            pairs = zip(self.weights, levels, targets, strict=True)
+            loss = sum(w * self.loss_fn(out, gt) for w, out, gt in pairs)
+        psnrs = level_psnr(levels, targets)
+        return loss, {f"psnr_level{i + 1}": v for i, v in enumerate(psnrs)}

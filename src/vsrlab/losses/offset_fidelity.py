@@ -18,6 +18,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from vsrlab.archs.spynet_arch import flow_from_frame, frozen_spynet
+from vsrlab.losses.terms import LossTerm, StepOutputs
 from vsrlab.utils.precision import at_least_float32
 
 
@@ -66,7 +67,7 @@ class OffsetFidelityLoss(nn.Module):
 FLOW_SOURCES = ("batch", "spynet")
 
 
-class OffsetFidelityTerm:
+class OffsetFidelityTerm(LossTerm):
     """The offset-fidelity term of a training step: :class:`OffsetFidelityLoss` over the offsets of
     every alignment module of a sliding-window network, towards the flow from every frame of the
     window to its centre.
@@ -81,6 +82,9 @@ class OffsetFidelityTerm:
 
     Flows are resized to each module's resolution (pyramid levels) with their vectors rescaled.
     """
+
+    name = "offset"
+    needs = frozenset({"offsets"})
 
     def __init__(self, loss: nn.Module, flow: str = "batch", spynet_path: str | None = None) -> None:
         if flow not in FLOW_SOURCES:
@@ -123,10 +127,11 @@ class OffsetFidelityTerm:
             self._teacher = frozen_spynet(self.spynet_path)
         return flow_from_frame(self._teacher.to(lq.device), lq, center)
 
-    def __call__(self, offsets: dict[str, list[Tensor]], batch: dict, center: int) -> Tensor:
-        """The term for one batch: ``offsets`` as :func:`vsrlab.ops.record_offsets` collected them."""
+    def __call__(self, step: StepOutputs) -> tuple[Tensor, dict[str, Tensor]]:
+        """The term for one step (its offsets as :func:`vsrlab.ops.record_offsets` collected them)."""
         from vsrlab.ops import offsets_per_frame, resize_flow
 
+        batch, center = step.batch, step.center
         lq = batch["lq"]
         b, t = lq.shape[:2]
         if self.flow == "batch":
@@ -139,9 +144,9 @@ class OffsetFidelityTerm:
         else:
             flow = self.teacher_flow(lq, center)
         total = lq.new_zeros(())
-        for calls in offsets.values():
+        for calls in step.offsets.values():
             if calls:
                 offset = offsets_per_frame(calls, b, t).flatten(0, 1)
                 target = resize_flow(flow.flatten(0, 1).to(offset.dtype), tuple(offset.shape[-2:]))
                 total = total + self.loss(offset, target)
-        return total
+        return total, {}

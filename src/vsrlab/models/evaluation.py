@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from vsrlab.archs.contract import upscale
+from vsrlab.archs.contract import returns_levels, upscale
 from vsrlab.inference import clip as clip_inference
 from vsrlab.inference.stream import super_resolve_stream
 from vsrlab.losses.levels import level_psnr, level_targets
@@ -27,8 +27,8 @@ VAL_HISTORY_KEYS = ("psnr", "ssim", "psnr_bicubic")
 
 class ClipEvaluation:
     """The evaluation half of :class:`~vsrlab.models.VSRModule` (a mixin of it: it uses the module's
-    ``net``, ``net_ema``, ``ema``, ``eval_cfg``, ``protocol``, ``flow_source``, ``clip_motion``,
-    ``level_term`` and its score and history attributes)."""
+    ``net``, ``net_ema``, ``ema``, ``eval_cfg``, ``protocol``, ``flow_source``, ``clip_motion``
+    and its score and history attributes)."""
 
     def evaluation_net(self, stage: str = "test") -> nn.Module:
         """The network ``stage`` (``val`` or ``test``; inference is ``test``) evaluates: the moving
@@ -107,7 +107,7 @@ class ClipEvaluation:
         use_motion = scores.motion is not None and self.clip_motion is not None
         motion = self.clip_motion(batch, lq, frames) if use_motion else None
         scores.update(int(batch["clip_index"][0]), name, frames, out, bicubic, gt, fingerprint, motion)
-        if self.level_term is not None and stage == "val":
+        if returns_levels(self.net) and stage == "val":
             self._log_level_psnr(lq, gt[len(frames) // 2 : len(frames) // 2 + 1], frames[len(frames) // 2])
         return {"clip": name, "frames": frames, "lq": lq, "out": out, "bicubic": bicubic, "gt": gt,
                 "flow_pairs": pairs}  # fmt: skip

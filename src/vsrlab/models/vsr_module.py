@@ -15,10 +15,10 @@ from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics import MaxMetric
 
-from vsrlab.archs.contract import centre_frame, is_recurrent, returns_aligned_lr
+from vsrlab.archs.contract import centre_frame, is_recurrent
 from vsrlab.archs.pretrained import build_arch, load_arch_weights
 from vsrlab.losses import OffsetFidelityTerm
-from vsrlab.losses.levels import LevelTerm
+from vsrlab.losses.terms import StepOutputs, build_loss_terms
 from vsrlab.metrics.clip_scores import ClipScores, check_protocol
 from vsrlab.metrics.motion import ClipMotion, MotionBinsConfig
 from vsrlab.models.evaluation import ClipEvaluation
@@ -109,12 +109,9 @@ class VSRModule(ClipEvaluation, pl.LightningModule):
         self.net: nn.Module = build_arch(args["arch"], load_weights=False)
         self.flow_source = check_flow_source(flow_source, self.net)
         self.neighbours = apply_neighbours(self.net, neighbours)
-        self.loss_fn = instantiate(loss) if loss else None
-        self.aligned_lr_loss = instantiate(args["aligned_lr_loss"]) if aligned_lr_loss else None
-        if self.aligned_lr_loss and not returns_aligned_lr(self.net):
-            raise ValueError(f"model.aligned_lr_loss: {type(self.net).__name__} returns no aligned LR frames")
-        self.offset_fidelity = OffsetFidelityTerm.from_config(args["offset_fidelity"], self.net)
-        self.level_term = LevelTerm.from_config(args["level_weights"], self.net)
+        self.loss_terms = build_loss_terms(
+            self.net, args["loss"], args["level_weights"], args["offset_fidelity"], args["aligned_lr_loss"]
+        )
         self.param_rules = ParamRules(self.net, args["lr_mult"], args["freeze"] or ())
         self.ema = ema_config(args["ema"])
         self.net_ema = make_ema(self.net, self.ema["decay"]) if self.ema else None
@@ -148,46 +145,41 @@ class VSRModule(ClipEvaluation, pl.LightningModule):
     @property
     def _flow_teacher(self) -> nn.Module | None:
         """The frozen SPyNet of the offset-fidelity term (never a submodule, never saved)."""
-        return None if self.offset_fidelity is None else self.offset_fidelity._teacher
+        terms = [t for t in self.loss_terms if isinstance(t, OffsetFidelityTerm)]
+        return terms[0]._teacher if terms else None
 
     def frozen_parameters(self, step: int) -> list[nn.Parameter]:
         return self.param_rules.frozen(step)
 
     # --------------------------------------------------------------- training
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        if self.loss_fn is None:
+        if not self.loss_terms or self.loss_terms[0].name != "pix":
             raise ValueError("model.loss is not set: this module cannot train")
         lq, gt = batch["lq"], batch["gt"]
         if not self.is_recurrent and lq.shape[1] != self.net.num_frame:
             raise ValueError(f"training windows have {lq.shape[1]} frames but arch.num_frame is "
                              f"{self.net.num_frame}: set data.train.num_frames to match")  # fmt: skip
+        needs = frozenset().union(*(term.needs for term in self.loss_terms))
         flows = batch_flows(batch, "flow", self.flow_source, "training batch")
-        given = {} if flows is None else {"flows": flows}
-        if self.level_term is not None:
-            given["return_levels"] = True
+        given: dict[str, Any] = {} if flows is None else {"flows": flows}
+        given.update({f"return_{need}": True for need in ("levels", "aligned_lr") if need in needs})
         with record_offsets(self.net) as offsets:
-            out, aligned = (self.net(lq, return_aligned_lr=True, **given) if self.aligned_lr_loss
-                            else (self.net(lq, **given), None))  # fmt: skip
-        levels = out if self.level_term is not None else None
+            out = self.net(lq, **given)
+        out, aligned = out if "aligned_lr" in needs else (out, None)
+        levels = out if "levels" in needs else None
         out = levels[-1] if levels is not None else out
         # recurrent nets predict every frame; windows load their centre GT only, or the whole window
         centre = 0 if gt.shape[1] == 1 else centre_frame(self.net, gt.shape[1])
         target = gt if out.dim() == 5 else gt[:, centre]
-        if levels is not None:
-            pix, psnrs = self.level_term(levels, target, self.loss_fn)
-            named = {f"train/psnr_level{i + 1}": v for i, v in enumerate(psnrs)}
-            self.log_dict(named, batch_size=lq.shape[0])
-            terms = {"pix": pix}
-        else:
-            terms = {"pix": self.loss_fn(out, target)}
-        if self.offset_fidelity is not None:
-            terms["offset"] = self.offset_fidelity(offsets, batch, self.net.center_frame_idx)
-        if aligned is not None:
-            terms["aligned_lr"] = self.aligned_lr_loss(
-                aligned, lq[:, self.net.center_frame_idx, None].expand_as(aligned)
-            )
+        step = StepOutputs(batch, out, target, centre_frame(self.net, lq.shape[1]), levels, offsets, aligned)
+        terms, scores = {}, {}
+        for term in self.loss_terms:
+            terms[term.name], named = term(step)
+            scores.update({f"train/{k}": v for k, v in named.items()})
         loss = sum(terms.values())
         self.log("train/loss", loss, prog_bar=True, batch_size=lq.shape[0])
+        if scores:
+            self.log_dict(scores, batch_size=lq.shape[0])
         if len(terms) > 1:
             self.log_dict({f"train/loss_{k}": v for k, v in terms.items()}, batch_size=lq.shape[0])
         return loss
