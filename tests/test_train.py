@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -39,6 +40,25 @@ def test_training_writes_checkpoints_metrics_logs_and_images(make_cfg, tmp_path)
     images = sorted((run / "images" / "val").glob("*.png"))
     assert images and images[0].stat().st_size > 0
     assert not list((run / "checkpoints").glob(".*tmp*"))  # atomic writes leave no temporaries
+
+
+def test_one_step_number_everywhere(make_cfg, tmp_path):
+    # every record of a measurement names the optimizer steps done before it: validations after steps 1
+    # and 2, the test after step 2 (Lightning's own logger step lags by one inside the training loop)
+    overrides = ["trainer.max_steps=2", "trainer.val_check_interval=1", "model.evaluation.save_images=false"]
+    results = train(make_cfg(overrides=overrides))
+    run = tmp_path / "run"
+    (log,) = (run / "csv").glob("*/metrics.csv")
+    rows = list(csv.DictReader(log.open()))
+    assert [int(r["step"]) for r in rows if r.get("val/psnr")] == [1, 2]
+    assert [int(r["step"]) for r in rows if r.get("test/psnr")] == [2]
+    images = (run / "images" / "val").glob("step*.png")
+    assert sorted({p.name[4:11] for p in images}) == ["0000001", "0000002"]
+    assert results["best"]["ckpt_path"].split("/")[-1].startswith("best_step0000002_")
+    assert json.loads((run / "status.json").read_text())["step"] == 2
+    assert json.loads((run / "metrics.json").read_text())["global_step"] == 2
+    steps = [v["step"] for v in json.loads((run / "metrics.json").read_text())["val_history"]]
+    assert steps == [1, 2]
 
 
 def test_refuses_to_overwrite_a_run_and_requires_a_checkpoint_to_resume(make_cfg):

@@ -55,6 +55,11 @@ def instantiate_loggers(
             swept_tags = [f"{names[k]}={v}"[:64] for k, v in context.get("swept", {}).items()]
             wandb_cfg.tags = [*(wandb_cfg.get("tags") or []), *swept_tags]
     loggers = instantiate_group(cfg.get("logger"), "logger")
+    for logger in loggers:
+        # Lightning passes anonymous=None to wandb.init, which warns that the setting has no effect
+        init = getattr(logger, "_wandb_init", None)
+        if isinstance(init, dict) and init.get("anonymous") is None:
+            init.pop("anonymous", None)
     params = {
         "config": OmegaConf.to_container(cfg, resolve=True),
         "swept": context.get("swept", {}),

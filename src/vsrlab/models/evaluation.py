@@ -123,6 +123,8 @@ class ClipEvaluation:
     def _log_scores(self, stage: str, scores: ClipScores) -> dict[str, float]:
         values = scores.compute()
         self.log_dict({f"{stage}/{k}": v.float() for k, v in values.items()}, sync_dist=True)
+        # the loggers' x-axis: optimizer steps done (Lightning's own lags by one inside the training loop)
+        self.log("step", float(self.global_step))
         return {k: float(v) for k, v in values.items()}
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any] | None:
