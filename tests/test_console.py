@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
-NOISE = ("💡 Tip", "The `srun` command is available", "LeafSpec", "`weights_only` was not set", "CONFIG")
+NOISE = ("💡 Tip", "anonymous setting", "The `srun` command is available", "LeafSpec", "`weights_only` was not set", "CONFIG")
 
 
 def test_a_run_prints_its_summary_and_no_noise(tmp_path):
@@ -27,5 +27,10 @@ def test_a_run_prints_its_summary_and_no_noise(tmp_path):
     assert lines[1].split() == ["data", "SyntheticVideoDataset"] and lines[2].split()[:2] == ["steps", "500"]
     assert lines[3].split() == ["run", str(tmp_path / "debug" / "runs" / "quiet")]
     assert not [n for n in NOISE if n in out], [line for line in lines if any(n in line for n in NOISE)]
+    # the progress bar counts optimizer steps of max_steps (fast_dev_run: 1), without the logger version
+    bar = [line for line in lines if "━" in line and "/" in line]
+    assert bar and bar[0].split()[0] == "step" and "1/1" in bar[0], bar
+    assert "v_num" not in out and "Epoch" not in out
+    assert "Test metric" not in out  # the clip table alone, not Lightning's too
     # the whole config is still kept in the run directory
     assert "SlidingWindowVSR" in (tmp_path / "debug" / "runs" / "quiet" / "resolved_config.yaml").read_text()

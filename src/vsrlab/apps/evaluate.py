@@ -59,7 +59,7 @@ def _evaluate(cfg: DictConfig) -> dict[str, Any]:
     evaluation = model.eval_cfg
     images = EvaluationImages(evaluation["log_images"], evaluation["log_offsets"], bool(cfg.eval.save_images))
     trainer = build_trainer(cfg, logger=loggers or False, callbacks=[images])
-    trainer.test(model, datamodule=datamodule)
+    trainer.test(model, datamodule=datamodule, verbose=False)
     results = {
         **model.test_results,
         "protocol": OmegaConf.to_container(cfg.model.protocol, resolve=True),

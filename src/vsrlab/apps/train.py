@@ -105,7 +105,7 @@ def _train(cfg: DictConfig, ckpt_path: str | None, snapshot: dict[str, Any]) -> 
             results.update(fit_results(trainer, model, datamodule))
         if cfg.get("test", False):
             best = results.get("best", {}).get("ckpt_path")
-            trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=False)
+            trainer.test(model, datamodule=datamodule, ckpt_path=best, weights_only=False, verbose=False)
             results["test"] = model.test_results
             if trainer.is_global_zero:
                 rich.print(

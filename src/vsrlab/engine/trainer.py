@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from pytorch_lightning.callbacks.progress import ProgressBar
 
 from vsrlab.run.checkpoints import AtomicCheckpointIO
 from vsrlab.utils.precision import resolve_precision
@@ -30,4 +31,7 @@ def build_trainer(cfg: DictConfig, **kwargs: Any) -> pl.Trainer:
     precision, warning = resolve_precision(cfg.trainer.get("precision", "32-true"), on_cuda(accelerator))
     if warning:
         log.warning(warning)
+    if cfg.trainer.get("enable_progress_bar") is False and kwargs.get("callbacks"):
+        # Lightning refuses a progress-bar callback with the bar turned off: the switch wins
+        kwargs["callbacks"] = [c for c in kwargs["callbacks"] if not isinstance(c, ProgressBar)]
     return instantiate(cfg.trainer, plugins=[AtomicCheckpointIO()], precision=precision, **kwargs)
