@@ -219,3 +219,19 @@ def test_eval_of_a_checkpoint_scores_the_clips_its_run_was_tested_on(make_cfg, t
                                     "data.val.lq_size=[16,16]", "extras.print_config=false"], run="other")
     )  # fmt: skip
     assert len(other["clips"]) == 2 and other["mean"]["psnr"] != pytest.approx(own["mean"]["psnr"])
+
+
+def test_tensorboard_logger_records_scores_and_pictures_at_the_steps(make_cfg, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    overrides = ["logger=[csv,tensorboard]", "trainer.max_steps=2", "trainer.val_check_interval=1"]
+    train(make_cfg(overrides=overrides))
+    events = tmp_path / "run" / "tensorboard" / "version_0"  # the fit's event file, and the test's
+    acc = EventAccumulator(str(events), size_guidance={"images": 0, "scalars": 0}).Reload()
+    psnr = acc.Scalars("val/psnr")
+    assert [e.step for e in psnr] == [1, 2]
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert psnr[-1].value == pytest.approx(saved["val_history"][-1]["psnr"], abs=1e-4)
+    assert [e.step for e in acc.Scalars("test/psnr")] == [2]
+    pictures = [tag for tag in acc.Tags()["images"] if tag.startswith("val/")]
+    assert pictures and {e.step for e in acc.Images(pictures[0])} == {1, 2}

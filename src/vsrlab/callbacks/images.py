@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
-from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
 from vsrlab.archs.contract import is_recurrent
 from vsrlab.inference.clip import window_offsets
@@ -102,3 +102,5 @@ class EvaluationImages(pl.Callback):
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.log_image(key=key, images=[image], step=trainer.global_step, caption=[caption])
+            elif isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image(key, image, trainer.global_step, dataformats="HWC")
