@@ -32,11 +32,12 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
 from vsrlab.archs.blocks import ResidualBlockNoBN, UpsampleOneStep, center_frame_index, make_layer
 from vsrlab.archs.contract import Temporal
-from vsrlab.ops import DeformableAlignment, flow_warp
+from vsrlab.ops import DeformableAlignment, flow_warp, pyramid_correlation
 from vsrlab.ops.resize import matlab_imresize_tensor
 
 #: scale of PyTorch's default init of the neighbours' fusion weights and of the last convolution
@@ -61,6 +62,8 @@ class SlidingWindowVSR(nn.Module):
         modulated: predict DCNv2 masks.
         offset_base: ``'auto'``, ``'kernel'`` or ``'zero'`` (see :class:`DeformableAlignment`).
         flow_guided: add the given flows to the deformable offsets (``align_type='deformable'``).
+        offset_levels: levels of the offset predictor (1: full resolution only).
+        cost_volume_radius: radius of the correlation given to the offset predictor (0: none).
         upscale: SR factor.
     """
 
@@ -83,6 +86,8 @@ class SlidingWindowVSR(nn.Module):
         offset_base: Literal["auto", "kernel", "zero"] = "auto",
         upscale: int = 4,
         flow_guided: bool = False,
+        offset_levels: int = 1,
+        cost_volume_radius: int = 0,
     ) -> None:
         super().__init__()
         if align_type not in ALIGN_TYPES:
@@ -94,12 +99,24 @@ class SlidingWindowVSR(nn.Module):
         if flow_guided and align_type != "deformable":
             raise ValueError(f"flow_guided adds flows to deformable offsets; align_type is {align_type!r}")
         self.flow_guided = bool(flow_guided)
+        if offset_levels < 1:
+            raise ValueError(f"offset_levels must be >= 1, got {offset_levels}")
+        self.offset_levels, self.cost_volume_radius = offset_levels, cost_volume_radius
+        cost_channels = offset_levels * (2 * cost_volume_radius + 1) ** 2 if cost_volume_radius else 0
 
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
         self.feature_extraction = make_layer(ResidualBlockNoBN, num_extract_block, num_feat=num_feat)
         if align_type == "deformable":
-            self.offset_conv1 = nn.Conv2d(2 * num_feat, num_feat, 3, 1, 1)
+            self.offset_conv1 = nn.Conv2d(2 * num_feat + cost_channels, num_feat, 3, 1, 1)
             self.offset_conv2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+            # coarser levels: offset_down[i] halves level i's condition, offset_fuse[i] merges level
+            # i + 1's (upsampled) into it
+            self.offset_down = nn.ModuleList(
+                nn.Conv2d(num_feat, num_feat, 3, 2, 1) for _ in range(offset_levels - 1)
+            )
+            self.offset_fuse = nn.ModuleList(
+                nn.Conv2d(2 * num_feat, num_feat, 3, 1, 1) for _ in range(offset_levels - 1)
+            )
             self.dcn = DeformableAlignment(
                 num_feat,
                 num_feat,
@@ -130,8 +147,18 @@ class SlidingWindowVSR(nn.Module):
     def align(self, feat: Tensor, ref: Tensor, flow: Tensor | None = None) -> Tensor:
         """Align ``feat`` ``(B, F, h, w)`` to ``ref`` ``(B, F, h, w)``; ``flow`` ``(B, 2, h, w)``: from
         ``ref``'s pixels to ``feat``'s (added to the offsets)."""
-        cond = self.lrelu(self.offset_conv1(torch.cat([feat, ref], dim=1)))
-        cond = self.lrelu(self.offset_conv2(cond))
+        pair = [feat, ref]
+        if self.cost_volume_radius:
+            pair.append(pyramid_correlation(ref, feat, self.cost_volume_radius, self.offset_levels))
+        cond = self.lrelu(self.offset_conv1(torch.cat(pair, dim=1)))
+        levels = [self.lrelu(self.offset_conv2(cond))]
+        for down in self.offset_down:
+            levels.append(self.lrelu(down(levels[-1])))
+        cond = levels.pop()
+        for fuse in reversed(self.offset_fuse):
+            fine = levels.pop()
+            up = F.interpolate(cond, size=fine.shape[-2:], mode="bilinear", align_corners=False)
+            cond = self.lrelu(fuse(torch.cat([fine, up], dim=1)))
         return self.lrelu(self.dcn(feat, cond, flow))
 
     def forward(self, x: Tensor, flows: Tensor | None = None) -> Tensor:

@@ -17,6 +17,7 @@ from vsrlab.ops.attention_windows import (
     relative_position_index,
     shifted_window_mask,
 )
+from vsrlab.ops.correlation import local_correlation, pyramid_correlation
 from vsrlab.ops.deform_conv import DeformConv2d, deform_conv2d, deform_sample, fuse_taps, kernel_taps
 from vsrlab.ops.deform_kernel import (
     DeformKernelConv2d,
@@ -38,10 +39,12 @@ __all__ = [
     "flow_warp",
     "fuse_taps",
     "kernel_taps",
+    "local_correlation",
     "matlab_imresize",
     "merge_windows",
     "pad_to_windows",
     "partition_windows",
+    "pyramid_correlation",
     "patch_align",
     "patch_mean_flow",
     "relative_position_index",
