@@ -29,10 +29,8 @@ def local_correlation(a: Tensor, b: Tensor, radius: int) -> Tensor:
     h, w = a.shape[-2:]
     side = 2 * radius + 1
     padded = F.pad(b, [radius] * 4)
-    return torch.stack(
-        [(a * padded[:, :, dy : dy + h, dx : dx + w]).mean(dim=1) for dy in range(side) for dx in range(side)],
-        dim=1,
-    )
+    shifted = (padded[:, :, dy : dy + h, dx : dx + w] for dy in range(side) for dx in range(side))
+    return torch.stack([(a * b_d).mean(dim=1) for b_d in shifted], dim=1)
 
 
 def pyramid_correlation(a: Tensor, b: Tensor, radius: int, levels: int) -> Tensor:
