@@ -9,8 +9,14 @@ import sys
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
-NOISE = ("💡 Tip", "anonymous setting", "The `srun` command is available", "LeafSpec", "`weights_only` was not set",
-         "CONFIG")  # fmt: skip
+NOISE = (
+    "💡 Tip",
+    "anonymous setting",
+    "The `srun` command is available",
+    "LeafSpec",
+    "`weights_only` was not set",
+    "CONFIG",
+)
 
 
 def test_a_run_prints_its_summary_and_no_noise(tmp_path):
