@@ -50,12 +50,18 @@ def test_frame_of_another_size_names_both_files(tmp_path):
         dataset(tmp_path)[0]
 
 
-def test_lr_gt_scale_mismatch_names_both_files(tmp_path):
+def test_lr_gt_scale_mismatch_names_both_files_when_the_dataset_is_built(tmp_path):
+    # a pass over the clip list (PNG headers, the middle frame of each clip), not the first batch
     pair_layout(tmp_path)
     with pytest.raises(
-        DataError, match=r"LR frame .*LR/a/0000\.png is 8x8 and GT frame .*GT/a/0000\.png is 32x32: not x2"
+        DataError, match=r"LR frame .*LR/a/0001\.png is 8x8 and GT frame .*GT/a/0001\.png is 32x32: not x2"
     ):
-        dataset(tmp_path, scale=2)[0]
+        dataset(tmp_path, scale=2)
+    write_clip(tmp_path / "LR/b", frames(1, 1, 10, 8), ["0001"])  # one clip of the right scale, one not
+    with pytest.raises(
+        DataError, match=r"LR frame .*LR/b/0001\.png is 8x10 and GT frame .*GT/b/0001\.png is 32x32: not x4"
+    ):
+        dataset(tmp_path)
 
 
 @pytest.mark.parametrize(

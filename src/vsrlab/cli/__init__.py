@@ -48,6 +48,8 @@ def user_error(error: BaseException) -> str | None:
         while isinstance(error.__cause__, InstantiationException):
             error = error.__cause__
         cause = error.__cause__
+        if isinstance(cause, DataError):  # names its file already
+            return str(cause)
         if not isinstance(cause, (TypeError, ValueError)):
             return None
         target = str(error).strip().splitlines()[0].rstrip(":") if str(error).strip() else "config"

@@ -4,6 +4,7 @@ the file (truncated PNG and JPEG files are refused)."""
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import cv2
@@ -11,6 +12,28 @@ import numpy as np
 
 from vsrlab.data.errors import DataError
 from vsrlab.utils.text import natural_key
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
+
+
+def png_shape(data: bytes) -> tuple[int, int, int] | None:
+    """``(h, w, c)`` from a PNG's header, or ``None`` when ``data`` is not a PNG."""
+    if len(data) < 26 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    w, h = struct.unpack(">II", data[16:24])
+    return h, w, _PNG_CHANNELS.get(data[25], 3)
+
+
+def image_shape(path: str | os.PathLike) -> tuple[int, ...]:
+    """``(h, w, c)`` of an image file: from its header for PNG, else by decoding it."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+    except OSError as err:
+        raise DataError(f"cannot read frame {path}: {err}") from None
+    return png_shape(head) or read_image(path).shape
+
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 _PNG_END = b"IEND\xaeB`\x82"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import struct
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
@@ -34,13 +33,11 @@ import numpy as np
 from vsrlab.data.clip_lists import frame_name
 from vsrlab.data.degradations import degrade
 from vsrlab.data.errors import DataError
-from vsrlab.data.image_io import is_image, read_image
+from vsrlab.data.image_io import PNG_SIGNATURE, is_image, png_shape, read_image
 from vsrlab.utils.io import atomic_write
 from vsrlab.utils.text import natural_key
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"IEND\xaeB`\x82"
-_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
 
 
 def key_order(key: str) -> list[list[Any]]:
@@ -131,20 +128,12 @@ def png_complete(path: Path) -> bool:
     """Whether ``path`` is a PNG file that ends with its IEND chunk."""
     try:
         with open(path, "rb") as f:
-            if f.read(8) != _PNG_SIGNATURE:
+            if f.read(8) != PNG_SIGNATURE:
                 return False
             f.seek(-len(_PNG_END), os.SEEK_END)
             return f.read() == _PNG_END
     except OSError:
         return False
-
-
-def png_shape(data: bytes) -> tuple[int, int, int] | None:
-    """``(h, w, c)`` from a PNG's header, or ``None`` when ``data`` is not a PNG."""
-    if len(data) < 26 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
-        return None
-    w, h = struct.unpack(">II", data[16:24])
-    return h, w, _PNG_CHANNELS.get(data[25], 3)
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:

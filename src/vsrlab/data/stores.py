@@ -23,7 +23,7 @@ import numpy as np
 
 from vsrlab.data.clip_lists import clip_of, frame_name
 from vsrlab.data.errors import DataError
-from vsrlab.data.image_io import decode_image, is_image, list_frames, read_image
+from vsrlab.data.image_io import decode_image, image_shape, is_image, list_frames, read_image
 from vsrlab.data.process import configure_process, lmdb_env
 from vsrlab.utils.text import natural_key
 
@@ -49,6 +49,10 @@ class FrameStore:
     def describe(self, key: str) -> str:
         """Where ``key`` lives, for messages."""
         raise NotImplementedError
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        """``(H, W, C)`` of the frame ``key``, without decoding it where the store knows it."""
+        return self.read(key).shape
 
     def has_clip(self, clip: str) -> bool:
         raise NotImplementedError
@@ -110,6 +114,9 @@ class FolderStore(FrameStore):
 
     def read(self, key: str) -> np.ndarray:
         return read_image(self.path(key))
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return image_shape(self.path(key))
 
     def describe(self, key: str) -> str:
         files = self._files.get(clip_of(key), {})
@@ -176,6 +183,9 @@ class LmdbStore(FrameStore):
 
     def describe(self, key: str) -> str:
         return f"LMDB {self.root} key {key!r}"
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return self.shapes[key] if key in self.shapes else self.read(key).shape
 
 
 def open_store(root: str | os.PathLike, backend: Backend = "auto") -> FrameStore:
@@ -264,6 +274,10 @@ class CombinedStore(FrameStore):
     def describe(self, key: str) -> str:
         store, inner = self._inner_key(key)
         return store.describe(inner)
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        store, inner = self._inner_key(key)
+        return store.shape(inner)
 
 
 def open_stores(roots: str | os.PathLike | list[Any], backend: Backend = "auto") -> FrameStore:

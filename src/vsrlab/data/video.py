@@ -46,6 +46,7 @@ from vsrlab.data.errors import DataError
 from vsrlab.data.fingerprint import clip_fingerprint
 from vsrlab.data.flow_io import read_flo
 from vsrlab.data.process import configure_process
+from vsrlab.data.size_check import check_scale, check_scales
 from vsrlab.data.stores import Backend, FrameStore, open_stores
 from vsrlab.ops.windows import Padding, window_indices
 from vsrlab.utils.images import frames_to_tensor
@@ -184,6 +185,8 @@ class VideoDataset(Dataset):
                 where = f"listed in {meta_file}" if meta_file and clips is None else "requested"
                 raise DataError(f"clip {clip!r} {where} is absent: no {self.source.root / clip}")
         self.expected_counts = {c: n for c, n in counts.items() if n is not None}
+        if self.lq is not None:  # refused now, not at the first batch
+            check_scales(self.lq, self.gt, {c: self.frames(c) for c in self.clips}, scale)
 
         if sampling == "window" and centers == "all":
             self.items = [(i, t) for i, clip in enumerate(self.clips) for t in range(len(self.frames(clip)))]
@@ -232,12 +235,7 @@ class VideoDataset(Dataset):
         return np.stack(frames)
 
     def _check_scale(self, lq_key: str, lq: np.ndarray, gt_key: str, gt: np.ndarray) -> None:
-        h, w = lq.shape[1:3]
-        if gt.shape[1:3] != (h * self.scale, w * self.scale):
-            raise DataError(
-                f"LR frame {self.lq.describe(lq_key)} is {w}x{h} and GT frame "
-                f"{self.gt.describe(gt_key)} is {gt.shape[2]}x{gt.shape[1]}: not x{self.scale}"
-            )
+        check_scale(self.lq, lq_key, lq.shape[1:], self.gt, gt_key, gt.shape[1:], self.scale)
 
     # ---------------------------------------------------------------- samples
     def __len__(self) -> int:
