@@ -12,6 +12,11 @@ hydra-submitit-launcher's SLURM launcher that never hangs and never submits a jo
   killed launcher) attaches to those still in SLURM's queue instead of submitting them again; the
   sweeper already skips finished ones.
 
+``hydra/launcher=vsrlab_local`` (what ``conf/hydra/launcher/local.yaml`` selects) is submitit's local
+launcher with the same two touches as the SLURM one: each job's stdout and stderr are linked from its run
+directory (``job.out``, ``job.err``), and no empty ``.submitit/%j`` folder is left behind (submitit creates
+its folder template literally).
+
 Lives in ``hydra_plugins`` because Hydra only instantiates launchers found there.
 """
 
@@ -26,7 +31,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 
-from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
+from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 
 log = logging.getLogger(__name__)
@@ -54,6 +59,66 @@ ConfigStore.instance().store(
 )
 
 
+@dataclass
+class VsrlabLocalQueueConf(LocalQueueConf):
+    _target_: str = "hydra_plugins.vsrlab_launcher.vsrlab_launcher.LocalLauncher"
+
+
+ConfigStore.instance().store(
+    group="hydra/launcher", name="vsrlab_local", node=VsrlabLocalQueueConf(), provider="vsrlab"
+)
+
+
+def link_job_logs(run_dir: Path) -> None:
+    """``run_dir/job.out`` and ``job.err``: links to the submitit logs of the job this process runs."""
+    import submitit
+
+    try:
+        paths = submitit.JobEnvironment().paths
+    except RuntimeError:  # not inside a submitit job
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name, target in (("job.out", paths.stdout), ("job.err", paths.stderr)):
+        link = run_dir / name
+        if link.is_symlink() or not link.exists():
+            link.unlink(missing_ok=True)
+            link.symlink_to(Path(target).resolve())
+
+
+def remove_template_folder(folder: str) -> None:
+    """Remove the empty folder submitit made from its ``%j`` template (the jobs' folders are beside it)."""
+    template = Path(folder)
+    if "%j" in template.name and template.is_dir() and not any(template.iterdir()):
+        template.rmdir()
+
+
+class SubmititJobMixin:
+    """The touches of both launchers: job logs linked from the run directory, no template folder left."""
+
+    config: Any
+    params: dict[str, Any]
+
+    def __call__(self, sweep_overrides: list[str], *args: Any) -> JobReturn:
+        subdir = job_name(sweep_overrides)
+        first_task = int(os.environ.get("SLURM_PROCID", "0") or 0) == 0
+        if first_task and any(o.startswith(SUBDIR_KEY) for o in sweep_overrides):
+            from vsrlab.engine.resolvers import register_resolvers
+
+            register_resolvers()  # the sweep directory's name resolves through them
+            link_job_logs(Path(str(self.config.hydra.sweep.dir)) / subdir)
+        return super().__call__(sweep_overrides, *args)  # type: ignore[misc]
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        try:
+            return super().launch(job_overrides, initial_job_idx)  # type: ignore[misc]
+        finally:
+            remove_template_folder(str(self.params["submitit_folder"]))
+
+
+class LocalLauncher(SubmititJobMixin, BaseSubmititLauncher):
+    _EXECUTOR = "local"
+
+
 def job_name(overrides: Sequence[str]) -> str:
     """The job's directory in the sweep (the vsrlab sweeper's ``hydra.sweep.subdir``), else its overrides."""
     for override in overrides:
@@ -62,7 +127,7 @@ def job_name(overrides: Sequence[str]) -> str:
     return " ".join(filter_overrides(list(overrides))) or "job"
 
 
-class SlurmLauncher(BaseSubmititLauncher):
+class SlurmLauncher(SubmititJobMixin, BaseSubmititLauncher):
     _EXECUTOR = "slurm"
 
     def __call__(self, sweep_overrides: list[str], *args: Any) -> JobReturn:
@@ -130,6 +195,7 @@ class SlurmLauncher(BaseSubmititLauncher):
                 for (i, _), job in zip(todo, jobs, strict=True)
             }
             record_submissions(sweep_dir, {name: t.record() for name, t in new.items()})
+            remove_template_folder(folder)
             tracked.update(new)
             log.info(f"submitted {len(new)} jobs to SLURM: {', '.join(t.job_id for t in new.values())}")
         try:

@@ -28,6 +28,7 @@ from omegaconf import OmegaConf
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
 from vsrlab.run import read_json, record_job_states, update_manifest
+from vsrlab.run.progress import SweepProgress
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,8 @@ class SearchSweeper(OptunaSweeperImpl):
                 [*args, f"hydra.sweep.subdir='{s}'"] for s, args in zip(subdirs, overrides, strict=True)
             ]
             try:
-                returns = self.launcher.launch(launched, initial_job_idx=self.job_idx)
+                with SweepProgress(sweep_dir, subdirs, log.info):
+                    returns = self.launcher.launch(launched, initial_job_idx=self.job_idx)
             finally:
                 record_job_states(sweep_dir, subdirs, failures)
             self.job_idx += len(returns)

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vsrlab.cluster.slurm import JobLost
 from vsrlab.run import is_done, plan_jobs, record_job_states, update_manifest
+from vsrlab.run.progress import SweepProgress
 from vsrlab.utils.text import describe_error
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,8 @@ class StableSweeper(BasicSweeper):
             subdirs = [j["subdir"] for j in todo[initial_job_idx : initial_job_idx + len(chunk)]]
             results: Any = []
             try:
-                results = self.launcher.launch(chunk, initial_job_idx=initial_job_idx)
+                with SweepProgress(sweep_dir, subdirs, log.info):
+                    results = self.launcher.launch(chunk, initial_job_idx=initial_job_idx)
                 for subdir, result in zip(subdirs, results, strict=True):
                     if result.status == JobStatus.FAILED:
                         failures[subdir] = failure_message(subdir, result._return_value)
