@@ -77,7 +77,7 @@ analyze: $(STAMP)
 
 # logs/ is relative to $VSRLAB_ROOT (default: this directory), as in conf/paths/default.yaml
 sweep-demo: $(STAMP)
-	$(BIN)/vsrlab-train -m experiment=sweep_demo hydra/launcher=local $(ARGS)
+	$(BIN)/vsrlab-train -m sweep=sweep_demo hydra/launcher=local $(ARGS)
 	$(BIN)/vsrlab-report "$${VSRLAB_ROOT:-.}/logs/train/multiruns/sweep_demo"
 
 test: $(STAMP)

@@ -83,7 +83,7 @@ ROWS = {
 
 @pytest.mark.parametrize("row", sorted(ROWS))
 def test_every_row_of_the_benchmark_builds_what_it_says(tmp_path, row):
-    overrides = ["experiment=alignment_benchmark", f"bench_variant={row}"]
+    overrides = ["sweep=alignment_benchmark", f"row/alignment_benchmark={row}"]
     cfg = compose_config("train", overrides, tmp_path / "run")
     model = instantiate(cfg.model, _recursive_=False)
     net = model.net

@@ -59,14 +59,13 @@ def test_every_arch_config_builds_and_runs(make_cfg, arch):
             assert net(torch.rand(1, t, 3, 64, 64)).shape == (1, t, 3, 256, 256)
 
 
-@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
-def test_every_experiment_composes(tmp_path, experiment):
-    needs_stage1 = experiment in ("edvr_m", "edvr_l")
-    cfg = compose_config(
-        "train",
-        [f"experiment={experiment}", *(["stage1_ckpt=null"] if needs_stage1 else [])],
-        tmp_path / "run",
-    )
+@pytest.mark.parametrize(
+    "choice",
+    [f"{group}={p.stem}" for group in ("experiment", "sweep") for p in sorted((CONF / group).glob("*.yaml"))],
+)
+def test_every_recipe_and_sweep_composes(tmp_path, choice):
+    needs_stage1 = choice in ("experiment=edvr_m", "experiment=edvr_l")
+    cfg = compose_config("train", [choice, *(["stage1_ckpt=null"] if needs_stage1 else [])], tmp_path / "run")
     instantiate(cfg.model)
 
 
@@ -111,6 +110,12 @@ def test_renamed_command_line_keys_are_refused_naming_the_new_key(tmp_path):
         refuse_renamed_keys(["model.evaluation.chunk_size=2"], "train")
     with pytest.raises(RenamedKeyError, match="`model.protocol`"):
         refuse_renamed_keys(["model.metrics={}"], "eval")
+    # sweeps and table rows got their own groups
+    with pytest.raises(RenamedKeyError, match="a sweep, not a recipe: use `sweep=offset_diversity`"):
+        refuse_renamed_keys(["experiment=offset_diversity"], "train")
+    with pytest.raises(RenamedKeyError, match="use `row/dksan_ablation`"):
+        refuse_renamed_keys(["dksan_variant=full"], "train")
+    refuse_renamed_keys(["experiment=edvr_m", "sweep=offset_diversity", "row/vsrt_alignment=fgdc"], "train")
     exe = Path(sys.executable).parent / "vsrlab-infer"
     proc = subprocess.run([str(exe), "ckpt=a.ckpt", "input=x.mp4", f"output={tmp_path}"], capture_output=True,
                           text=True, timeout=120)  # fmt: skip

@@ -91,7 +91,7 @@ def test_plain_decomposed_edvr_m_has_fig16_parameter_increments():
 def test_the_uda_study_configs_use_plain_dcns(tmp_path, experiment):
     """Sections 4.1-4.2 of the paper use plain (non-modulated) DCNs (TDAN's are DCNv1 already); the
     decompositions start on the kernel grid."""
-    cfg = compose_config("train", [f"experiment={experiment}"], tmp_path / "run")
+    cfg = compose_config("train", [f"sweep={experiment}"], tmp_path / "run")
     packs = alignment_modules(build_arch(cfg.arch, load_weights=False))
     assert packs and not any(pack.modulated for _, pack in packs)
     free = [pack for _, pack in packs if pack.offset_base == "zero" and pack.num_offsets > 1]

@@ -69,7 +69,7 @@ def test_dksan_recipe_has_the_papers_values(tmp_path):
 
 @pytest.mark.parametrize("variant", sorted(PAPER))
 def test_ablation_rows_set_the_switches(tmp_path, variant):
-    cfg = cfg_of(tmp_path, ["experiment=dksan_ablation", f"dksan_variant={variant}"])
+    cfg = cfg_of(tmp_path, ["sweep=dksan_ablation", f"row/dksan_ablation={variant}"])
     assert (cfg.arch.align, cfg.arch.channel_attention, cfg.arch.dksa) == PAPER[variant]
     with torch.device("meta"):
         net = build_arch(cfg.arch)

@@ -138,13 +138,13 @@ def test_errors_name_the_key():
 
 
 def test_debug_step_of_the_sweep(tmp_path):
-    """One train / val / test step of each alignment of experiment=rethinking_alignment_mini (fast_dev_run):
+    """One train / val / test step of each alignment of sweep=rethinking_alignment_mini (fast_dev_run):
     the true flow reaches the network in training and in the motion-binned test."""
     trainable = []
     for row in ("none", "patch_feature_nearest"):
         overrides = [
-            "experiment=rethinking_alignment_mini",
-            f"vsrt_alignment={row}",
+            "sweep=rethinking_alignment_mini",
+            f"row/vsrt_alignment={row}",
             "debug=fdr",
             "extras.print_config=false",
             "trainer.enable_progress_bar=false",

@@ -22,7 +22,7 @@ TINY = ["trainer.max_steps=2", "trainer.val_check_interval=2", "trainer.enable_p
 
 def search(log_dir: Path, n_trials: int) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    args = ["-m", "experiment=search_loss_weights", f"hydra.sweeper.n_trials={n_trials}",
+    args = ["-m", "sweep=search_loss_weights", f"hydra.sweeper.n_trials={n_trials}",
             f"paths.log_dir={log_dir}"]  # fmt: skip
     proc = subprocess.run([str(BIN / "vsrlab-train"), *args, *TINY], capture_output=True, text=True, env=env,
                           timeout=600)  # fmt: skip

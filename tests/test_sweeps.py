@@ -98,7 +98,7 @@ SWEEPS = {  # experiment -> number of jobs of its grid
 def sweep_params(experiment: str) -> dict[str, list[str]]:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+        cfg = compose("train", overrides=[f"sweep={experiment}"], return_hydra_config=True)
     GlobalHydra.instance().clear()
     parser = OverridesParser.create()  # as the sweeper parses them: values may be lists ([5,8,8],[5,16,16])
     overrides = parser.parse_overrides([f"{k}={v}" for k, v in (cfg.hydra.sweeper.params or {}).items()])
@@ -106,9 +106,12 @@ def sweep_params(experiment: str) -> dict[str, list[str]]:
 
 
 def test_every_sweep_file_is_listed():
-    texts = {p.stem: p.read_text() for p in (REPO / "conf" / "experiment").glob("*.yaml")}
-    grids = {name for name, text in texts.items() if "sweeper:" in text and "/hydra/sweeper: search" not in text}
+    texts = {p.stem: p.read_text() for p in (REPO / "conf" / "sweep").glob("*.yaml")}
+    grids = {name for name, text in texts.items() if "/hydra/sweeper: search" not in text}
     assert grids == set(SWEEPS)  # searches (hydra/sweeper=search) have no grid: tests/test_search.py
+    assert all("sweeper:" in text for text in texts.values())
+    # recipes, sweeps and table rows live in separate groups: no recipe sweeps
+    assert not [p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml") if "sweeper:" in p.read_text()]
 
 
 @pytest.mark.parametrize("experiment", sorted(SWEEPS))
@@ -122,7 +125,7 @@ def test_every_job_of_every_sweep_composes_and_builds(tmp_path, experiment):
             "arch.num_offsets": ["1", "5", "9", "15", "25"],
         }
     for i, job in enumerate(jobs):
-        overrides = [f"experiment={experiment}", *(f"{k}={v}" for k, v in job.items())]
+        overrides = [f"sweep={experiment}", *(f"{k}={v}" for k, v in job.items())]
         cfg = compose_config("train", overrides, tmp_path / str(i))
         with torch.device("meta"):
             net = build_arch(cfg.arch)
@@ -341,7 +344,7 @@ def render_sbatch(tmp_path, monkeypatch, overrides: list[str]) -> tuple[str, obj
     ids=["cpu", "gpu", "ddp-cpu"],
 )
 def test_slurm_launcher_works_with_every_trainer_config(tmp_path, monkeypatch, trainer, lines, absent):
-    sbatch, _, _ = render_sbatch(tmp_path, monkeypatch, ["experiment=sweep_demo", *trainer])
+    sbatch, _, _ = render_sbatch(tmp_path, monkeypatch, ["sweep=sweep_demo", *trainer])
     for line in lines:
         assert f"#SBATCH {line}\n" in sbatch, (line, sbatch)
     assert absent is None or absent not in sbatch
@@ -354,7 +357,7 @@ def test_slurm_launcher_config_renders_one_task_per_gpu_and_requeue(tmp_path, mo
         tmp_path,
         monkeypatch,
         [
-            "experiment=offset_diversity",
+            "sweep=offset_diversity",
             "trainer=ddp",
             "trainer.devices=4",
             "trainer.num_nodes=2",

@@ -26,7 +26,7 @@ from vsrlab.optim.param_rules import ParamRules
 from vsrlab.run import plan_jobs
 
 CONF = Path(CONFIG_DIR)
-ROWS = sorted(p.stem for p in (CONF / "vsrt_alignment").glob("*.yaml"))
+ROWS = sorted(p.stem for p in (CONF / "row" / "vsrt_alignment").glob("*.yaml"))
 SMALL = dict(
     embed_dim=12, depths=[2], num_heads=[2], window_size=[5, 8, 8], mid_channels=8, deformable_groups=3
 )
@@ -243,7 +243,7 @@ def test_arch_config_is_the_class_defaults_and_a_16_window_adds_its_position_tab
 def sweep_jobs(experiment: str) -> list[dict[str, str]]:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+        cfg = compose("train", overrides=[f"sweep={experiment}"], return_hydra_config=True)
     GlobalHydra.instance().clear()
     params = cfg.hydra.sweeper.params
     overrides = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
@@ -264,7 +264,9 @@ def test_recipe_values(tmp_path):
     assert cfg.trainer.precision == "32-true"
     gpu = compose_config("train", ["experiment=vsr_transformer", "trainer=gpu"], tmp_path / "gpu")
     assert gpu.trainer.precision == "16-mixed"
-    fgdc = compose_config("train", ["experiment=vsr_transformer", "vsrt_alignment=fgdc"], tmp_path / "fgdc")
+    fgdc = compose_config(
+        "train", ["experiment=vsr_transformer", "row/vsrt_alignment=fgdc"], tmp_path / "fgdc"
+    )
     assert fgdc.arch.alignment == "fgdc"
     assert dict(fgdc.model.lr_mult) == {"spynet": 0.125, "deform_align": 0.125}
     assert (
@@ -288,15 +290,13 @@ TABLE = {
 
 
 def _check_job(tmp_path: Path, experiment: str, job: dict[str, str]) -> VSRTransformer:
-    cfg = compose_config(
-        "train", [f"experiment={experiment}", *(f"{k}={v}" for k, v in job.items())], tmp_path
-    )
+    cfg = compose_config("train", [f"sweep={experiment}", *(f"{k}={v}" for k, v in job.items())], tmp_path)
     with (
         torch.device("meta"),
-        pytest.warns(UserWarning) if job["vsrt_alignment"] == "image" else nullcontext(),
+        pytest.warns(UserWarning) if job["row/vsrt_alignment"] == "image" else nullcontext(),
     ):
         net = build_arch(cfg.arch)
-    alignment, interpolation, position, finetune = TABLE[job["vsrt_alignment"]]
+    alignment, interpolation, position, finetune = TABLE[job["row/vsrt_alignment"]]
     assert (net.alignment, net.interpolation, net.flow_finetune) == (alignment, interpolation, finetune)
     if alignment == "patch":
         assert net.position == position
@@ -311,14 +311,13 @@ def _check_job(tmp_path: Path, experiment: str, job: dict[str, str]) -> VSRTrans
 
 def test_alignment_table_sweep_has_one_job_per_row_of_the_paper(tmp_path):
     jobs = sweep_jobs("rethinking_alignment_table")
-    assert [j["vsrt_alignment"] for j in jobs] == list(TABLE)
-    assert [j["subdir"] for j in plan_jobs([[f"vsrt_alignment={r}"] for r in TABLE], ["vsrt_alignment"])] == [
-        f"vsrt_alignment={r}" for r in TABLE
-    ]
+    assert [j["row/vsrt_alignment"] for j in jobs] == list(TABLE)
+    planned = plan_jobs([[f"row/vsrt_alignment={r}"] for r in TABLE], ["row/vsrt_alignment"])
+    assert [j["subdir"] for j in planned] == [f"vsrt_alignment={r}" for r in TABLE]
     counts = {}
     for i, job in enumerate(jobs):
         net = _check_job(tmp_path / str(i), "rethinking_alignment_table", job)
-        counts[job["vsrt_alignment"]] = _counts(net)[0]
+        counts[job["row/vsrt_alignment"]] = _counts(net)[0]
     assert counts["none"] == counts["image"] == COUNTS["none"]
     assert counts["feature_nearest"] == COUNTS["feature_nearest"] and counts["fgdc"] == COUNTS["fgdc"]
     assert set(ROWS) == set(TABLE) | {"image_finetune"}
@@ -326,7 +325,7 @@ def test_alignment_table_sweep_has_one_job_per_row_of_the_paper(tmp_path):
 
 def test_attention_window_sweep_crosses_8_and_16_with_none_and_patch_alignment(tmp_path):
     jobs = sweep_jobs("attention_window")
-    assert [(j["arch.window_size"], j["vsrt_alignment"]) for j in jobs] == [
+    assert [(j["arch.window_size"], j["row/vsrt_alignment"]) for j in jobs] == [
         ("[5,8,8]", "none"),
         ("[5,8,8]", "patch_feature_nearest"),
         ("[5,16,16]", "none"),
@@ -362,7 +361,7 @@ FDR = [
 @pytest.mark.parametrize("row", ROWS)
 def test_debug_run_of_every_alignment_row_on_synthetic_clips(tmp_path, row):
     """The recipe with each row on the embedded synthetic clips (its GT patch size made 64: LR 16)."""
-    overrides = ["experiment=vsr_transformer", "data=synthetic", f"vsrt_alignment={row}", *TINY, *FDR]
+    overrides = ["experiment=vsr_transformer", "data=synthetic", f"row/vsrt_alignment={row}", *TINY, *FDR]
     cfg = compose_config("train", overrides, tmp_path / "run")
     assert (cfg.data.train.num_frames, cfg.data.train.gt_size) == (5, 64)
     if row == "image":
@@ -379,7 +378,7 @@ def test_debug_run_of_the_recipe_on_a_tiny_reds(tmp_path):
     generic = ["data.train.gt_size=32", "data.pin_memory=false", f"data.root={root}"]
     overrides = [
         "experiment=vsr_transformer",
-        "vsrt_alignment=patch_feature_nearest",
+        "row/vsrt_alignment=patch_feature_nearest",
         *TINY,
         *FDR[:6],
         *generic,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The alignment benchmark (issue 23; README.md here): the oracle row (true flow, no training), then the sweep
-# of conf/experiment/${EXP}.yaml (one job at a time), then the tables, gates and figure. EXP=alignment_benchmark
+# of conf/sweep/${EXP}.yaml (one job at a time), then the tables, gates and figure. EXP=alignment_benchmark
 # (default: area x4, 5 rows x 3 seeds) or EXP=alignment_benchmark_noaa (no anti-aliasing, the gates' 3 rows).
 # Outputs under ${OUT:-/tmp/alignment_benchmark}; finished jobs are skipped on a rerun.
 set -euo pipefail
@@ -17,7 +17,7 @@ esac
 [ -f "$OUT/eval/runs/$ORACLE/metrics.json" ] ||
   "$BIN/vsrlab-eval" data=align_bench data.test.degradation="$DEGRADATION" arch=oracle arch.num_frame=5 \
     model.flow_source=batch run_name="$ORACLE" "${COMMON[@]}"
-"$BIN/vsrlab-train" -m experiment="$EXP" hydra/launcher=basic trainer.enable_progress_bar=false \
+"$BIN/vsrlab-train" -m sweep="$EXP" hydra/launcher=basic trainer.enable_progress_bar=false \
   "${COMMON[@]}" ${ARGS:-}
 mkdir -p "$RESULTS"
 "$BIN/python" experiments/alignment_benchmark/summarize.py "$OUT/train/multiruns/$EXP" \

@@ -3,8 +3,9 @@ evaluation:
 
     python experiments/alignment_benchmark/summarize.py <sweep dir> <oracle eval dir> [--out DIR]
 
-Per row of conf/bench_variant and seed: the test PSNR of every clip (metrics.json) and, for the rows with
-learned offsets, the offsets against the true flow (vsrlab.analysis.offsets.run_offsets) on test clips.
+Per row of conf/row/alignment_benchmark and seed: the test PSNR of every clip (metrics.json) and, for the
+rows with learned offsets, the offsets against the true flow (vsrlab.analysis.offsets.run_offsets) on test
+clips.
 Differences to the ``centre`` row are paired by seed and clip (vsrlab.report.stats.paired_over_clips); the
 verdict is taken at the seed level.
 """
@@ -35,7 +36,7 @@ ROWS = ["centre", "true_flow", "none", "learned_flow", "dcn", "flow_guided_dcn"]
 LEARNED = ["learned_flow", "dcn", "flow_guided_dcn"]
 GATES = {"true_flow": 1.0, "learned": 0.5}  # dB over the centre row (issue 23)
 OFFSET_CLIPS = {1.0: 4, 2.0: 4, 4.0: 4}  # speed (LR px/frame): test clips whose offsets are measured
-JOB = re.compile(r"bench_variant=(?P<row>[a-z_]+),seed=(?P<seed>\d+)")
+JOB = re.compile(r"(?:bench_variant|alignment_benchmark)=(?P<row>[a-z_]+),seed=(?P<seed>\d+)")
 
 
 def speed_of(clip: str) -> float:

@@ -17,7 +17,7 @@ TINY_EDVR=(arch.num_feat=16 arch.num_extract_block=1 arch.num_reconstruct_block=
 
 # the four ablation rows (the recipe of experiment=dksan: Adam 4e-4, Charbonnier eps 1e-3, loss on the x16 output)
 for row in backbone channel_attention dkc_align full; do
-  vsrlab-train experiment=dksan_ablation dksan_variant=$row run_name=dksan_$row "${COMMON[@]}" "${TINY_DKSAN[@]}"
+  vsrlab-train sweep=dksan_ablation row/dksan_ablation=$row run_name=dksan_$row "${COMMON[@]}" "${TINY_DKSAN[@]}"
 done
 # EDVR x16 (four x2 stages), same data, steps, batch, optimiser, seed
 vsrlab-train experiment=edvr_x16 run_name=edvr_x16 "${COMMON[@]}" "${TINY_EDVR[@]}"

@@ -85,7 +85,7 @@ ARCHS: dict[str, ArchSpec] = {
         cpu=Setup(1, 5, 16),
         quick=Setup(1, 5, 8, {"depths": [1, 1], "num_heads": [6, 6]}),
         recipe_arch={"alignment": "none"},
-        note="the recipe's default row, vsrt_alignment=none (no published implementation)",
+        note="the recipe's default row, row/vsrt_alignment=none (no published implementation)",
     ),
     "psrt_recurrent": ArchSpec(
         "PSRT-recurrent",

@@ -2,9 +2,9 @@
 
     vsrlab-train                                  # default experiment on the synthetic data
     vsrlab-train debug=fdr                        # one train and one val batch
-    vsrlab-train experiment=align_flow            # an experiment file from conf/experiment/
+    vsrlab-train experiment=align_flow            # a recipe from conf/experiment/
     vsrlab-train run_name=my_run                  # resume (or skip, if finished) logs/train/runs/my_run
-    vsrlab-train -m experiment=offset_diversity   # a sweep; relaunching it resumes/skips its jobs
+    vsrlab-train -m sweep=offset_diversity        # a sweep (conf/sweep/); relaunching it resumes its jobs
 
 Extra DDP ranks started by Lightning run ``python -m vsrlab.cli.train`` on the job's resolved config
 (:data:`vsrlab.engine.setup.TRAIN_MODULE`). A process that runs a job records stop signals from its first

@@ -28,7 +28,7 @@ def training_sampling(target: Any) -> str:
 def default_run_name() -> str:
     """Name of a run or sweep that was not named on the command line.
 
-    A multirun is named after its experiment file (``vsrlab-train -m experiment=offset_diversity``
+    A multirun is named after its experiment file (``vsrlab-train -m sweep=offset_diversity``
     -> ``offset_diversity``), or ``sweep`` without one, so that launching the same command again
     finds the same sweep directory. A single run inside a SLURM job is named after the job
     (``slurm-<job id>``, ``slurm-<array job id>_<task id>``): every task of the job agrees on it and
@@ -39,8 +39,9 @@ def default_run_name() -> str:
     from hydra.types import RunMode
 
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        experiment = HydraConfig.get().runtime.choices.get("experiment")
-        return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(experiment)) if experiment else "sweep"
+        choices = HydraConfig.get().runtime.choices
+        name = choices.get("sweep") or choices.get("experiment")
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(name)) if name else "sweep"
     if os.environ.get("SLURM_ARRAY_JOB_ID") and os.environ.get("SLURM_ARRAY_TASK_ID"):
         return f"slurm-{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
     if os.environ.get("SLURM_JOB_ID"):

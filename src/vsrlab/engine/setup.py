@@ -29,7 +29,10 @@ RENAMED_KEYS = {
         "model.evaluation.chunk_size": "model.evaluation.windows_per_forward",
     },
     "infer": {"ckpt": "ckpt_path", "chunk_size": "frames_per_chunk"},
-}
+    # the rows of a paper's table moved under row/<table>
+    "train": {"bench_variant": "row/alignment_benchmark", "dksan_variant": "row/dksan_ablation",
+              "vsrt_alignment": "row/vsrt_alignment"},
+}  # fmt: skip
 
 
 class RenamedKeyError(ValueError):
@@ -52,11 +55,15 @@ def refuse_renamed_keys(argv: list[str], app: str) -> None:
     """Raise :class:`RenamedKeyError` naming the new key for each override of a renamed key
     (:data:`RENAMED_KEYS`)."""
     renamed = {**RENAMED_KEYS["*"], **RENAMED_KEYS.get(app, {})}
+    sweeps = {p.stem for p in (Path(CONFIG_DIR) / "sweep").glob("*.yaml")}
     for arg in argv:
-        key = arg.lstrip("+~").partition("=")[0]
+        key, _, value = arg.lstrip("+~").partition("=")
         for old, new in renamed.items():
             if key == old or key.startswith(old + "."):
                 raise RenamedKeyError(f"`{old}` was renamed: use `{new}{key[len(old) :]}` ({arg!r})")
+        moved = [v for v in value.split(",") if v in sweeps] if key == "experiment" else []
+        if moved:  # sweeps were experiment files before they got their own group
+            raise RenamedKeyError(f"{', '.join(moved)}: a sweep, not a recipe: use `sweep={value}` ({arg!r})")
 
 
 def run_summary(cfg: DictConfig, app: str) -> str:
