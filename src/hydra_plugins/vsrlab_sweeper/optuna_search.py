@@ -27,6 +27,7 @@ from omegaconf import OmegaConf
 
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
 from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
+from vsrlab.cluster.slurm import JobLost
 from vsrlab.run import read_json, record_job_states, update_manifest
 from vsrlab.run.progress import SweepProgress
 
@@ -103,6 +104,7 @@ class SearchSweeper(OptunaSweeperImpl):
 
         batches = [stale[i : i + self.n_jobs] for i in range(0, len(stale), self.n_jobs)]
         failures: dict[str, str] = {}
+        lost: list[str] = []
         ran = 0
         while batches or todo > 0:
             if batches:  # interrupted trials: their own values, in their own directories
@@ -128,6 +130,11 @@ class SearchSweeper(OptunaSweeperImpl):
                 record_job_states(sweep_dir, subdirs, failures)
             self.job_idx += len(returns)
             for trial, subdir, ret in zip(trials, subdirs, returns, strict=True):
+                if ret.status == JobStatus.FAILED and isinstance(ret._return_value, JobLost):
+                    # ended without a result (a signal, a failed node): left running in the study, so
+                    # that the next launch resumes it in its directory, from its checkpoint
+                    failures[subdir], lost = str(ret._return_value), [*lost, subdir]
+                    continue
                 try:
                     if ret.status == JobStatus.FAILED:
                         raise RuntimeError(f"{subdir}: {ret._return_value}")
@@ -139,15 +146,19 @@ class SearchSweeper(OptunaSweeperImpl):
                     continue
                 study.tell(trial.number, value)
                 log.info(f"{subdir}: {metric} = {value:.4f} {trial.params}")
-            record_job_states(sweep_dir, subdirs, failures)
+            record_job_states(sweep_dir, subdirs, failures, lost)
             ran += len(trials)
             if len(failures) > self.max_failure_rate * ran:
                 rate = self.max_failure_rate
                 raise RuntimeError(
                     f"{len(failures)} trials of {sweep_dir} failed (max_failure_rate {rate}):\n  "
                     + "\n  ".join(failures.values())
+                    + ("\na relaunch of the same command resumes the lost ones" if lost else "")
                 )
 
+        if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
+            log.warning(f"search {sweep_dir}: no trial finished")
+            return
         best = study.best_trial
         results = {"name": "optuna", "study": self.study_name, "metric": metric,
                    "best_trial": trial_subdir(best.number), "best_params": best.params,
