@@ -41,3 +41,17 @@ def test_a_run_prints_its_summary_and_no_noise(tmp_path):
     assert "Test metric" not in out  # the clip table alone, not Lightning's too
     # the whole config is still kept in the run directory
     assert "SlidingWindowVSR" in (tmp_path / "debug" / "runs" / "quiet" / "resolved_config.yaml").read_text()
+
+
+def test_each_app_has_its_own_help():
+    for app in ("train", "eval", "infer", "analyze"):
+        proc = subprocess.run(
+            [str(BIN / f"vsrlab-{app}"), "--help"], capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        lines = proc.stdout.strip().splitlines()
+        assert lines[0].startswith(f"vsrlab-{app}: ") and len(lines) <= 30, proc.stdout
+        assert any(line.startswith("Required:") for line in lines) and "Examples:" in lines
+        examples = lines[lines.index("Examples:") + 1 :]
+        assert sum(line.startswith(f"  vsrlab-{app} ") for line in examples) == 3, proc.stdout
+        assert "powered by Hydra" not in proc.stdout
