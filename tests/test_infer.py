@@ -161,6 +161,41 @@ def test_mjpg_output_and_folder_of_pngs_from_a_lossy_video(tmp_path):
     assert 0 < np.abs(sr.astype(int) - expected).mean() < 3  # MJPG: close, not equal
 
 
+def _decode(path: Path) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def test_video_writer_quality_control_size_and_frame_rate(tmp_path):
+    """PyAV's encoders: lossless RGB (FFV1 by default for .mkv, libx264rgb at CRF 0) bit-exact; H.264 (the
+    default for .mp4) loses only its 4:2:0 chroma at CRF 0 and more as the CRF grows; frame rate (NTSC's
+    30000/1001) and size kept."""
+    import av
+
+    clip = _clip(num=6, h=48, w=40)
+
+    def written(name: str, **kwargs) -> np.ndarray:
+        with FrameWriter(tmp_path / name, fps=30000 / 1001, **kwargs) as writer:
+            for frame in clip:
+                writer.write(frame)
+        decoded, fps = _read_video(tmp_path / name)  # what OpenCV's FFmpeg reads back
+        assert decoded.shape == clip.shape and fps == pytest.approx(29.97, abs=1e-3)
+        return _decode(tmp_path / name).astype(int)
+
+    np.testing.assert_array_equal(written("a.mkv"), clip)
+    np.testing.assert_array_equal(written("b.mkv", codec="h264_lossless"), clip)
+    chroma = np.stack(
+        [av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p").to_ndarray(format="rgb24")
+         for f in clip]
+    ).astype(int)  # fmt: skip
+    errors = [np.abs(written(f"crf{q}.mp4", quality=q) - clip).mean() for q in (0, 18, 35)]
+    assert abs(errors[0] - np.abs(chroma - clip).mean()) < 0.1  # CRF 0: nothing lost but the chroma
+    assert errors[0] < errors[1] < errors[2], errors
+    assert np.abs(written("d.mp4") - clip).mean() == errors[1]  # the default: CRF 18
+
+
 # ------------------------------------------------------------------- frame folder, trained net
 def test_frame_folder_chunked_output_equals_whole_clip_predict_clip(trained, tmp_path):
     clip = _clip()
@@ -307,9 +342,14 @@ def test_errors_name_the_missing_or_unreadable_file(trained, tmp_path):
         infer(_infer_cfg(tmp_path, [f"input={fake}", f"output={tmp_path / 'o'}"]))
     with pytest.raises(DataError, match="no image frames"):
         iter_frames((tmp_path / "empty").mkdir() or tmp_path / "empty")
-    writer = FrameWriter(tmp_path / "x.mkv", codec="QQQQ")
-    with pytest.raises(OSError, match=r"cannot write video .*x.mkv with codec QQQQ"):
+    (tmp_path / "file").write_text("a file, not a folder")
+    writer = FrameWriter(tmp_path / "file" / "x.mkv")
+    with pytest.raises(OSError):
         writer.write(np.zeros((8, 8, 3), np.uint8))
-    with pytest.raises(ValueError, match="output_codec must be"):
-        FrameWriter(tmp_path / "y.mkv", codec="h264x")
+    with pytest.raises(ValueError, match="output_codec must be one of"):
+        FrameWriter(tmp_path / "y.mkv", codec="QQQQ")
+    with pytest.raises(ValueError, match="output_codec=h264 needs an even frame size, got 9x8"):
+        FrameWriter(tmp_path / "y.mp4").write(np.zeros((8, 9, 3), np.uint8))
+    with pytest.raises(ValueError, match="output_quality: output_codec=ffv1 is lossless"):
+        FrameWriter(tmp_path / "y.mkv", quality=10)
     assert not (tmp_path / "o").exists()  # nothing written before the inputs were checked

@@ -8,8 +8,9 @@ The model is a vsrlab Lightning checkpoint (``ckpt_path``, its architecture repl
 the network of ``arch`` (with ``arch.pretrained`` official BasicSR / MMagic weights, or ``ckpt_path``
 pointing at such a file). ``input`` is any video FFmpeg decodes (read frame by frame through
 ``cv2.VideoCapture``) or a folder of image frames (natural order). ``output`` is a folder (one PNG
-per frame, ``00000000.png``, ...) or a ``.mkv`` / ``.avi`` / ``.mp4`` file (``output_codec``: lossless
-``ffv1`` by default for .mkv / .avi, ``mp4v`` for .mp4).
+per frame, ``00000000.png``, ...) or a ``.mkv`` / ``.avi`` / ``.mp4`` file written through PyAV
+(``output_codec``: lossless ``ffv1`` by default for .mkv / .avi, ``h264`` at ``output_quality`` CRF 18
+for .mp4; the input's frame rate).
 
 Frames are streamed: chunks of ``frames_per_chunk`` frames are super-resolved with ``overlap`` LR frames
 of context on each side and only the chunk's own frames are written, so at most
@@ -80,7 +81,7 @@ def infer(cfg: DictConfig) -> dict[str, Any]:
     bar = tqdm(
         total=info.num_frames, unit="frame", desc="vsrlab-infer", disable=not cfg.get("progress", True)
     )
-    with FrameWriter(cfg.output, fps, cfg.get("output_codec")) as writer, bar:
+    with FrameWriter(cfg.output, fps, cfg.get("output_codec"), cfg.get("output_quality")) as writer, bar:
         for out in super_resolve_stream(
             net, counted(), int(cfg.frames_per_chunk), overlap, int(cfg.get("pad_to") or 1), device,
             padding=padding, windows_per_forward=int(model.eval_cfg["windows_per_forward"]),

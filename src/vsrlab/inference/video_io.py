@@ -1,13 +1,16 @@
 """Video in and out for ``vsrlab-infer``: frames read lazily from a video file (anything FFmpeg
-decodes) or a folder of images, and written to a folder of PNGs or a video file."""
+decodes) or a folder of images, and written to a folder of PNGs or a video file (PyAV, FFmpeg's
+encoders: lossless FFV1 or H.264 with a chosen quality, the input's frame rate)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import cv2
 import numpy as np
@@ -19,8 +22,28 @@ from vsrlab.utils.images import save_rgb
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mkv", ".avi", ".mp4", ".mov")
-CODECS = {"ffv1": "FFV1", "mjpg": "MJPG", "mp4v": "mp4v"}
-DEFAULT_CODEC = {".mkv": "ffv1", ".avi": "ffv1", ".mp4": "mp4v", ".mov": "mp4v"}
+
+
+@dataclass(frozen=True)
+class Codec:
+    """An ``output_codec``: FFmpeg's encoder, the pixel format it encodes, and how ``output_quality``
+    reaches it (the encoder option and its default; None: no quality knob)."""
+
+    encoder: str
+    pix_fmt: str
+    quality_option: str | None = None
+    default_quality: int | None = None
+    options: tuple[tuple[str, str], ...] = ()
+
+
+CODECS = {
+    "ffv1": Codec("ffv1", "bgr0"),  # lossless RGB
+    "h264": Codec("libx264", "yuv420p", "crf", 18, (("preset", "medium"),)),  # CRF: 0 best .. 51 worst
+    "h264_lossless": Codec("libx264rgb", "rgb24", None, None, (("crf", "0"), ("preset", "medium"))),
+    "mjpg": Codec("mjpeg", "yuvj444p", "q:v", 2),  # full-resolution chroma; 2 best .. 31 worst
+    "mp4v": Codec("mpeg4", "yuv420p", "q:v", 3),
+}
+DEFAULT_CODEC = {".mkv": "ffv1", ".avi": "ffv1", ".mp4": "h264", ".mov": "h264"}
 DEFAULT_FPS = 25.0
 
 
@@ -113,20 +136,33 @@ def is_video_path(path: str | Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES and not path.is_dir()
 
 
-def fourcc_of(codec: str) -> str:
-    """The FourCC of ``ffv1`` / ``mjpg`` / ``mp4v`` (case-insensitive) or of a literal 4-character code."""
-    code = CODECS.get(codec.lower(), codec)
-    if len(code) != 4:
-        raise ValueError(
-            f"output_codec must be one of {sorted(CODECS)} or a 4-character FourCC, got {codec!r}"
-        )
-    return code
+def codec_of(name: str) -> Codec:
+    """The :class:`Codec` of an ``output_codec`` name (case-insensitive)."""
+    codec = CODECS.get(name.lower())
+    if codec is None:
+        raise ValueError(f"output_codec must be one of {sorted(CODECS)}, got {name!r}")
+    return codec
 
 
 class FrameWriter:
-    """Writes ``(H, W, 3)`` uint8 RGB frames to a PNG folder or a video file (opened at the first frame)."""
+    """Writes ``(H, W, 3)`` uint8 RGB frames to a PNG folder or a video file (opened at the first frame).
 
-    def __init__(self, output: str | Path, fps: float = DEFAULT_FPS, codec: str | None = None) -> None:
+    Args:
+        output: a folder, or a file with a suffix of :data:`VIDEO_SUFFIXES`.
+        fps: frames per second of a video (the input's, by ``vsrlab-infer``).
+        codec: a key of :data:`CODECS`; None: :data:`DEFAULT_CODEC` of the suffix (lossless FFV1 for
+            ``.mkv`` / ``.avi``, H.264 for ``.mp4`` / ``.mov``).
+        quality: the codec's quality (H.264: CRF, default 18; MJPG / MP4V: q:v, default 3); None: its
+            default. Lossless codecs take none.
+    """
+
+    def __init__(
+        self,
+        output: str | Path,
+        fps: float = DEFAULT_FPS,
+        codec: str | None = None,
+        quality: int | None = None,
+    ) -> None:
         self.path = Path(output)
         self.fps = float(fps)
         self.video = is_video_path(self.path)
@@ -135,10 +171,14 @@ class FrameWriter:
                 f"output {self.path} is neither a folder nor a video file ({', '.join(VIDEO_SUFFIXES)})"
             )
         self.codec = (codec or DEFAULT_CODEC.get(self.path.suffix.lower(), "ffv1")) if self.video else None
-        self.fourcc = fourcc_of(self.codec) if self.codec else None
+        self.spec = codec_of(self.codec) if self.codec else None
+        if quality is not None and self.spec is not None and self.spec.quality_option is None:
+            raise ValueError(f"output_quality: output_codec={self.codec} is lossless and takes no quality")
+        self.quality = quality
         self.count = 0
         self.size: tuple[int, int] | None = None  # (H, W)
-        self._writer: cv2.VideoWriter | None = None
+        self._container: Any = None
+        self._stream: Any = None
         if not self.video:
             if self.path.is_dir() and any(self.path.iterdir()):
                 log.warning(
@@ -153,28 +193,48 @@ class FrameWriter:
                 self._open(frame.shape[1], frame.shape[0])
         elif frame.shape[:2] != self.size:
             raise ValueError(f"frame {self.count} is {frame.shape[:2]}, earlier frames were {self.size}")
-        if self._writer is not None:
-            self._writer.write(np.ascontiguousarray(frame[..., ::-1]))
+        if self._stream is not None:
+            import av
+
+            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            for packet in self._stream.encode(picture):
+                self._container.mux(packet)
         else:
             save_rgb(self.path / f"{self.count:08d}.png", frame)
         self.count += 1
 
     def _open(self, width: int, height: int) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fourcc = cv2.VideoWriter_fourcc(*self.fourcc)
-        writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (width, height))
-        if not writer.isOpened():
-            raise OSError(
-                f"cannot write video {self.path} with codec {self.codec} ({self.fourcc}) at "
-                f"{width}x{height}: this cv2/FFmpeg build lacks the codec or the container "
-                "refuses it (try output_codec=mjpg, another suffix, or a folder of PNGs)"
+        import av
+
+        assert self.spec is not None
+        if self.spec.pix_fmt.endswith("420p") and (width % 2 or height % 2):
+            raise ValueError(
+                f"output_codec={self.codec} needs an even frame size, got {width}x{height} "
+                "(use output_codec=ffv1 or h264_lossless, or a folder of PNGs)"
             )
-        self._writer = writer
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        options = dict(self.spec.options)
+        if self.spec.quality_option is not None:
+            quality = self.spec.default_quality if self.quality is None else self.quality
+            options[self.spec.quality_option] = str(quality)
+        try:
+            container = av.open(str(self.path), "w")
+            stream = container.add_stream(self.spec.encoder, rate=Fraction(self.fps).limit_denominator(1001))
+            stream.width, stream.height, stream.pix_fmt = width, height, self.spec.pix_fmt
+            stream.options = options
+        except (av.FFmpegError, ValueError, OSError) as err:
+            raise OSError(
+                f"cannot write video {self.path} with codec {self.codec} ({self.spec.encoder}) at "
+                f"{width}x{height}: {err} (try another output_codec or suffix, or a folder of PNGs)"
+            ) from None
+        self._container, self._stream = container, stream
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        if self._stream is not None:
+            for packet in self._stream.encode(None):  # flush the encoder
+                self._container.mux(packet)
+            self._container.close()
+            self._container = self._stream = None
 
     def __enter__(self) -> FrameWriter:
         return self
