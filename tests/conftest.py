@@ -105,3 +105,19 @@ def make_cfg(tmp_path: Path):
 def _seed_and_threads():
     torch.manual_seed(0)
     yield
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``bf16_training`` skip on a CPU without native bf16: there bf16 autocast runs
+    PyTorch's reference convolution (~30x slower), minutes per test. They run where oneDNN has bf16
+    kernels (AVX-512 BF16 / AMX) and on CUDA machines."""
+    from vsrlab.utils.precision import cpu_has_native_bf16
+
+    if cpu_has_native_bf16() or torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(
+        reason="bf16 training on a CPU without native bf16 (PyTorch's slow reference kernel)"
+    )
+    for item in items:
+        if "bf16_training" in item.keywords:
+            item.add_marker(skip)

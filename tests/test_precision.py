@@ -271,6 +271,7 @@ class _Batches(torch.utils.data.Dataset):
         return self.items[i]
 
 
+@pytest.mark.bf16_training
 @pytest.mark.parametrize("name", sorted(SMALL_ARCHS))
 def test_every_arch_trains_under_bf16_mixed(tmp_path, name):
     torch.manual_seed(0)
