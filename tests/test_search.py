@@ -67,3 +67,4 @@ def test_search_reads_objectives_from_metrics_and_resumes(tmp_path):
     assert OmegaConf.load(sweep / "trial=2" / "resolved_config.yaml").model.optimizer.lr == lr
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # finished trials were not run again
     assert sorted(p.name for p in sweep.glob("trial=*")) == [f"trial={i}" for i in range(4)]
+    assert after[3].params != after[0].params  # the relaunch's sampler does not repeat the first launch

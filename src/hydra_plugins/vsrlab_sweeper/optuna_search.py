@@ -93,6 +93,8 @@ class SearchSweeper(OptunaSweeperImpl):
             directions=self._get_directions(),
             load_if_exists=True,
         )
+        if study.trials:  # a relaunch: seeded as before, the sampler would repeat the first launch
+            study.sampler.reseed_rng()
         finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         stale = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
         todo = max(self.n_trials - len(finished) - len(stale), 0)
