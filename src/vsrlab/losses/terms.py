@@ -2,7 +2,7 @@
 
 A term reads what the step produced (:class:`StepOutputs`) and returns its loss and the scores to log
 beside it; it declares which extra outputs of the network it needs (``needs``), so the training step
-asks the network for exactly those. The terms of ``model.*`` (:func:`build_loss_terms`):
+asks the network for exactly those. The terms of ``model.*`` (:func:`vsrlab.losses.build.build_loss_terms`):
 
 ============================  ==============  =====================================================
 config                        name            term
@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import torch.nn as nn
 from torch import Tensor
 
 #: extra outputs a term may need: every level of a cascade (``forward(x, return_levels=True)``), the
@@ -94,37 +93,3 @@ class AlignedLRTerm(LossTerm):
             raise ValueError("the aligned-LR term needs the network's aligned LR frames")
         centre = step.batch["lq"][:, step.center, None].expand_as(aligned)
         return self.loss_fn(aligned, centre), {}
-
-
-def build_loss_terms(
-    net: nn.Module,
-    loss: dict[str, Any] | None,
-    level_weights: list[float] | None = None,
-    offset_fidelity: dict[str, Any] | None = None,
-    aligned_lr_loss: dict[str, Any] | None = None,
-) -> list[LossTerm]:
-    """The terms of ``model.loss``, ``model.level_weights``, ``model.offset_fidelity`` and
-    ``model.aligned_lr_loss`` for ``net`` (the pixel term first; none without ``model.loss``).
-
-    Raises:
-        ValueError: a term that ``net`` cannot serve (the message names the key).
-    """
-    from hydra.utils import instantiate
-
-    from vsrlab.archs.contract import returns_aligned_lr
-    from vsrlab.losses.levels import LevelTerm
-    from vsrlab.losses.offset_fidelity import OffsetFidelityTerm
-
-    terms: list[LossTerm] = []
-    loss_fn = instantiate(loss) if loss else None
-    levels = LevelTerm.from_config(level_weights, net, loss_fn)
-    if loss_fn is not None:
-        terms.append(levels if levels is not None else PixelTerm(loss_fn))
-    fidelity = OffsetFidelityTerm.from_config(offset_fidelity, net)
-    if fidelity is not None:
-        terms.append(fidelity)
-    if aligned_lr_loss:
-        if not returns_aligned_lr(net):
-            raise ValueError(f"model.aligned_lr_loss: {type(net).__name__} returns no aligned LR frames")
-        terms.append(AlignedLRTerm(instantiate(aligned_lr_loss)))
-    return terms

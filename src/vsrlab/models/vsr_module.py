@@ -18,7 +18,8 @@ from torchmetrics import MaxMetric
 from vsrlab.archs.contract import centre_frame, is_recurrent
 from vsrlab.archs.pretrained import build_arch, load_arch_weights
 from vsrlab.losses import OffsetFidelityTerm
-from vsrlab.losses.terms import StepOutputs, build_loss_terms
+from vsrlab.losses.build import build_loss_terms
+from vsrlab.losses.terms import StepOutputs
 from vsrlab.metrics.clip_scores import ClipScores, check_protocol
 from vsrlab.metrics.motion import ClipMotion, MotionBinsConfig
 from vsrlab.models.evaluation import ClipEvaluation
