@@ -12,14 +12,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from vsrlab.run.layout import DONE_MARKER, METRICS_FILE, STATUS_FILE, read_json_object
+from vsrlab.run.layout import METRICS_FILE, read_json_object
+from vsrlab.run.status import job_state, read_status
 
 ENDED = ("done", "failed", "preempted")
 
 
-def job_line(job_dir: Path, status: dict[str, Any]) -> str:
+def job_line(job_dir: Path, state: str, status: dict[str, Any]) -> str:
     """``<job>: <state> at step <n>/<max>[, best val PSNR <x> dB][: error] (<dir>)``."""
-    state = "done" if (job_dir / DONE_MARKER).exists() else str(status.get("state", "?"))
     steps = f"step {status.get('step', '?')}" + (f"/{status['max_steps']}" if status.get("max_steps") else "")
     text = f"{job_dir.name}: {state} at {steps}"
     best = ((read_json_object(job_dir / METRICS_FILE) or {}).get("best") or {}).get("score")
@@ -50,15 +50,15 @@ class SweepProgress:
     def poll(self) -> None:
         for subdir in self.subdirs:
             job_dir = self.sweep_dir / subdir
-            status = read_json_object(job_dir / STATUS_FILE) or {}
-            state = "done" if (job_dir / DONE_MARKER).exists() else status.get("state")
-            if state is None or state == self.seen.get(subdir):
+            status = read_status(job_dir)
+            state = job_state(job_dir, status)
+            if state in ("pending", "started") or state == self.seen.get(subdir):
                 continue
             if state == "running":
                 step = status.get("step", 0)
                 self.echo(f"{subdir}: started at step {step} ({job_dir})")
             elif state in ENDED:
-                self.echo(job_line(job_dir, status))
+                self.echo(job_line(job_dir, state, status))
             self.seen[subdir] = state
 
     def _run(self) -> None:
