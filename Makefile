@@ -78,7 +78,7 @@ analyze: $(STAMP)
 # logs/ is relative to $VSRLAB_ROOT (default: this directory), as in conf/paths/default.yaml
 sweep-demo: $(STAMP)
 	$(BIN)/vsrlab-train -m sweep=sweep_demo hydra/launcher=local $(ARGS)
-	$(BIN)/vsrlab-report "$${VSRLAB_ROOT:-.}/logs/train/multiruns/sweep_demo"
+	$(BIN)/vsrlab-report sweep_dir="$${VSRLAB_ROOT:-.}/logs/train/multiruns/sweep_demo"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -150,7 +150,7 @@ def test_validation_and_test_evaluate_the_average_and_export_gives_params_and_pa
     assert set(weights) == {"params", "params_ema"}
     assert weights["params"].keys() == weights["params_ema"].keys()
 
-    export_main([str(tmp_path / "run"), "-o", str(tmp_path / "weights.pth")])
+    export_main([f"source={tmp_path / 'run'}", f"output={tmp_path / 'weights.pth'}"])
     assert "params (" in capsys.readouterr().out
     exported = torch.load(tmp_path / "weights.pth", weights_only=True)
     for key in ("params", "params_ema"):

@@ -297,7 +297,7 @@ def test_report_draws_psnr_and_gain_per_motion_bin(tmp_path: Path) -> None:
     for (align, seed), values in psnr.items():
         metrics = {"test": {"motion_bins": _bins(values, [29.0, 26.0, 23.0])}}
         write_job(sweep, f"alignment={align},seed={seed}", metrics_data=metrics, done=True)
-    assert report_main([str(sweep)]) == 0
+    assert report_main([f"sweep_dir={sweep}"]) == 0
     for name in ("motion_psnr.png", "motion_gain.png"):
         image = matplotlib.image.imread(sweep / name)
         assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
@@ -319,12 +319,12 @@ def test_report_without_motion_bins_or_baseline(tmp_path: Path) -> None:
         sweep, "a", metrics_data={"motion_bins": _bins([30.0, 28.0, 25.0], [29.0, 27.0, 24.0])}, done=True
     )
     write_job(sweep, "b", metrics_data={"global_step": 4}, done=True)  # no motion bins: left out
-    report_main([str(sweep)])
+    report_main([f"sweep_dir={sweep}"])
     md = (sweep / "report.md").read_text()
     assert (sweep / "motion_psnr.png").exists() and not (sweep / "motion_gain.png").exists()
     assert "| seed=0 | 30.00 | 28.00 | 25.00 |" in md and "| seed=1 |" not in md
     other = tmp_path / "other"
     write_manifest(other, [("a", {"seed": "0"})], ["seed"])
     write_job(other, "a", metrics_data={"global_step": 4}, done=True)
-    report_main([str(other)])
+    report_main([f"sweep_dir={other}"])
     assert not (other / "motion_psnr.png").exists() and "motion bin" not in (other / "report.md").read_text()

@@ -163,7 +163,7 @@ def test_table_statuses_columns_and_values(tmp_path: Path, capsys: pytest.Captur
     # g4n1: no directory -> pending
     write_job(sweep, "g4n2", status={"state": "running", "step": 12, "max_steps": 40})
 
-    assert main([str(sweep)]) == 0
+    assert main([f"sweep_dir={sweep}"]) == 0
     header, rows = read_csv(sweep / "report.csv")
     assert header == [
         "job",
@@ -244,7 +244,7 @@ def test_best_and_final_in_csv(tmp_path: Path) -> None:
         done=True,
         metrics_data=metrics(history=[(20, 27.0, 0.70), (40, 28.0, 0.81), (60, 27.5, 0.79)], params=10),
     )
-    main([str(sweep)])
+    main([f"sweep_dir={sweep}"])
     (row,) = read_csv(sweep / "report.csv")[1]
     assert (row["lr"], row["best val PSNR"], row["best val SSIM"], row["best step"]) == (
         "1e-4",
@@ -309,7 +309,7 @@ def test_heatmaps_written_and_load(tmp_path: Path) -> None:
         for n in (1, 2)
     }
     sweep = gn_sweep(tmp_path / "sweep", results)
-    main([str(sweep)])
+    main([f"sweep_dir={sweep}"])
     for name in ("heatmap_psnr.png", "heatmap_gain_per_mparam.png"):
         image = matplotlib.image.imread(sweep / name)
         assert image.ndim == 3 and image.shape[0] > 50 and image.shape[1] > 50
@@ -328,7 +328,7 @@ def test_gain_heatmap_skipped_without_baseline_result(tmp_path: Path) -> None:
         (2, 2): (27.4, 2_500_000, 0.3),
     }
     sweep = gn_sweep(tmp_path / "sweep", results)
-    main([str(sweep)])
+    main([f"sweep_dir={sweep}"])
     assert (sweep / "heatmap_psnr.png").exists()
     assert not (sweep / "heatmap_gain_per_mparam.png").exists()
     md = (sweep / "report.md").read_text()
@@ -343,7 +343,7 @@ def test_heatmaps_skipped_when_other_swept_keys_vary(tmp_path: Path) -> None:
     write_manifest(sweep, jobs, keys)
     for i, (subdir, _) in enumerate(jobs):
         write_job(sweep, subdir, metrics_data=metrics(27 + 0.1 * i, params=1000 + i), done=True)
-    main([str(sweep)])
+    main([f"sweep_dir={sweep}"])
     assert not (sweep / "heatmap_psnr.png").exists()
     assert "Heatmaps skipped: other swept keys vary too (model.lr)" in (sweep / "report.md").read_text()
 
@@ -356,7 +356,7 @@ def test_pearson_matches_corrcoef(tmp_path: Path, capsys: pytest.CaptureFixture[
     best = [27.00, 27.31, 27.20, 27.58, 27.49]
     results = {(g, 1): (p, 1_000_000 * g, d) for g, p, d in zip((1, 2, 3, 4, 5), best, div, strict=True)}
     sweep = gn_sweep(tmp_path / "sweep", results)
-    main([str(sweep)])
+    main([f"sweep_dir={sweep}"])
     expected = np.corrcoef(div, best)[0, 1]
     md = (sweep / "report.md").read_text()
     match = re.search(r"Pearson r = (-?[0-9.]+) \(p = ([0-9.e-]+), 5 jobs\)", md)
@@ -379,7 +379,7 @@ def test_correlation_uses_the_chosen_metric(tmp_path: Path) -> None:
             metrics_data=metrics(history=[(10, 28.0 + i * 0.1, 0.8), (20, f, 0.8)], params=1, diversity=d),
         )
     out = tmp_path / "out"
-    main([str(sweep), "--out", str(out), "--metric", "final"])
+    main([f"sweep_dir={sweep}", f"out={out}", "metric=final"])
     assert not (sweep / "report.md").exists() and (out / "report.csv").exists()
     expected = np.corrcoef(div, finals)[0, 1]
     assert f"Pearson r = {expected:.3f}" in (out / "report.md").read_text()
@@ -392,7 +392,7 @@ def test_correlation_skipped_with_two_points(tmp_path: Path) -> None:
         (4, 1): (27.4, 1_300_000, None),
     }
     sweep = gn_sweep(tmp_path / "sweep", results)
-    main([str(sweep)])
+    main([f"sweep_dir={sweep}"])
     md = (sweep / "report.md").read_text()
     assert "Pearson r not computed: 2 jobs with both offset diversity and PSNR (needs at least 3)" in md
     assert not (sweep / "diversity_vs_psnr.png").exists()
@@ -426,7 +426,7 @@ def test_scan_mode_without_manifest(tmp_path: Path) -> None:
     assert manifest["source"] == "scan" and manifest["name"] == "multirun"
     assert manifest["swept_keys"] == [G_KEY, N_KEY]
     assert [r["job"] for r in rows] == ["0", "1", "2", "10"]  # natural order
-    main([str(sweep)])
+    main([f"sweep_dir={sweep}"])
     header, csv_rows = read_csv(sweep / "report.csv")
     assert header[:3] == ["job", "deformable_groups", "num_offsets"]
     assert [(r["deformable_groups"], r["num_offsets"]) for r in csv_rows] == [
@@ -438,21 +438,36 @@ def test_scan_mode_without_manifest(tmp_path: Path) -> None:
     assert (sweep / "heatmap_gain_per_mparam.png").exists()
 
 
-def test_missing_sweep_dir_names_the_path(tmp_path: Path) -> None:
-    missing = tmp_path / "no_such_sweep"
+def report_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The one-line error of ``vsrlab-report args`` (exit status 1)."""
+    capsys.readouterr()
     with pytest.raises(SystemExit) as info:
-        main([str(missing)])
-    assert str(missing) in str(info.value.code)
+        main(args)
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("vsrlab-report: error: ") and len(err.splitlines()) == 2, err
+    return err.splitlines()[0]
 
 
-def test_sweep_without_jobs(tmp_path: Path) -> None:
+def test_missing_sweep_dir_names_the_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "no_such_sweep"
+    assert str(missing) in report_error([f"sweep_dir={missing}"], capsys)
+
+
+def test_sweep_without_jobs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / "empty"
     (empty / "logs").mkdir(parents=True)
-    with pytest.raises(SystemExit, match="no jobs"):
-        main([str(empty)])
+    assert "no jobs" in report_error([f"sweep_dir={empty}"], capsys)
     write_manifest(empty, [], [])
-    with pytest.raises(SystemExit, match="lists no jobs"):
-        main([str(empty)])
+    assert "lists no jobs" in report_error([f"sweep_dir={empty}"], capsys)
+
+
+def test_earlier_command_line_names_the_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for args, key in (([str(tmp_path)], f"sweep_dir={tmp_path}"), (["--metric", "final"], "metric=...")):
+        with pytest.raises(SystemExit) as info:
+            main(args)
+        assert info.value.code == 2
+        assert f"use `{key}`" in capsys.readouterr().err
 
 
 def test_missing_keys_do_not_crash(tmp_path: Path) -> None:
@@ -468,7 +483,7 @@ def test_missing_keys_do_not_crash(tmp_path: Path) -> None:
         sweep, gn_subdir(2, 1), metrics_data='{"global_step": 4', status={"state": "running"}
     )  # torn write
     write_job(sweep, gn_subdir(2, 2), metrics_data={"val": {"val/psnr": 27.0}, "global_step": 8})
-    assert main([str(sweep)]) == 0
+    assert main([f"sweep_dir={sweep}"]) == 0
     _, rows = read_csv(sweep / "report.csv")
     assert [r["status"] for r in rows] == ["done", "started", "running", "started"]
     assert rows[3]["final val PSNR"] == "27.0" and rows[3]["best val PSNR"] == "" and rows[3]["steps"] == "8"

@@ -134,7 +134,7 @@ def test_a_cell_of_one_seed_has_no_interval(tmp_path: Path) -> None:
 
 def test_paired_differences_significant_and_not(tmp_path: Path) -> None:
     sweep = seed_sweep(tmp_path / "sweep", {"none": NONE, "flow": FLOW, "deform": DEFORM})
-    assert main([str(sweep), "--baseline", "alignment=none"]) == 0
+    assert main([f"sweep_dir={sweep}", "baseline={alignment:none}"]) == 0
     rows = {r["cell"]: r for r in read_csv(sweep / "report_differences.csv")}
     assert set(rows) == {"alignment=flow", "alignment=deform"}
     flow, deform = rows["alignment=flow"], rows["alignment=deform"]
@@ -216,12 +216,14 @@ def test_seed_level_decides_when_clips_alone_look_significant() -> None:
     assert paired.seeds.contains(0.0) and paired.verdict() == "not significant"
 
 
-def test_unknown_baseline_key_fails_before_writing(tmp_path: Path) -> None:
+def test_unknown_baseline_key_fails_before_writing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     sweep = seed_sweep(tmp_path / "sweep", {"none": NONE, "flow": FLOW})
-    with pytest.raises(SystemExit, match="'lr' is not a swept key"):
-        main([str(sweep), "--baseline", "lr=1"])
-    with pytest.raises(SystemExit, match="key=value"):
-        main([str(sweep), "--baseline", "alignment"])
+    for baseline, message in (("{lr:1}", "'lr' is not a swept key"), ("alignment", "key=value")):
+        with pytest.raises(SystemExit) as info:
+            main([f"sweep_dir={sweep}", f"baseline={baseline}"])
+        assert info.value.code == 1 and message in capsys.readouterr().err
     assert not (sweep / "report.md").exists()
 
 
@@ -357,7 +359,7 @@ def test_motion_bins_over_seeds(tmp_path: Path) -> None:
             data = metrics(NONE[seed], params=1000)
             data["test"] = {"motion_bins": motion_bins(values)}
             write_job(tmp_path / "sweep", f"alignment={name},seed={seed}", metrics_data=data, done=True)
-    main([str(sweep)])
+    main([f"sweep_dir={sweep}"])
     md = (sweep / "report.md").read_text()
     assert "| alignment=flow, seed=1 | 30.30 | 26.30 |" in md  # the per-job table stays
     hw = T3 * 0.2 / math.sqrt(3)
@@ -400,7 +402,7 @@ def test_test_psnr_column_when_jobs_were_tested(tmp_path: Path) -> None:
     data["test"] = {"clips": {"x": {"psnr": 26.0}, "y": {"psnr": 28.0}}, "mean": {"psnr": 26.9}}
     write_job(sweep, "a", metrics_data=data, done=True)
     write_job(sweep, "b", metrics_data={"clips": {"x": {"psnr": 25.0}}}, done=True)  # an evaluation's layout
-    main([str(sweep)])
+    main([f"sweep_dir={sweep}"])
     rows = read_csv(sweep / "report.csv")
     assert [r["test PSNR"] for r in rows] == ["26.9", "25.0"]
     assert list(rows[0])[list(rows[0]).index("final val SSIM") + 1] == "test PSNR"
@@ -413,7 +415,10 @@ def test_vsrlab_report_end_to_end(tmp_path: Path) -> None:
     sweep = seed_sweep(tmp_path / "sweep", {"none": NONE, "flow": FLOW, "deform": DEFORM})
     exe = Path(sys.executable).parent / "vsrlab-report"
     done = subprocess.run(
-        [str(exe), str(sweep), "--baseline", "alignment=none"], capture_output=True, text=True, timeout=120
+        [str(exe), f"sweep_dir={sweep}", "baseline={alignment:none}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     md = (sweep / "report.md").read_text()

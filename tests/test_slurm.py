@@ -256,7 +256,7 @@ def test_a_sweep_runs_on_slurm_and_its_relaunch_skips_every_job(empty_queue, tmp
     out = Launch(args, sweep).wait(timeout=900)
     assert re.search(r"submitted 4 jobs to SLURM: (\d+_\d, ){3}\d+_\d", out), out[-3000:]
     report = subprocess.run(
-        [str(BIN / "vsrlab-report"), str(sweep)], capture_output=True, text=True, timeout=300
+        [str(BIN / "vsrlab-report"), f"sweep_dir={sweep}"], capture_output=True, text=True, timeout=300
     )
     assert report.returncode == 0, report.stderr
     with open(sweep / "report.csv", newline="") as f:
@@ -422,7 +422,7 @@ def test_the_launcher_reports_a_cancelled_job_and_a_relaunch_attaches_to_running
     manifest = {j["subdir"]: j for j in json.loads((sweep / "sweep.json").read_text())["jobs"]}
     assert manifest["seed=1"]["state"] == "failed" and "CANCELLED" in manifest["seed=1"]["error"]
     report = subprocess.run(
-        [str(BIN / "vsrlab-report"), str(sweep)], capture_output=True, text=True, timeout=300
+        [str(BIN / "vsrlab-report"), f"sweep_dir={sweep}"], capture_output=True, text=True, timeout=300
     )
     assert report.returncode == 0, report.stderr[-2000:]
     with open(sweep / "report.csv", newline="") as f:

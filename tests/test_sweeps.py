@@ -405,7 +405,7 @@ def test_a_tdan_g_x_n_sweep_records_its_axes_and_gets_heatmaps(tmp_path):
     manifest = json.loads((sweep / "sweep.json").read_text())
     assert manifest["axes"] == {"groups": "arch.deform_groups", "offsets": "arch.num_offsets"}
     report = subprocess.run(
-        [str(BIN / "vsrlab-report"), str(sweep)], capture_output=True, text=True, timeout=300
+        [str(BIN / "vsrlab-report"), f"sweep_dir={sweep}"], capture_output=True, text=True, timeout=300
     )
     assert report.returncode == 0, report.stderr
     assert (sweep / "heatmap_psnr.png").stat().st_size > 0 and (

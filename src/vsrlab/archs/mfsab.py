@@ -101,8 +101,14 @@ class WindowAttention3D(nn.Module):
             nw = mask.shape[0]
             qkv = qkv.reshape(3, bw // nw, nw, self.num_heads, n, c // self.num_heads)
             bias = bias + mask.unsqueeze(1).to(bias.dtype)  # (nW, heads, N, N)
+            if torch.compiler.is_exporting():  # ONNX attention takes 4-D tensors: the mask per window
+                qkv = qkv.flatten(1, 2)
+                bias = bias.expand(bw // nw, *bias.shape).flatten(0, 1)
         out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias.to(qkv.dtype))
-        return self.proj(out.reshape(bw, self.num_heads, n, -1).transpose(1, 2).reshape(bw, n, c))
+        out = out.reshape(bw, self.num_heads, n, -1).transpose(1, 2)
+        if torch.compiler.is_exporting():  # the ONNX converter's strides of attention differ from eager's
+            out = out.clone(memory_format=torch.contiguous_format)
+        return self.proj(out.reshape(bw, n, c))
 
 
 class SwinBlock3D(nn.Module):

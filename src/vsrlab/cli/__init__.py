@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,21 @@ def start(app: str) -> None:
     except RenamedKeyError as error:
         print(f"vsrlab-{app}: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+@contextmanager
+def command_line(prog: str, argv: list[str] | None) -> Iterator[None]:
+    """``sys.argv`` as ``prog argv...`` inside the block (unchanged when ``argv`` is None): a Hydra app's
+    ``main(argv)`` called from Python, as its console script runs it."""
+    if argv is None:
+        yield
+        return
+    saved = sys.argv
+    sys.argv = [prog, *argv]
+    try:
+        yield
+    finally:
+        sys.argv = saved
 
 
 def user_error(error: BaseException) -> str | None:
@@ -57,15 +73,18 @@ def user_error(error: BaseException) -> str | None:
     return None
 
 
-def run_app(app: str, task: Callable[[Any], Any], cfg: Any) -> Any:
-    """``task(cfg)``; a user error of a single run ends it with one line (see the module docstring)."""
+def run_app(
+    app: str, task: Callable[[Any], Any], cfg: Any, user_errors: tuple[type[BaseException], ...] = ()
+) -> Any:
+    """``task(cfg)``; a user error of a single run ends it with one line (see the module docstring), as
+    does an error of ``user_errors`` (an app's own: e.g. a report's ``ValueError`` naming a bad key)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     try:
         return task(cfg)
     except Exception as error:
-        message = user_error(error)
+        message = str(error) if isinstance(error, user_errors) else user_error(error)
         multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
         wanted = os.environ.get("HYDRA_FULL_ERROR") == "1" or bool((cfg.get("extras") or {}).get("traceback"))
         if message is None or multirun or wanted:

@@ -35,6 +35,16 @@ RENAMED_KEYS = {
 }  # fmt: skip
 
 
+#: the argparse options and positional argument of the apps' earlier command lines, and their keys
+EARLIER_FLAGS = {
+    "report": {"--out": "out", "--metric": "metric", "--baseline": "baseline", "": "sweep_dir"},
+    "export": {"-o": "output", "--output": "output", "": "source"},
+}
+#: Hydra's own options that take a value (the value is not a positional argument)
+_HYDRA_VALUE_OPTIONS = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-path", "-cp",
+                        "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}  # fmt: skip
+
+
 class RenamedKeyError(ValueError):
     """A command-line key of an earlier version; the message names the key that replaced it."""
 
@@ -53,10 +63,20 @@ def init(rank_module: str = TRAIN_MODULE) -> None:
 
 def refuse_renamed_keys(argv: list[str], app: str) -> None:
     """Raise :class:`RenamedKeyError` naming the new key for each override of a renamed key
-    (:data:`RENAMED_KEYS`)."""
+    (:data:`RENAMED_KEYS`), and for the options and positional argument of an earlier argparse command
+    line (:data:`EARLIER_FLAGS`)."""
     renamed = {**RENAMED_KEYS["*"], **RENAMED_KEYS.get(app, {})}
     sweeps = {p.stem for p in (Path(CONFIG_DIR) / "sweep").glob("*.yaml")}
-    for arg in argv:
+    flags = EARLIER_FLAGS.get(app, {})
+    for previous, arg in zip(["", *argv], argv, strict=False):
+        flag, _, value = arg.partition("=")
+        positional = "=" not in arg and not arg.startswith("-") and previous not in _HYDRA_VALUE_OPTIONS
+        if flag in flags or (positional and "" in flags):
+            key = flags[flag] if flag in flags else flags[""]
+            given = value if flag in flags else arg
+            raise RenamedKeyError(
+                f"vsrlab-{app} takes key=value arguments: use `{key}={given or '...'}` ({arg!r})"
+            )
         key, _, value = arg.lstrip("+~").partition("=")
         for old, new in renamed.items():
             if key == old or key.startswith(old + "."):

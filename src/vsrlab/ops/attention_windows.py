@@ -10,11 +10,11 @@ attending to each other (-100 added to their logits, 0 elsewhere, as the referen
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from vsrlab.ops.tensor_cache import tensor_cache
 
 Window = tuple[int, int, int]
 MASKED = -100.0
@@ -84,7 +84,7 @@ def _region_labels(size: int, window: int, shift: int) -> Tensor:
     return labels
 
 
-@lru_cache(maxsize=32)
+@tensor_cache(32)
 def _shifted_window_mask(size: tuple[int, int, int], window: Window, shift: Window, device: str) -> Tensor:
     with torch.inference_mode(False):  # cached: a normal tensor even when first built in an evaluation
         return _build_shifted_window_mask(size, window, shift, device)

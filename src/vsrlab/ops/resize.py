@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vsrlab.ops.tensor_cache import tensor_cache
+
 
 def cubic_kernel(x: np.ndarray) -> np.ndarray:
     """Keys cubic convolution kernel with a = -0.5 (MATLAB ``cubic``)."""
@@ -83,7 +85,7 @@ def matlab_imresize(img: np.ndarray, scale: float, antialiasing: bool = True) ->
     return out.astype(img.dtype)
 
 
-@lru_cache(maxsize=64)
+@tensor_cache(64)
 def _resize_matrix_tensor(
     in_length: int, scale: float, antialiasing: bool, device: torch.device, dtype: torch.dtype
 ) -> Tensor:

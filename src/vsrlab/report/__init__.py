@@ -1,4 +1,4 @@
-"""The results table of a Hydra multirun sweep (``vsrlab-report <sweep dir>``).
+"""The results table of a Hydra multirun sweep (``vsrlab-report sweep_dir=<sweep>``).
 
 Reads the sweep manifest (``sweep.json``, or, for older sweeps without one, the job directories and
 their ``.hydra/overrides.yaml``) and every job's ``done`` marker, ``status.json`` and ``metrics.json``,
@@ -29,9 +29,9 @@ The table is also printed to the console with rich. ``--metric best|final`` choo
 PSNR (the best one of the validation history, or the last one) the heatmaps, the correlation and the
 differences use.
 
-    vsrlab-report logs/train/multiruns/offset_diversity
-    vsrlab-report logs/train/multiruns/offset_diversity --out reports/od --metric final
-    vsrlab-report logs/train/multiruns/seeds --baseline experiment=align_none
+    vsrlab-report sweep_dir=logs/train/multiruns/offset_diversity
+    vsrlab-report sweep_dir=logs/train/multiruns/offset_diversity out=reports/od metric=final
+    vsrlab-report sweep_dir=logs/train/multiruns/seeds 'baseline={experiment:align_none}'
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Paired differences of a sweep's cells against a baseline cell (``vsrlab-report --baseline key=value``).
+"""Paired differences of a sweep's cells against a baseline cell (``vsrlab-report baseline={key:value}``).
 
 Every other cell is compared with its baseline: the cell that has the ``--baseline`` values on their
-keys and the cell's own values on the other swept keys (so ``--baseline experiment=align_none``
+keys and the cell's own values on the other swept keys (so ``'baseline={experiment:align_none}'``
 compares each alignment with the no-alignment cell of the same other settings).  Differences are
 paired by seed (the same seed in both cells) and, for the test PSNR with per-clip scores, by test clip.
 
