@@ -20,6 +20,7 @@ from vsrlab.ops import (
     kernel_taps,
     window_indices,
 )
+from vsrlab.utils.figures import png_text
 
 
 def _known_flows(g: int, n: int, h: int, w: int) -> torch.Tensor:
@@ -137,6 +138,14 @@ def test_run_offsets_writes_figures_and_json(clip, tmp_path):
     assert len(entry["flow_comparison"]["ranking"]["mean_l1_px_per_rank"]) == 4
     assert len(entry["warps"]["offset_psnr"]) == 8 and entry["diversity_px"]["mean"] > 0
     assert entry["warps"]["reference_flow_psnr"] > entry["warps"]["unaligned_psnr"]
+    flows = png_text(tmp_path / "dcn_frame1_flows.png")  # labelled figures
+    assert flows["Title"] == "dcn, frame 1: learned offsets"
+    assert flows["Description"].startswith("rows: group 0, group 1; panels: reference flow | offset 1 |")
+    assert flows["Comment"].startswith("colour wheel: hue = direction, saturation = length, full at")
+    warps = png_text(tmp_path / "dcn_frame1_warps.png")["Description"].split(" | ")
+    assert warps[2] == f"warped by flow\n{entry['warps']['reference_flow_psnr']:.2f} dB"
+    assert len(warps) == 3 + 3  # centre, neighbour, flow warp, max_offsets_drawn=3 offset warps
+    assert png_text(tmp_path / "dcn_frame1_diversity.png")["Comment"].startswith("colour bar: diversity (px)")
 
     bare = run_offsets(net, {"lq": clip["lq"]}, tmp_path / "bare", frame=3)
     assert bare["reference_flow"] is None and bare["modules"]["dcn"]["3"]["flow_comparison"] is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from vsrlab.apps.train import train
 from vsrlab.data.synthetic import SyntheticVideoDataset
 from vsrlab.metrics import calculate_psnr
 from vsrlab.ops.resize import matlab_imresize
+from vsrlab.utils.figures import png_text
 from vsrlab.utils.images import to_uint8_hwc
 
 
@@ -38,7 +40,12 @@ def test_training_writes_checkpoints_metrics_logs_and_images(make_cfg, tmp_path)
     assert all(row["frames"] == 5 for row in saved["test"]["clips"].values())
     assert (run / "csv").is_dir() and list((run / "csv").glob("*/metrics.csv"))
     images = sorted((run / "images" / "val").glob("*.png"))
-    assert images and images[0].stat().st_size > 0
+    frames = [png_text(p) for p in images if "_offsets_" not in p.name]
+    offsets = [png_text(p) for p in images if "_offsets_" in p.name]
+    assert frames and offsets  # labelled: title, captions with PSNRs, colour wheel and colour bar
+    assert re.fullmatch(r"val_0000\d, frame \d+, step \d \(PSNR: RGB\)", frames[0]["Title"])
+    assert re.fullmatch(r"bicubic\n\d+\.\d\d dB \| output\n\d+\.\d\d dB \| GT\n ", frames[0]["Description"])
+    assert offsets[0]["Comment"].startswith("colour bar: diversity (px); colour wheel: hue = direction")
     assert not list((run / "checkpoints").glob(".*tmp*"))  # atomic writes leave no temporaries
 
 

@@ -3,14 +3,15 @@
 Drawn by :func:`vsrlab.analysis.offsets.run_offsets` from the maps of
 :func:`~vsrlab.analysis.offsets.analyse_frame`, for one module and one neighbour frame:
 
-- ``*_flows.png`` (Fig. 4): flow colours (hue = direction, brightness = length, one scale for the whole
-  grid); one row per offset group, the reference flow first, then the group's N learned offsets;
+- ``*_flows.png`` (Fig. 4): flow colours (hue = direction, saturation = length, white = no motion, one
+  scale for the whole grid, with its colour wheel); one row per offset group, the reference flow first,
+  then the group's N learned offsets;
 - ``*_residual.png``: the same for offset minus flow prior (flow-guided alignment, BasicVSR++);
 - ``*_error_hist.png`` (Fig. 5): distribution of ``|offset - flow|`` over valid pixels, and for N > 1
   the mean L1 distance of the offsets ranked from closest to farthest (Fig. 6);
-- ``*_diversity.png`` (Fig. 9): pixelwise offset diversity per group;
+- ``*_diversity.png`` (Fig. 9): pixelwise offset diversity per group, with colour bars in pixels;
 - ``*_warps.png`` (Fig. 4): centre frame | neighbour | neighbour warped by the reference flow | warped by
-  individual offsets, with PSNRs against the centre frame in the JSON.
+  individual offsets, each captioned with its PSNR against the centre frame (also in the JSON).
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from vsrlab.utils.images import enlarge, flow_to_rgb, heatmap_rgb, save_rgb, side_by_side, to_uint8_hwc
-
-TILE = 96  # smallest side of a drawn tile, pixels
+from vsrlab.utils.figures import Panel, panel_figure
+from vsrlab.utils.images import to_uint8_hwc
 
 
 def _hwc(flow: Tensor) -> np.ndarray:
@@ -31,21 +31,15 @@ def _hwc(flow: Tensor) -> np.ndarray:
     return flow.detach().float().cpu().permute(1, 2, 0).numpy()
 
 
-def tile_grid(rows: list[list[np.ndarray]], gap: int = 4) -> np.ndarray:
-    """Rows of ``(h, w, 3)`` uint8 tiles (same size) into one image with white gaps; short rows are
-    padded with white tiles."""
-    width = max(len(r) for r in rows)
-    blank = np.full_like(rows[0][0], 255)
-    lines = [side_by_side(*(r + [blank] * (width - len(r))), gap=gap) for r in rows]
-    spacer = np.full((gap, lines[0].shape[1], 3), 255, dtype=np.uint8)
-    parts: list[np.ndarray] = []
-    for i, line in enumerate(lines):
-        parts += [spacer, line] if i else [line]
-    return np.concatenate(parts, axis=0)
+def _tile(panels: int) -> float:
+    """Inches per panel: smaller for big grids (G = 8 x N = 9 stays under ~1600 px wide)."""
+    return 1.6 if panels <= 6 else 1.25
 
 
-def flow_grid(flows: Tensor, ref: Tensor | None = None) -> np.ndarray:
-    """Flow-colour grid: row ``g`` = ``[ref,] flows[g, 0], ..., flows[g, N-1]``.
+def flow_figure(path: str | Path, flows: Tensor, title: str, ref: Tensor | None = None,
+                ref_caption: str = "reference flow") -> Path:  # fmt: skip
+    """Flow colours of the offsets, one row per group: ``[ref,] flows[g, 0], ..., flows[g, N-1]``, one
+    colour scale (99th percentile of the lengths, robust to outliers) with its wheel.
 
     Args:
         flows: ``(G, N, 2, h, w)`` ``(x, y)``; ref: ``(2, h, w)`` or None.
@@ -53,29 +47,46 @@ def flow_grid(flows: Tensor, ref: Tensor | None = None) -> np.ndarray:
     mags = flows.detach().float().norm(dim=2).flatten().cpu().numpy()
     if ref is not None:
         mags = np.concatenate([mags, ref.detach().float().norm(dim=0).flatten().cpu().numpy()])
-    top = float(np.quantile(mags, 0.99)) or None  # one scale for the grid, robust to outliers
+    top = float(np.quantile(mags, 0.99)) or None
+    g, n = flows.shape[:2]
     rows = []
-    for g in range(flows.shape[0]):
-        row = [] if ref is None else [enlarge(flow_to_rgb(_hwc(ref), top), TILE)]
-        row += [enlarge(flow_to_rgb(_hwc(flows[g, n]), top), TILE) for n in range(flows.shape[1])]
+    for i in range(g):
+        row = [] if ref is None else [Panel(_hwc(ref), ref_caption, "flow", top)]
+        row += [Panel(_hwc(flows[i, k]), f"offset {k + 1}", "flow", top) for k in range(n)]
         rows.append(row)
-    return tile_grid(rows)
+    panel_figure(rows, title, path, row_labels=[f"group {i}" for i in range(g)], tile=_tile(g * n))
+    return Path(path)
 
 
-def diversity_image(diversity: Tensor) -> np.ndarray:
-    """``(G, h, w)`` pixelwise diversity -> heatmaps side by side, one scale (its maximum)."""
+def diversity_figure(path: str | Path, diversity: Tensor, title: str) -> Path:
+    """``(G, h, w)`` pixelwise offset diversity, one panel per group on one scale (its maximum)."""
     values = diversity.detach().float().cpu().numpy()
     top = float(values.max()) or None
-    return side_by_side(*(enlarge(heatmap_rgb(v, top), TILE) for v in values))
+    rows = [[Panel(v, f"group {i}", "heatmap", top, "diversity (px)") for i, v in enumerate(values)]]
+    panel_figure(rows, title, path, tile=_tile(len(values)))
+    return Path(path)
 
 
-def warp_image(maps: dict[str, Any], max_drawn: int) -> np.ndarray:
-    """Centre | neighbour | reference-flow warp (if any) | the first ``max_drawn`` offset warps."""
-    images = [maps["centre"], maps["neighbour"]]
+def _psnr(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} dB"
+
+
+def warp_figure(
+    path: str | Path, maps: dict[str, Any], numbers: dict[str, Any], title: str, max_drawn: int
+) -> Path:
+    """Centre | neighbour | reference-flow warp (if any) | the first ``max_drawn`` offset warps, each with
+    its PSNR against the centre frame (``numbers['warps']``)."""
+    scores = numbers["warps"]
+    images = [(maps["centre"], "centre frame\n(target)"),
+              (maps["neighbour"], f"neighbour\n{_psnr(scores['unaligned_psnr'])}")]  # fmt: skip
     if maps.get("ref_warp") is not None:
-        images.append(maps["ref_warp"])
-    images += [w for _, _, w in maps["warps"][:max_drawn]]
-    return side_by_side(*(enlarge(to_uint8_hwc(x), TILE) for x in images))
+        images.append((maps["ref_warp"], f"warped by flow\n{_psnr(scores['reference_flow_psnr'])}"))
+    for (g, k, warp), score in list(zip(maps["warps"], scores["offset_psnr"], strict=True))[:max_drawn]:
+        images.append((warp, f"group {g}, offset {k + 1}\n{_psnr(score['psnr'])}"))
+    rows = [[Panel(to_uint8_hwc(x), caption) for x, caption in images]]
+    panel_figure(rows, f"{title} (PSNR against the centre frame, {scores['psnr_valid']})", path,
+                 tile=_tile(len(images)))  # fmt: skip
+    return Path(path)
 
 
 def error_figure(path: Path, numbers: dict[str, Any], title: str) -> Path:
@@ -117,11 +128,12 @@ def draw_frame(
     """Write the figures of one module aligning clip frame ``frame``: ``{stem}_flows.png``,
     ``_residual.png`` (flow prior given), ``_error_hist.png`` (reference flow given),
     ``_diversity.png``, ``_warps.png``. Returns their paths."""
-    paths = [save_rgb(f"{stem}_flows.png", flow_grid(maps["flows"], maps.get("ref")))]
+    name = f"{module}, frame {frame}"
+    paths = [flow_figure(f"{stem}_flows.png", maps["flows"], f"{name}: learned offsets", maps.get("ref"))]
     if maps.get("residual") is not None:
-        paths.append(save_rgb(f"{stem}_residual.png", flow_grid(maps["residual"])))
+        paths.append(flow_figure(f"{stem}_residual.png", maps["residual"], f"{name}: offset - flow prior"))
     if numbers.get("flow_comparison") is not None:
-        paths.append(error_figure(Path(f"{stem}_error_hist.png"), numbers, f"{module}, frame {frame}"))
-    paths.append(save_rgb(f"{stem}_diversity.png", diversity_image(maps["diversity"])))
-    paths.append(save_rgb(f"{stem}_warps.png", warp_image(maps, max_drawn)))
+        paths.append(error_figure(Path(f"{stem}_error_hist.png"), numbers, name))
+    paths.append(diversity_figure(f"{stem}_diversity.png", maps["diversity"], f"{name}: offset diversity"))
+    paths.append(warp_figure(f"{stem}_warps.png", maps, numbers, f"{name}: warps", max_drawn))
     return paths

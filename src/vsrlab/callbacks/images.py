@@ -1,7 +1,8 @@
-"""Pictures of an evaluation: for the first clips, the centre frame as bicubic | output | GT and, for
-sliding-window networks, each alignment module's offsets (mean offset colour-coded by direction |
-pixelwise offset diversity); optionally every scored output frame. Saved as PNG under
-``<run dir>/images/<stage>/`` and logged to W&B."""
+"""Pictures of an evaluation: for the first clips, the centre frame as bicubic | output | GT with their
+PSNRs (the run's protocol) and, for sliding-window networks, each alignment module's offsets (mean
+offset colour-coded with a colour wheel | pixelwise offset diversity with a colour bar); optionally every
+scored output frame. Saved as labelled PNGs (:func:`vsrlab.utils.figures.panel_figure`) under
+``<run dir>/images/<stage>/`` and logged to W&B and TensorBoard."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
 from vsrlab.archs.contract import is_recurrent
 from vsrlab.inference.clip import window_offsets
+from vsrlab.metrics import calculate_psnr
 from vsrlab.ops import alignment_modules, offset_diversity, sampling_positions
-from vsrlab.utils.images import enlarge, flow_to_rgb, heatmap_rgb, save_rgb, side_by_side, to_uint8_hwc
+from vsrlab.utils.figures import Panel, panel_figure
+from vsrlab.utils.images import save_rgb, to_uint8_hwc
 
 
 class EvaluationImages(pl.Callback):
@@ -56,15 +59,17 @@ class EvaluationImages(pl.Callback):
                 save_rgb(folder / outputs["clip"] / f"{t:08d}.png", frame)
         if batch_idx < self.log_images:
             mid = len(outputs["frames"]) // 2
-            grid = side_by_side(*(to_uint8_hwc(outputs[k][mid]) for k in ("bicubic", "out", "gt")))
-            self._emit(
-                trainer,
-                folder,
-                f"{outputs['clip']}",
-                f"{stage}/frames/{outputs['clip']}",
-                grid,
-                "bicubic | output | GT",
-            )
+            bicubic, out, gt = (to_uint8_hwc(outputs[k][mid]) for k in ("bicubic", "out", "gt"))
+            scored = {k: module.protocol[k] for k in ("test_y_channel", "crop_border")}
+            panels = [
+                Panel(bicubic, f"bicubic\n{calculate_psnr(bicubic, gt, **scored):.2f} dB"),
+                Panel(out, f"output\n{calculate_psnr(out, gt, **scored):.2f} dB"),
+                Panel(gt, "GT\n "),
+            ]
+            channel = "Y" if scored["test_y_channel"] else "RGB"
+            clip, frame = outputs["clip"], outputs["frames"][mid]
+            title = f"{clip}, frame {frame}, step {trainer.global_step} (PSNR: {channel})"
+            self._emit(trainer, folder, outputs["clip"], f"{stage}/frames/{outputs['clip']}", [panels], title)
             self._offsets(
                 trainer, module, stage, folder, outputs["clip"], outputs["lq"], outputs.get("flow_pairs")
             )
@@ -81,26 +86,24 @@ class EvaluationImages(pl.Callback):
         offsets = window_offsets(net, lq, module.eval_cfg["padding"], flow_pairs)
         for name, offset in list(offsets.items())[: self.log_offsets]:
             first = offset[:1].float()
-            mean_yx = sampling_positions(first, modules[name].taps)[0, 0].mean(
-                0
-            )  # group 0: (2, h, w) as (dy, dx)
+            mean_yx = sampling_positions(first, modules[name].taps)[0, 0].mean(0)  # group 0: (dy, dx)
             flow = mean_yx.flip(0).permute(1, 2, 0).cpu().numpy()
             diversity = offset_diversity(first, modules[name].taps)[0].mean(0).cpu().numpy()
-            grid = side_by_side(enlarge(flow_to_rgb(flow)), enlarge(heatmap_rgb(diversity)))
             longest = float(np.linalg.norm(flow, axis=-1).max())
-            caption = (
-                f"{clip}: mean offset (hue = direction, max {longest:.2f} px) | offset diversity "
-                f"(max {float(diversity.max()):.2f} px)"
-            )
-            self._emit(trainer, folder, f"{clip}_offsets_{name}", f"{stage}/offsets/{name}", grid, caption)
+            panels = [
+                Panel(flow, f"mean offset, group 0\n(longest {longest:.2f} px)", "flow"),
+                Panel(diversity, "offset diversity\n(mean over groups)", "heatmap", label="diversity (px)"),
+            ]
+            title = f"{clip}: {name}, window frame 0 -> centre, step {trainer.global_step}"
+            self._emit(trainer, folder, f"{clip}_offsets_{name}", f"{stage}/offsets/{name}", [panels], title)
 
     @staticmethod
     def _emit(
-        trainer: pl.Trainer, folder: Path, stem: str, key: str, image: np.ndarray, caption: str
+        trainer: pl.Trainer, folder: Path, stem: str, key: str, rows: list[list[Panel]], title: str
     ) -> None:
-        save_rgb(folder / f"step{trainer.global_step:07d}_{stem}.png", image)
+        image = panel_figure(rows, title, folder / f"step{trainer.global_step:07d}_{stem}.png")
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.log_image(key=key, images=[image], step=trainer.global_step, caption=[caption])
+                logger.log_image(key=key, images=[image], step=trainer.global_step, caption=[title])
             elif isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image(key, image, trainer.global_step, dataformats="HWC")

@@ -45,21 +45,16 @@ def side_by_side(*images: np.ndarray, gap: int = 4) -> np.ndarray:
 
 
 def flow_to_rgb(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
-    """``(H, W, 2)`` displacement ``(x, y)`` to an ``(H, W, 3)`` uint8 image: hue = direction,
-    brightness = length relative to ``max_magnitude`` (default: the largest in the field)."""
+    """``(H, W, 2)`` displacement ``(x, y)`` to an ``(H, W, 3)`` uint8 image in the Middlebury style:
+    hue = direction, saturation = length relative to ``max_magnitude`` (default: the largest in the
+    field), so that no motion is white (:func:`vsrlab.utils.figures.panel_figure` draws the wheel)."""
     from matplotlib.colors import hsv_to_rgb
 
     x, y = flow[..., 0].astype(np.float64), flow[..., 1].astype(np.float64)
     magnitude = np.hypot(x, y)
     top = float(max_magnitude if max_magnitude is not None else magnitude.max())
-    hsv = np.stack(
-        [
-            (np.arctan2(y, x) / (2 * np.pi)) % 1.0,
-            np.ones_like(x),
-            np.clip(magnitude / top, 0, 1) if top > 0 else np.zeros_like(x),
-        ],
-        axis=-1,
-    )
+    saturation = np.clip(magnitude / top, 0, 1) if top > 0 else np.zeros_like(x)
+    hsv = np.stack([(np.arctan2(y, x) / (2 * np.pi)) % 1.0, saturation, np.ones_like(x)], axis=-1)
     return np.round(hsv_to_rgb(hsv) * 255).astype(np.uint8)
 
 
