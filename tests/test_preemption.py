@@ -4,6 +4,7 @@ resumes from that step; nothing hangs."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -150,7 +151,7 @@ def _assert_relaunch_resumes(args: list[str], run_dir: Path, step: int, steps: i
 
 
 # --------------------------------------------------------------------------------- single process
-@pytest.mark.parametrize("signame", ["SIGTERM", "SIGUSR2"])
+@pytest.mark.parametrize("signame", [pytest.param("SIGTERM", marks=pytest.mark.slow), "SIGUSR2"])
 def test_signal_checkpoints_and_the_relaunch_resumes(tmp_path, signame):
     signum = getattr(signal, signame)
     args = _args(tmp_path, [], SINGLE_STEPS)
@@ -165,8 +166,16 @@ def test_signal_checkpoints_and_the_relaunch_resumes(tmp_path, signame):
 
 
 # ------------------------------------------------------------------------------------ two DDP ranks
-@pytest.mark.parametrize("target", ["rank0", "all", "rank1"])
-@pytest.mark.parametrize("signame", ["SIGTERM", "SIGUSR2"])
+DEFAULT_DDP_CASES = (("SIGUSR2", "rank1"), ("SIGTERM", "all"))  # the default suite's; the other four are slow
+
+
+@pytest.mark.parametrize(
+    ("signame", "target"),
+    [
+        pytest.param(*case, marks=[] if case in DEFAULT_DDP_CASES else pytest.mark.slow)
+        for case in itertools.product(["SIGTERM", "SIGUSR2"], ["rank0", "all", "rank1"])
+    ],
+)
 def test_ddp_signal_to_any_rank_stops_both_at_one_step(tmp_path, signame, target):
     """Rank 0 only (a local ``kill``), every rank (``srun`` delivers to all tasks) or rank 1 only:
     both ranks checkpoint at the same step and exit; the relaunch resumes (checked for SIGUSR2)."""

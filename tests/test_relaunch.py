@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import FAST
@@ -71,6 +72,7 @@ def test_a_refused_relaunch_leaves_the_run_directory_unchanged(tmp_path):
     assert "trainer.max_steps: 4 -> 6" in (run / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_a_refused_relaunch_of_a_sweep_leaves_the_job_directory_unchanged(tmp_path):
     args = ["-m", "arch.num_offsets=9", "hydra/launcher=basic", "run_name=grid", f"paths.log_dir={tmp_path}",
             "test=false", *FAST]  # fmt: skip
