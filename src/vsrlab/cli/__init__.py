@@ -89,6 +89,7 @@ def run_app(
         wanted = os.environ.get("HYDRA_FULL_ERROR") == "1" or bool((cfg.get("extras") or {}).get("traceback"))
         if message is None or multirun or wanted:
             raise
-        log.error("%s: %s", type(error).__name__, message)  # the run's log file keeps it
+        if logging.getLogger().hasHandlers():  # the run's log file keeps it (apps without one: stderr only)
+            log.error("%s: %s", type(error).__name__, message)
         print(f"vsrlab-{app}: error: {message}\n(the traceback: HYDRA_FULL_ERROR=1)", file=sys.stderr)
         raise SystemExit(1) from None
