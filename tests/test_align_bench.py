@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from hydra.utils import instantiate
 
 from conftest import compose_config
 from vsrlab.apps.evaluate import evaluate
-from vsrlab.archs import build_arch
+from vsrlab.archs import SlidingWindowVSR, build_arch
 
 ORACLE = ["data=align_bench", "arch=oracle", "model.flow_source=batch", "extras.print_config=false"]
 
@@ -74,6 +75,7 @@ def test_the_oracle_row_is_scored_like_bicubic_per_speed(tmp_path):
 ROWS = {
     "centre": ("flow", False, "batch", "centre", 0),
     "true_flow": ("flow", False, "batch", "frames", 0),
+    "true_flow_image": ("image_flow", False, "batch", "frames", 0),
     "none": ("none", False, None, "frames", 0),
     "learned_flow": ("deformable", False, None, "frames", 27_712 + 578 + 1_056),
     "dcn": ("deformable", False, None, "frames", 27_712 + 20_808 + 9_248),
@@ -91,3 +93,31 @@ def test_every_row_of_the_benchmark_builds_what_it_says(tmp_path, row):
     assert (net.align_type, net.flow_guided, model.flow_source, model.neighbours, align) == ROWS[row]
     assert (net.num_frame, cfg.data.test.degradation, cfg.trainer.max_steps) == (5, "area", 2000)
     assert not net.dcn.modulated if net.align_type == "deformable" else True
+
+
+def test_image_warping_by_an_integer_translation_gives_the_centre_frame_to_every_window_slot():
+    # frame t is the centre frame moved by (t - 2) px to the right; the flow from the centre to frame t is
+    # (t - 2, 0): image_flow warps every frame back onto the centre one, exactly away from the borders, so
+    # the network sees the centre frame five times
+    torch.manual_seed(0)
+    base = torch.rand(1, 3, 16, 40)
+    x = torch.stack([torch.roll(base, t - 2, dims=-1) for t in range(5)], 1)
+    flows = torch.zeros(1, 5, 2, 16, 40)
+    flows[:, :, 0] = torch.arange(-2.0, 3.0).view(1, 5, 1, 1)
+    image = SlidingWindowVSR(num_feat=8, num_frame=5, num_extract_block=1, num_reconstruct_block=1,
+                             align_type="image_flow").eval()  # fmt: skip
+    plain = SlidingWindowVSR(num_feat=8, num_frame=5, num_extract_block=1, num_reconstruct_block=1,
+                             align_type="none").eval()  # fmt: skip
+    with torch.no_grad():  # away from the init, where the neighbours' fusion weights are small
+        for param in image.parameters():
+            param.add_(torch.randn_like(param), alpha=0.1)
+    plain.load_state_dict(image.state_dict())  # neither has alignment parameters
+    with torch.no_grad():
+        warped = image(x, flows)
+        repeated = plain(base[:, None].expand(-1, 5, -1, -1, -1))
+        unaligned = plain(x)
+    interior = (..., slice(8 * 4, -8 * 4))  # 2 LR px of wrap-around and border, 6 px of receptive field
+    torch.testing.assert_close(warped[interior], repeated[interior], rtol=0, atol=1e-5)
+    assert (unaligned[interior] - repeated[interior]).abs().max() > 0.1
+    with pytest.raises(ValueError, match="image_flow' needs flows"):
+        image(x)

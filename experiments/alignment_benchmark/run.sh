@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The alignment benchmark (issue 23; README.md here): the oracle row (true flow, no training), then the sweep
 # of conf/sweep/${EXP}.yaml (one job at a time), then the tables, gates and figure. EXP=alignment_benchmark
-# (default: area x4, 5 rows x 3 seeds) or EXP=alignment_benchmark_noaa (no anti-aliasing, the gates' 3 rows).
+# (default: area x4, 5 rows x 3 seeds), EXP=alignment_benchmark_noaa (no anti-aliasing, the gates' 3 rows) or
+# EXP=alignment_benchmark_warping (no anti-aliasing: image vs feature warping by the true flow, UDA Table 4).
 # Outputs under ${OUT:-/tmp/alignment_benchmark}; finished jobs are skipped on a rerun.
 set -euo pipefail
 OUT=${OUT:-/tmp/alignment_benchmark}
@@ -12,7 +13,9 @@ COMMON=(paths.root_dir="$OUT" paths.log_dir="$OUT" logger=csv extras.print_confi
 case "$EXP" in
   alignment_benchmark) DEGRADATION=area ORACLE=oracle RESULTS=experiments/alignment_benchmark ;;
   alignment_benchmark_noaa) DEGRADATION=bicubic_noaa ORACLE=oracle_noaa RESULTS=experiments/alignment_benchmark/noaa ;;
-  *) echo "EXP must be alignment_benchmark or alignment_benchmark_noaa, got $EXP" >&2; exit 2 ;;
+  alignment_benchmark_warping) DEGRADATION=bicubic_noaa ORACLE=oracle_noaa RESULTS=experiments/alignment_benchmark/warping ;;
+  *) echo "EXP must be alignment_benchmark, alignment_benchmark_noaa or alignment_benchmark_warping, got $EXP" >&2
+     exit 2 ;;
 esac
 [ -f "$OUT/eval/runs/$ORACLE/metrics.json" ] ||
   "$BIN/vsrlab-eval" data=align_bench data.test.degradation="$DEGRADATION" arch=oracle arch.num_frame=5 \

@@ -11,6 +11,7 @@ so that alignment is the only temporal mechanism under study:
    (``forward(x, flows)``, e.g. the synthetic clips' true flow, ``model.flow_source=batch``), the
    offsets are added to them (``flow_guided``, BasicVSR++ Eq. 5), or ``align_type='flow'`` warps the
    features with them and learns nothing for alignment (the true-flow rows of the benchmark);
+   ``align_type='image_flow'`` warps the LR frames instead, before step 1 (image alignment, UDA Table 4);
 3. fusion of the aligned frames by a 1x1 convolution, initialised to pass the centre frame's
    features, the neighbours' weights at a tenth of PyTorch's default, so the network starts close
    to a single-frame SR network and draws on the neighbours as their alignment becomes useful
@@ -43,7 +44,7 @@ from vsrlab.ops.resize import matlab_imresize_tensor
 #: scale of PyTorch's default init of the neighbours' fusion weights and of the last convolution
 NEIGHBOUR_FUSION_SCALE = 0.1
 RESIDUAL_SCALE = 0.01
-ALIGN_TYPES = ("deformable", "flow", "none")
+ALIGN_TYPES = ("deformable", "flow", "image_flow", "none")
 
 
 class SlidingWindowVSR(nn.Module):
@@ -56,7 +57,8 @@ class SlidingWindowVSR(nn.Module):
         center_frame_idx: index of the frame to super-resolve (default ``num_frame // 2``).
         num_extract_block, num_reconstruct_block: residual blocks before alignment / after fusion.
         align_type: ``'deformable'`` (G x N alignment), ``'flow'`` (features warped by the given flows,
-            bilinear) or ``'none'`` (frames fused unaligned).
+            bilinear), ``'image_flow'`` (the LR frames warped by them before feature extraction, UDA
+            Table 4's image alignment) or ``'none'`` (frames fused unaligned).
         deformable_groups: G, offset groups.
         num_offsets: N, offsets per group.
         modulated: predict DCNv2 masks.
@@ -79,7 +81,7 @@ class SlidingWindowVSR(nn.Module):
         center_frame_idx: int | None = None,
         num_extract_block: int = 2,
         num_reconstruct_block: int = 4,
-        align_type: Literal["deformable", "flow", "none"] = "deformable",
+        align_type: Literal["deformable", "flow", "image_flow", "none"] = "deformable",
         deformable_groups: int = 4,
         num_offsets: int = 9,
         modulated: bool = True,
@@ -141,8 +143,9 @@ class SlidingWindowVSR(nn.Module):
 
     @property
     def uses_flows(self) -> bool:
-        """Whether ``forward`` needs ``flows`` (``align_type='flow'`` or ``flow_guided``)."""
-        return self.align_type == "flow" or self.flow_guided
+        """Whether ``forward`` needs ``flows`` (``align_type`` ``'flow'`` or ``'image_flow'``, or
+        ``flow_guided``)."""
+        return self.align_type in ("flow", "image_flow") or self.flow_guided
 
     def align(self, feat: Tensor, ref: Tensor, flow: Tensor | None = None) -> Tensor:
         """Align ``feat`` ``(B, F, h, w)`` to ``ref`` ``(B, F, h, w)``; ``flow`` ``(B, 2, h, w)``: from
@@ -166,8 +169,8 @@ class SlidingWindowVSR(nn.Module):
 
         Args:
             flows: ``(B, T, 2, h, w)`` from the centre frame to each frame (LR pixels, ``(x, y)``;
-                zero at the centre): required by ``align_type='flow'`` and ``flow_guided``, ignored
-                otherwise.
+                zero at the centre): required by ``align_type`` ``'flow'`` and ``'image_flow'`` and by
+                ``flow_guided``, ignored otherwise.
         """
         b, t, c, h, w = x.shape
         if t != self.num_frame:
@@ -180,6 +183,8 @@ class SlidingWindowVSR(nn.Module):
                 f"flows must be (B, T, 2, h, w) of the window {tuple(x.shape)}, got {tuple(flows.shape)}"
             )
         center = x[:, self.center_frame_idx]
+        if self.align_type == "image_flow":
+            x = flow_warp(x.reshape(b * t, c, h, w), flows.reshape(b * t, 2, h, w)).view(b, t, c, h, w)
         feat = self.lrelu(self.conv_first(x.reshape(b * t, c, h, w)))
         feat = self.feature_extraction(feat).view(b, t, -1, h, w)
         if self.align_type == "deformable":
