@@ -92,6 +92,7 @@ SWEEPS = {  # experiment -> number of jobs of its grid
     "dksan_ablation": 4,
     "alignment_benchmark": 15,
     "alignment_benchmark_noaa": 9,
+    "alignment_benchmark_warping": 9,
 }
 
 
