@@ -88,6 +88,17 @@ def train_tiny_checkpoint(run_dir: Path, overrides: list[str], alpha: float = 0.
     return ckpt
 
 
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny sliding-window run (5-frame windows, G x N deformable alignment) whose only checkpoint is
+    its perturbed ``last.ckpt`` (:func:`train_tiny_checkpoint`; the best ones are removed)."""
+    run = tmp_path_factory.mktemp("tiny") / "run"
+    train_tiny_checkpoint(run, ["arch.num_frame=5", "data.train.num_frames=5"], alpha=0.05)
+    for best in (run / "checkpoints").glob("best*.ckpt"):
+        best.unlink()
+    return run
+
+
 @pytest.fixture
 def make_cfg(tmp_path: Path):
     """``make_cfg(name='train', overrides=[...], run='run')`` -> composed config."""

@@ -11,21 +11,10 @@ import pytest
 import torch
 
 import vsrlab
-from conftest import train_tiny_checkpoint
 from vsrlab.apps.export import export
 from vsrlab.models import VSRModule
 from vsrlab.run.checkpoints import run_checkpoint
 from vsrlab.utils.images import frames_to_tensor, to_uint8_hwc
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A tiny sliding-window run (5-frame windows) whose ``last.ckpt`` is perturbed and made its best."""
-    run = tmp_path_factory.mktemp("api") / "run"
-    train_tiny_checkpoint(run, ["arch.num_frame=5", "data.train.num_frames=5"], alpha=0.05)
-    for best in (run / "checkpoints").glob("best*.ckpt"):
-        best.unlink()  # the run's checkpoint is then last.ckpt, the perturbed one
-    return run
 
 
 def _frames(num: int, h: int = 12, w: int = 16) -> np.ndarray:  # multiples of pad_to=4: no padding

@@ -13,7 +13,6 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 import vsrlab
-from conftest import train_tiny_checkpoint
 from vsrlab.apps.export import ExportCheckError, export_onnx_model
 from vsrlab.cli.export import main
 from vsrlab.engine import CONFIG_DIR
@@ -62,16 +61,6 @@ def test_every_arch_exports_and_onnx_runtime_matches_pytorch(name, tmp_path):
     assert (out.shape[-2], out.shape[-1]) == (4 * size, 4 * size)
     np.testing.assert_allclose(out, expected, rtol=0, atol=ATOL)
     assert check_onnx(path, net, lq) == float(np.abs(out - expected).max())
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A tiny sliding-window run: 5-frame windows, G x N deformable alignment, perturbed weights."""
-    run = tmp_path_factory.mktemp("onnx") / "run"
-    train_tiny_checkpoint(run, ["arch.num_frame=5", "data.train.num_frames=5"], alpha=0.05)
-    for best in (run / "checkpoints").glob("best*.ckpt"):
-        best.unlink()  # the run's checkpoint is then last.ckpt, the perturbed one
-    return run
 
 
 def test_vsrlab_export_onnx_of_a_run(run_dir, capsys):
