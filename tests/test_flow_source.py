@@ -14,6 +14,7 @@ from vsrlab.archs import VSRTransformer
 from vsrlab.data.synthetic import SyntheticVideoDataset
 from vsrlab.inference.clip import predict_clip, window_flows
 from vsrlab.models import VSRModule
+from vsrlab.models.flow_source import smooth_flow_error
 from vsrlab.ops.windows import window_indices
 
 TINY = {"embed_dim": 8, "depths": [2], "num_heads": [1], "window_size": [5, 4, 4], "mid_channels": 8}
@@ -244,3 +245,45 @@ def test_flow_guided_offsets_are_the_learned_offsets_plus_the_flow():
     torch.testing.assert_close(offset - base, yx, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match=r"align_type='deformable' needs flows \(model.flow_source=batch\)"):
         guided(x)
+
+
+def test_smooth_flow_error_has_the_rms_asked_for_and_is_smooth():
+    error = smooth_flow_error((3, 5, 2, 32, 40), 1.0, seed=7)
+    rms = error.square().sum(2).mean((-2, -1)).sqrt()
+    torch.testing.assert_close(rms, torch.ones(3, 5), rtol=1e-5, atol=0)
+    assert torch.equal(error, smooth_flow_error((3, 5, 2, 32, 40), 1.0, seed=7))
+    assert not torch.equal(error, smooth_flow_error((3, 5, 2, 32, 40), 1.0, seed=8))
+    # smooth: neighbouring pixels differ by a fraction of the field's size (independent pixels: ~1.1)
+    step = (error[..., 1:, :] - error[..., :-1, :]).abs().mean() / error.abs().mean()
+    assert step < 0.25
+    assert torch.equal(
+        smooth_flow_error((2, 2, 8, 8), 0.5, seed=0) * 2, smooth_flow_error((2, 2, 8, 8), 1.0, 0)
+    )
+
+
+def test_flow_error_corrupts_every_flow_but_a_frame_to_itself():
+    batch = default_collate(
+        [SyntheticVideoDataset("train", num_frames=5, lq_size=(8, 8), motion=MOTION)[i] for i in range(2)]
+    )
+    model = module(flow_source="batch", flow_error=0.5)
+    calls = spy(model.net)
+    model.training_step(batch, 0)
+    given, true = calls[0][1], batch["flow"]
+    assert torch.equal(given[:, 2], true[:, 2])  # the centre frame's flow to itself stays zero
+    epe = (given - true).square().sum(2).mean((-2, -1)).sqrt()
+    torch.testing.assert_close(epe[:, [0, 1, 3, 4]], torch.full((2, 4), 0.5), rtol=1e-5, atol=0)
+    # evaluation: every pair (i, j != i) of a clip's flow_pairs, the same error for the same clip
+    ds = SyntheticVideoDataset("val", num_clips=1, num_frames=5, lq_size=(8, 8), motion=MOTION)
+    clip = default_collate([ds[0]])
+    seen = []
+    for _ in range(2):
+        calls = spy(model.net)
+        model.validation_step(clip, 0)
+        seen.append(torch.cat([c[1] for c in calls]))
+    assert torch.equal(seen[0], seen[1])
+    with pytest.raises(
+        ValueError, match="model.flow_error=1.0 corrupts the data's flows: set model.flow_source"
+    ):
+        module(flow_error=1.0)
+    with pytest.raises(ValueError, match=r"model.flow_error is an RMS end-point error .* got -1.0"):
+        module(flow_source="batch", flow_error=-1)

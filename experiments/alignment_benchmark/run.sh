@@ -2,7 +2,8 @@
 # The alignment benchmark (issue 23; README.md here): the oracle row (true flow, no training), then the sweep
 # of conf/sweep/${EXP}.yaml (one job at a time), then the tables, gates and figure. EXP=alignment_benchmark
 # (default: area x4, 5 rows x 3 seeds), EXP=alignment_benchmark_noaa (no anti-aliasing, the gates' 3 rows) or
-# EXP=alignment_benchmark_warping (no anti-aliasing: image vs feature warping by the true flow, UDA Table 4).
+# EXP=alignment_benchmark_warping (no anti-aliasing: image vs feature warping by the true flow, UDA Table 4) or
+# EXP=alignment_benchmark_flow_guidance (no anti-aliasing: flow-guided vs plain DCN, N = 1 vs 9 around a wrong flow).
 # Outputs under ${OUT:-/tmp/alignment_benchmark}; finished jobs are skipped on a rerun.
 set -euo pipefail
 OUT=${OUT:-/tmp/alignment_benchmark}
@@ -14,7 +15,10 @@ case "$EXP" in
   alignment_benchmark) DEGRADATION=area ORACLE=oracle RESULTS=experiments/alignment_benchmark ;;
   alignment_benchmark_noaa) DEGRADATION=bicubic_noaa ORACLE=oracle_noaa RESULTS=experiments/alignment_benchmark/noaa ;;
   alignment_benchmark_warping) DEGRADATION=bicubic_noaa ORACLE=oracle_noaa RESULTS=experiments/alignment_benchmark/warping ;;
-  *) echo "EXP must be alignment_benchmark, alignment_benchmark_noaa or alignment_benchmark_warping, got $EXP" >&2
+  alignment_benchmark_flow_guidance) DEGRADATION=bicubic_noaa ORACLE=oracle_noaa
+    RESULTS=experiments/alignment_benchmark/flow_guidance ;;
+  *) echo "EXP must be alignment_benchmark, alignment_benchmark_noaa, alignment_benchmark_warping or" \
+          "alignment_benchmark_flow_guidance, got $EXP" >&2
      exit 2 ;;
 esac
 [ -f "$OUT/eval/runs/$ORACLE/metrics.json" ] ||

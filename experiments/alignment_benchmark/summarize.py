@@ -32,11 +32,40 @@ from vsrlab.analysis.offsets import run_offsets  # noqa: E402
 from vsrlab.models import VSRModule  # noqa: E402
 from vsrlab.report.stats import paired_over_clips, summarize  # noqa: E402
 
-ROWS = ["centre", "true_flow", "true_flow_image", "none", "learned_flow", "dcn", "flow_guided_dcn"]
-LEARNED = ["learned_flow", "dcn", "flow_guided_dcn"]
+ROWS = [
+    "centre",
+    "true_flow",
+    "true_flow_image",
+    "none",
+    "learned_flow",
+    "dcn",
+    "flow_guided_dcn",
+    "flow_guided_n1",
+    "flow_guided_dcn_err1",
+    "flow_guided_n1_err1",
+]
+LEARNED = [
+    "learned_flow",
+    "dcn",
+    "flow_guided_dcn",
+    "flow_guided_n1",
+    "flow_guided_dcn_err1",
+    "flow_guided_n1_err1",
+]
+# differences between two rows (paired by seed and clip): name -> (row, minus row, what it tests)
+COMPARISONS = {
+    "image_minus_feature": ("true_flow_image", "true_flow", "image minus feature warping, both by the "
+                            "true flow (UDA Table 4: -0.84 dB on REDS4)"),
+    "flow_guided_minus_dcn": ("flow_guided_dcn", "dcn",
+                              "flow-guided minus plain DCN, G = 4 x N = 9 (BasicVSR++: flow guidance helps)"),
+    "n9_minus_n1_exact": ("flow_guided_dcn", "flow_guided_n1", "N = 9 minus N = 1 around the exact flow"),
+    "n9_minus_n1_err1": ("flow_guided_dcn_err1", "flow_guided_n1_err1",
+                         "N = 9 minus N = 1 around a flow wrong by 1 px RMS "
+                         "(UDA Section 4.2: diversity helps)"),
+}  # fmt: skip
 GATES = {"true_flow": 1.0, "learned": 0.5}  # dB over the centre row (issue 23)
 OFFSET_CLIPS = {1.0: 4, 2.0: 4, 4.0: 4}  # speed (LR px/frame): test clips whose offsets are measured
-JOB = re.compile(r"(?:bench_variant|alignment_benchmark)=(?P<row>[a-z_]+),seed=(?P<seed>\d+)")
+JOB = re.compile(r"(?:bench_variant|alignment_benchmark)=(?P<row>[a-z0-9_]+),seed=(?P<seed>\d+)")
 
 
 def speed_of(clip: str) -> float:
@@ -144,17 +173,17 @@ def main() -> None:
             results["rows"][row]["offsets"] = {
                 k: summarize(v[k] for v in per_seed.values()).__dict__ for k in ("epe_px", "under_1px")
             }
-    if {"true_flow", "true_flow_image"} <= set(psnr):  # UDA Table 4: image minus feature warping
-        diff = paired_over_clips(psnr["true_flow_image"], psnr["true_flow"])
-        by_speed_diff = {}
-        for speed in speeds:
-            pick = {r: {s: {c: v for c, v in p.items() if speed_of(c) == speed} for s, p in psnr[r].items()}
-                    for r in ("true_flow_image", "true_flow")}  # fmt: skip
-            by_speed_diff[speed] = paired_over_clips(
-                pick["true_flow_image"], pick["true_flow"]
-            ).seeds.__dict__
-        results["image_minus_feature"] = {"seeds": diff.seeds.__dict__, "verdict": diff.verdict(),
-                                          "by_speed": by_speed_diff}  # fmt: skip
+    results["comparisons"] = {}
+    for name, (row, base, _) in COMPARISONS.items():
+        if {row, base} <= set(psnr):
+            diff = paired_over_clips(psnr[row], psnr[base])
+            by_speed_diff = {}
+            for speed in speeds:
+                pick = {r: {s: {c: v for c, v in p.items() if speed_of(c) == speed}
+                            for s, p in psnr[r].items()} for r in (row, base)}  # fmt: skip
+                by_speed_diff[speed] = paired_over_clips(pick[row], pick[base]).seeds.__dict__
+            results["comparisons"][name] = {"seeds": diff.seeds.__dict__, "verdict": diff.verdict(),
+                                            "by_speed": by_speed_diff}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
     (args.out / "results.md").write_text(tables(results, speeds) + "\n")
@@ -197,10 +226,9 @@ def tables(results: dict, speeds: list[float]) -> str:
     for row, r in rows.items():
         if row != "centre":
             lines.append(f"| {row} | " + " | ".join(fmt(r["over_centre_by_speed"][s]) for s in speeds) + " |")
-    if "image_minus_feature" in results:
-        d = results["image_minus_feature"]
-        lines += ["", "Image minus feature warping, both by the true flow (UDA Table 4: -0.84 dB on REDS4): "
-                  f"{fmt(d['seeds'])} dB ({d['verdict']}); by speed:", "",
+    for name, d in results.get("comparisons", {}).items():
+        lines += ["", f"{COMPARISONS[name][2][0].upper()}{COMPARISONS[name][2][1:]}: {fmt(d['seeds'])} dB "
+                  f"({d['verdict']}); by speed:", "",
                   "| " + " | ".join(f"{s:g}" for s in speeds) + " |", "|" + " ---: |" * len(speeds),
                   "| " + " | ".join(fmt(d["by_speed"][s]) for s in speeds) + " |"]  # fmt: skip
     lines += ["", "Gates (issue 23):", ""]

@@ -17,7 +17,7 @@ from vsrlab.inference import clip as clip_inference
 from vsrlab.inference.stream import super_resolve_stream
 from vsrlab.losses.levels import level_psnr, level_targets
 from vsrlab.metrics.clip_scores import ClipScores
-from vsrlab.models.flow_source import batch_flows
+from vsrlab.models.flow_source import batch_flows, corrupt_flows
 from vsrlab.ops.resize import matlab_imresize_tensor
 from vsrlab.ops.windows import window_indices
 from vsrlab.utils.images import to_uint8_hwc
@@ -27,8 +27,8 @@ VAL_HISTORY_KEYS = ("psnr", "ssim", "psnr_bicubic")
 
 class ClipEvaluation:
     """The evaluation half of :class:`~vsrlab.models.VSRModule` (a mixin of it: it uses the module's
-    ``net``, ``net_ema``, ``ema``, ``eval_cfg``, ``protocol``, ``flow_source``, ``clip_motion``
-    and its score and history attributes)."""
+    ``net``, ``net_ema``, ``ema``, ``eval_cfg``, ``protocol``, ``flow_source``, ``flow_error``,
+    ``clip_motion`` and its score and history attributes)."""
 
     def evaluation_net(self, stage: str = "test") -> nn.Module:
         """The network ``stage`` (``val`` or ``test``; inference is ``test``) evaluates: the moving
@@ -101,7 +101,11 @@ class ClipEvaluation:
             raise ValueError(f"clip {name} has {length} LR and {gt.shape[0]} GT frames")
         pairs = batch_flows(batch, "flow_pairs", self.flow_source, f"{stage} batch")
         pairs = None if pairs is None else pairs[0]  # (L, L, 2, h, w): the clip's flows (oracle flow)
-        out = self.predict_clip(lq, frames, mirror=self.protocol["mirror"], stage=stage, flow_pairs=pairs)
+        given = pairs
+        if pairs is not None and self.flow_error:
+            identity = torch.eye(pairs.shape[0], dtype=torch.bool, device=pairs.device)
+            given = corrupt_flows(pairs, self.flow_error, int(batch["clip_index"][0]), identity)
+        out = self.predict_clip(lq, frames, mirror=self.protocol["mirror"], stage=stage, flow_pairs=given)
         bicubic = matlab_imresize_tensor(lq[frames], scale)
         fingerprint = json.loads(batch["fingerprint"][0]) if "fingerprint" in batch else None
         use_motion = scores.motion is not None and self.clip_motion is not None

@@ -23,7 +23,7 @@ from vsrlab.losses.terms import StepOutputs
 from vsrlab.metrics.clip_scores import ClipScores, check_protocol
 from vsrlab.metrics.motion import ClipMotion, MotionBinsConfig
 from vsrlab.models.evaluation import ClipEvaluation
-from vsrlab.models.flow_source import batch_flows, check_flow_source
+from vsrlab.models.flow_source import batch_flows, check_flow_error, check_flow_source, corrupt_flows
 from vsrlab.models.neighbours import apply_neighbours
 from vsrlab.models.speed import apply_speed_options
 from vsrlab.ops import record_offsets
@@ -37,8 +37,8 @@ EVALUATION_DEFAULTS = {"padding": "reflection", "windows_per_forward": 8, "log_i
                        "save_images": False, "motion_bins": None}  # fmt: skip
 SPEED_OPTIONS = ("compile", "channels_last", "checkpointing")  # change speed and memory, not results
 HPARAMS = ("arch", "loss", "optimizer", "scheduler", "protocol", "evaluation", "offset_fidelity",
-           "aligned_lr_loss", "lr_mult", "freeze", "ema", "flow_source", "neighbours",
-           "level_weights", *SPEED_OPTIONS)  # fmt: skip
+           "aligned_lr_loss", "lr_mult", "freeze", "ema", "flow_source", "flow_error",
+           "neighbours", "level_weights", *SPEED_OPTIONS)  # fmt: skip
 
 
 class VSRModule(ClipEvaluation, pl.LightningModule):
@@ -67,6 +67,8 @@ class VSRModule(ClipEvaluation, pl.LightningModule):
             (:mod:`vsrlab.optim.ema`), evaluated instead of the weights when ``validate`` / ``test``.
         flow_source: None (the network's own flow) or ``batch``: the data's flows go to
             ``forward(x, flows=...)`` (oracle flow; :mod:`vsrlab.models.flow_source`).
+        flow_error: RMS end-point error (LR pixels) of a smooth random field added to those flows,
+            a corrupted flow prior (:func:`vsrlab.models.flow_source.corrupt_flows`); 0: exact.
         neighbours: ``frames`` or ``centre``: every window its centre frame repeated, the same network
             without neighbours (:mod:`vsrlab.models.neighbours`).
         level_weights: loss weights of the levels of a cascaded network (coarse to fine), None: the
@@ -97,6 +99,7 @@ class VSRModule(ClipEvaluation, pl.LightningModule):
         freeze: list[dict[str, Any]] | None = None,
         ema: dict[str, Any] | None = None,
         flow_source: str | None = None,
+        flow_error: float = 0.0,
         neighbours: str = "frames",
         level_weights: list[float] | None = None,
         compile: bool | dict[str, Any] = False,
@@ -109,6 +112,7 @@ class VSRModule(ClipEvaluation, pl.LightningModule):
         self.save_hyperparameters(args)
         self.net: nn.Module = build_arch(args["arch"], load_weights=False)
         self.flow_source = check_flow_source(flow_source, self.net)
+        self.flow_error = check_flow_error(flow_error, self.flow_source)
         self.neighbours = apply_neighbours(self.net, neighbours)
         self.loss_terms = build_loss_terms(
             self.net, args["loss"], args["level_weights"], args["offset_fidelity"], args["aligned_lr_loss"]
@@ -162,6 +166,10 @@ class VSRModule(ClipEvaluation, pl.LightningModule):
                              f"{self.net.num_frame}: set data.train.num_frames to match")  # fmt: skip
         needs = frozenset().union(*(term.needs for term in self.loss_terms))
         flows = batch_flows(batch, "flow", self.flow_source, "training batch")
+        if flows is not None and self.flow_error:
+            identity = torch.zeros(flows.shape[:2], dtype=torch.bool, device=flows.device)
+            identity[:, centre_frame(self.net, flows.shape[1])] = True
+            flows = corrupt_flows(flows, self.flow_error, self.global_step, identity)
         given: dict[str, Any] = {} if flows is None else {"flows": flows}
         given.update({f"return_{need}": True for need in ("levels", "aligned_lr") if need in needs})
         with record_offsets(self.net) as offsets:
