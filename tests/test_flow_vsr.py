@@ -47,6 +47,8 @@ def test_canonical_parameter_counts(num_flows, total):
     assert len(net.spynets) == num_flows and all(count(s) == SPYNET_PARAMS for s in net.spynets)
     assert net.fusion.in_channels == 5 * num_flows * 64
     assert count(FlowVSR(num_flows=num_flows, warp_level="image")) == total
+    if num_flows == 1:  # the VSR-CNN without alignment: the same body, no SPyNet
+        assert count(FlowVSR(warp_level="none")) == total - SPYNET_PARAMS
 
 
 def test_independent_spynets_give_different_flows_and_equal_weights_equal_flows():
@@ -150,6 +152,20 @@ def test_mmagic_layout_checkpoint_round_trip(tmp_path):
     x = torch.rand(1, 3, 3, 8, 8)
     with torch.no_grad():
         assert torch.equal(src(x), dst(x))
+
+
+def test_without_alignment_the_frames_are_fused_as_they_are():
+    torch.manual_seed(0)
+    aligned = small(warp_level="image")
+    zero_flow(aligned)
+    plain = small(warp_level="none")
+    plain.load_state_dict({k: v for k, v in aligned.state_dict().items() if not k.startswith("spynets.")})
+    x = torch.rand(1, 3, 3, 8, 8)
+    with torch.no_grad():  # zero flow: image warping is the identity, so both are the same network
+        torch.testing.assert_close(plain(x), aligned(x), rtol=0, atol=1e-6)
+    assert plain.last_flows is None and len(plain.spynets) == 0
+    with pytest.raises(ValueError, match=r"num_flows must be >= 1 \(1 with warp_level='none'\), got 2"):
+        small(warp_level="none", num_flows=2)
 
 
 def test_checkpoint_with_missing_or_extra_key_is_rejected_by_name():

@@ -24,6 +24,7 @@ from vsrlab.archs import build_arch
 from vsrlab.engine import CONFIG_DIR, finish_wandb, instantiate_loggers
 from vsrlab.engine.ddp import refuse_sweep_on_secondary_rank
 from vsrlab.ops import alignment_modules
+from vsrlab.optim.param_rules import ParamRules
 from vsrlab.run import job_subdir, plan_jobs, run_id, short_keys
 from vsrlab.run.resume import config_changes
 
@@ -93,6 +94,8 @@ SWEEPS = {  # experiment -> number of jobs of its grid
     "alignment_benchmark": 15,
     "alignment_benchmark_noaa": 9,
     "alignment_benchmark_warping": 9,
+    "alignment_benchmark_flow_guidance": 18,
+    "vsr_cnn_alignment": 2,
 }
 
 
@@ -142,6 +145,14 @@ def test_every_job_of_every_sweep_composes_and_builds(tmp_path, experiment):
                 assert all(m.offset_base == base for m in packs), job
         if experiment == "flow_networks":
             assert len(net.spynets) == int(job["arch.num_flows"])
+        if experiment == "vsr_cnn_alignment":  # the CNN without alignment has no SPyNet to train
+            aligned = job["row/vsr_cnn"] == "image_finetune"
+            assert (len(net.spynets), net.warp_level) == ((1, "image") if aligned else (0, "none"))
+            ParamRules(net, cfg.model.lr_mult, cfg.model.freeze)
+        if experiment == "alignment_benchmark_flow_guidance":
+            row = job["row/alignment_benchmark"]
+            assert cfg.model.flow_error == (1.0 if row.endswith("_err1") else 0.0)
+            assert net.flow_guided == row.startswith("flow_guided")
         if experiment == "window_size":
             assert net.num_frame == int(job["arch.num_frame"]) == cfg.data.train.num_frames
         if experiment == "offset_fidelity_sweep":

@@ -13,6 +13,10 @@ restores it). It serves two of the paper's studies:
 - Table 4, image- vs feature-level warping (``warp_level``): ``'image'`` warps the LR neighbour
   images and extracts features from the warped images (as TOFlow does), ``'feature'`` extracts
   features first and warps them with the same flows (as deformable alignment does).
+- Shi et al. (NeurIPS 2022), the VSR-CNN rows of the CNN vs Transformer table (CNN + image alignment with
+  fine-tuned flow; CNN without alignment): the paper does not describe its CNN; vsrlab's is this network,
+  ``warp_level='image'`` with the SPyNet trained, and ``warp_level='none'`` (no SPyNet: the frames are
+  fused unaligned), ``sweep=vsr_cnn_alignment``.
 
 Unlike BasicSR's ``TOFlow`` (``tof_arch.py``), which warps bicubically pre-upsampled frames with a
 BatchNorm SPyNet of 4 levels and restores them with four plain convolutions, this network warps
@@ -49,7 +53,7 @@ from vsrlab.archs.contract import Temporal
 from vsrlab.archs.spynet_arch import SPyNet
 from vsrlab.ops import flow_warp
 
-WarpLevel = Literal["image", "feature"]
+WarpLevel = Literal["image", "feature", "none"]
 
 
 class FlowVSR(nn.Module):
@@ -66,8 +70,9 @@ class FlowVSR(nn.Module):
         num_frame: frames per window (5 or 7).
         center_frame_idx: frame to super-resolve (default ``num_frame // 2``).
         num_flows: N, independent SPyNets, each giving one flow per neighbour.
-        warp_level: ``'image'`` (warp LR images, then extract features) or ``'feature'``
-            (extract, then warp features).
+        warp_level: ``'image'`` (warp LR images, then extract features), ``'feature'``
+            (extract, then warp features) or ``'none'`` (no alignment and no SPyNet; ``num_flows``
+            must be 1).
         num_extract_block: residual blocks of the feature extractor.
         num_reconstruct_block: residual blocks after fusion.
         spynet_path: SPyNet checkpoint (BasicSR or MMagic) loaded into every one of the N SPyNets.
@@ -97,10 +102,10 @@ class FlowVSR(nn.Module):
         super().__init__()
         if num_in_ch != 3:
             raise ValueError(f"SPyNet estimates flow on RGB frames: num_in_ch must be 3, got {num_in_ch}")
-        if warp_level not in ("image", "feature"):
-            raise ValueError(f"warp_level must be 'image' or 'feature', got {warp_level!r}")
-        if num_flows < 1:
-            raise ValueError(f"num_flows must be >= 1, got {num_flows}")
+        if warp_level not in ("image", "feature", "none"):
+            raise ValueError(f"warp_level must be 'image', 'feature' or 'none', got {warp_level!r}")
+        if num_flows < 1 or (warp_level == "none" and num_flows != 1):
+            raise ValueError(f"num_flows must be >= 1 (1 with warp_level='none'), got {num_flows}")
         num_stages = round(math.log2(upscale)) if upscale >= 2 else 0
         if 2**num_stages != upscale:
             raise ValueError(f"upscale must be a power of two (x2 pixel-shuffle stages), got {upscale}")
@@ -109,7 +114,8 @@ class FlowVSR(nn.Module):
         self.num_flows, self.warp_level, self.upscale = num_flows, warp_level, upscale
         self.num_upsample = num_stages
 
-        self.spynets = nn.ModuleList(SPyNet(load_path=spynet_path) for _ in range(num_flows))
+        spynets = 0 if warp_level == "none" else num_flows
+        self.spynets = nn.ModuleList(SPyNet(load_path=spynet_path) for _ in range(spynets))
         self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
         self.feature_extraction = make_layer(ResidualBlockNoBN, num_extract_block, num_feat=num_feat)
         self.fusion = nn.Conv2d(num_frame * num_flows * num_feat, num_feat, 1, 1)
@@ -160,7 +166,10 @@ class FlowVSR(nn.Module):
         return feat.view(*lead, -1, h, w)
 
     def align(self, x: Tensor) -> Tensor:
-        """Aligned features ``(B, T, N, num_feat, h, w)`` of the window ``x`` ``(B, T, 3, h, w)``."""
+        """Aligned features ``(B, T, N, num_feat, h, w)`` of the window ``x`` ``(B, T, 3, h, w)``
+        (``warp_level='none'``: unaligned, N = 1)."""
+        if self.warp_level == "none":
+            return self.extract(x).unsqueeze(2)
         flows = self.compute_flows(x)
         self.last_flows = flows
         if self.warp_level == "image":
