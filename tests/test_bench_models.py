@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # the benchmark run the tests read takes over 20 s on 2 cores
+
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = "scripts.bench.models"
 CAPABILITY = "CPU bf16 / AVX-512 / AMX"

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BIN = Path(sys.executable).parent
 NOISE = (
     "💡 Tip",
@@ -43,6 +45,7 @@ def test_a_run_prints_its_summary_and_no_noise(tmp_path):
     assert "SlidingWindowVSR" in (tmp_path / "debug" / "runs" / "quiet" / "resolved_config.yaml").read_text()
 
 
+@pytest.mark.slow  # over 20 s on 2 cores (docs/development.md)
 def test_each_app_has_its_own_help():
     apps = ("train", "eval", "infer", "analyze", "report", "export")
     procs = {  # side by side: each spends its seconds importing

@@ -45,6 +45,7 @@ def _assert_refused(args: list[str], folder: Path, before: dict[str, str | None]
     assert not changed, f"a refused relaunch rewrote {changed}"
 
 
+@pytest.mark.slow  # over 20 s on 2 cores (docs/development.md)
 def test_a_refused_relaunch_leaves_the_run_directory_unchanged(tmp_path):
     args = ["run_name=r", f"paths.log_dir={tmp_path}", "test=false", *FAST]
     first = _cli(args)

@@ -35,6 +35,7 @@ def trials(sweep: Path) -> list[optuna.trial.FrozenTrial]:
     return sorted(study.trials, key=lambda t: t.number)
 
 
+@pytest.mark.slow  # over 20 s on 2 cores (docs/development.md)
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_search_reads_objectives_from_metrics_and_resumes(tmp_path):
     sweep = tmp_path / "train" / "multiruns" / "search_loss_weights"

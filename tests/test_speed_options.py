@@ -180,6 +180,7 @@ def test_inductor_compiled_network_gives_the_same_outputs():
         assert torch.allclose(net(x), reference, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # over 20 s on 2 cores (docs/development.md)
 def test_module_options_train_and_the_checkpoint_loads_uncompiled(tmp_path):
     """model.compile (backend eager: TorchDynamo tracing, no compiler), channels_last and checkpointing
     through vsrlab-train; the checkpoint's keys are the plain network's and it loads into a module

@@ -402,6 +402,7 @@ def test_slurm_launcher_config_renders_one_task_per_gpu_and_requeue(tmp_path, mo
     assert folder.startswith(str(tmp_path / "train" / "multiruns" / "offset_diversity"))
 
 
+@pytest.mark.slow  # over 20 s on 2 cores (docs/development.md)
 def test_a_tdan_g_x_n_sweep_records_its_axes_and_gets_heatmaps(tmp_path):
     """TDAN names G `deform_groups`: the sweeper records the axes from the architecture's contract,
     so the report draws the G x N heatmaps without guessing from key names."""
