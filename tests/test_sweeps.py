@@ -96,6 +96,7 @@ SWEEPS = {  # experiment -> number of jobs of its grid
     "alignment_benchmark_warping": 9,
     "alignment_benchmark_flow_guidance": 18,
     "vsr_cnn_alignment": 2,
+    "alignment_benchmark_offset_fidelity": 15,
 }
 
 
@@ -149,6 +150,11 @@ def test_every_job_of_every_sweep_composes_and_builds(tmp_path, experiment):
             aligned = job["row/vsr_cnn"] == "image_finetune"
             assert (len(net.spynets), net.warp_level) == ((1, "image") if aligned else (0, "none"))
             ParamRules(net, cfg.model.lr_mult, cfg.model.freeze)
+        if experiment == "alignment_benchmark_offset_fidelity":
+            row = job["row/alignment_benchmark"]
+            assert bool((cfg.model.offset_fidelity or {}).get("loss")) == ("fidelity" in row)
+            assert cfg.model.optimizer.lr == (1e-2 if row.endswith("high_lr") else 2e-3)
+            assert row == "centre" or (not net.dcn.modulated and net.dcn.num_offsets == 9)
         if experiment == "alignment_benchmark_flow_guidance":
             row = job["row/alignment_benchmark"]
             assert cfg.model.flow_error == (1.0 if row.endswith("_err1") else 0.0)

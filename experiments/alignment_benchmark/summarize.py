@@ -62,6 +62,10 @@ COMPARISONS = {
     "n9_minus_n1_err1": ("flow_guided_dcn_err1", "flow_guided_n1_err1",
                          "N = 9 minus N = 1 around a flow wrong by 1 px RMS "
                          "(UDA Section 4.2: diversity helps)"),
+    "fidelity_minus_plain": ("dcn_fidelity", "dcn", "DCN with minus without the offset-fidelity loss "
+                             "(UDA Table 3: +1.73 dB on REDS4)"),
+    "fidelity_minus_plain_high_lr": ("dcn_fidelity_high_lr", "dcn_high_lr", "the same at 5x the learning "
+                                     "rate (UDA Fig. 10: offsets overflow without the loss)"),
 }  # fmt: skip
 GATES = {"true_flow": 1.0, "learned": 0.5}  # dB over the centre row (issue 23)
 OFFSET_CLIPS = {1.0: 4, 2.0: 4, 4.0: 4}  # speed (LR px/frame): test clips whose offsets are measured
