@@ -13,6 +13,7 @@ verdict is taken at the seed level.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import re
@@ -68,6 +69,7 @@ COMPARISONS = {
                                      "rate (UDA Fig. 10: offsets overflow without the loss)"),
 }  # fmt: skip
 GATES = {"true_flow": 1.0, "learned": 0.5}  # dB over the centre row (issue 23)
+OFFSET_KEY = "offsets/abs_mean_max"
 OFFSET_CLIPS = {1.0: 4, 2.0: 4, 4.0: 4}  # speed (LR px/frame): test clips whose offsets are measured
 JOB = re.compile(r"(?:bench_variant|alignment_benchmark)=(?P<row>[a-z0-9_]+),seed=(?P<seed>\d+)")
 
@@ -130,6 +132,16 @@ def offset_errors(job: Path) -> dict[str, float]:
     return {"epe_px": math.fsum(errors) / len(errors), "under_1px": math.fsum(under) / len(under)}
 
 
+def offset_magnitude(job: Path) -> dict[str, float] | None:
+    """The training's mean |offset| (px, the largest over alignment modules; callbacks.OffsetMonitor):
+    its peak and its last value, from the CSV logger's files; None when it was not logged."""
+    values = []
+    for path in sorted(job.glob("csv/version_*/metrics.csv")):
+        with path.open(newline="") as f:
+            values += [float(r[OFFSET_KEY]) for r in csv.DictReader(f) if r.get(OFFSET_KEY)]
+    return {"peak_px": max(values), "last_px": values[-1]} if values else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep", type=Path)
@@ -177,6 +189,11 @@ def main() -> None:
             results["rows"][row]["offsets"] = {
                 k: summarize(v[k] for v in per_seed.values()).__dict__ for k in ("epe_px", "under_1px")
             }
+            sizes = [m for m in (offset_magnitude(j) for j in jobs[row].values()) if m is not None]
+            if sizes:
+                results["rows"][row]["offset_size"] = {
+                    k: summarize(m[k] for m in sizes).__dict__ for k in ("peak_px", "last_px")
+                }
     results["comparisons"] = {}
     for name, (row, base, _) in COMPARISONS.items():
         if {row, base} <= set(psnr):
@@ -251,13 +268,16 @@ def tables(results: dict, speeds: list[float]) -> str:
         "Learned offsets against the true flow (test clips at 1, 2, 4 px/frame, 4 each; closest offset "
         "of each group; mean ± 95% CI over seeds):",
         "",
-        "| row | EPE (px) | fraction under 1 px |",
-        "| --- | ---: | ---: |",
+        "| row | EPE (px) | fraction under 1 px | training mean abs offset: peak (px) | last (px) |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     for row in LEARNED:
         if "offsets" in rows.get(row, {}):
-            o = rows[row]["offsets"]
-            lines.append(f"| {row} | {fmt(o['epe_px'], '.2f')} | {fmt(o['under_1px'], '.2f')} |")
+            o, size = rows[row]["offsets"], rows[row].get("offset_size") or {}
+            lines.append(
+                f"| {row} | {fmt(o['epe_px'], '.2f')} | {fmt(o['under_1px'], '.2f')} | "
+                f"{fmt(size.get('peak_px'), '.2f')} | {fmt(size.get('last_px'), '.2f')} |"
+            )
     return "\n".join(lines)
 
 
