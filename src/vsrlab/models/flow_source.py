@@ -14,6 +14,7 @@ training step or the test clip's index, so every row and seed of a sweep sees th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -85,10 +86,7 @@ def smooth_flow_error(shape: tuple[int, ...], rms_px: float, seed: int, grid: in
     if two != 2:
         raise ValueError(f"flows are (..., 2, h, w), got shape {tuple(shape)}")
     generator = torch.Generator().manual_seed(int(seed))
-    count = 1
-    for n in lead:
-        count *= n
-    coarse = torch.randn(count, 2, grid, grid, generator=generator)
+    coarse = torch.randn(math.prod(lead), 2, grid, grid, generator=generator)
     field = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=True)
     rms = field.square().sum(1).mean((-2, -1)).sqrt().clamp_min(1e-12)
     return (field * (rms_px / rms)[:, None, None, None]).reshape(shape)
