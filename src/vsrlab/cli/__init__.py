@@ -19,10 +19,16 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+HELP_FLAGS = frozenset({"--help", "-h", "--hydra-help"})
+
+
 def start(app: str) -> None:
     """Set up the process (:func:`vsrlab.engine.init`) and refuse command-line keys of earlier versions
-    with one line naming the new key (exit status 2)."""
-    from vsrlab.engine import RenamedKeyError, init, refuse_renamed_keys
+    with one line naming the new key (exit status 2); nothing when Hydra is asked for help, which it
+    prints without the set-up (and without importing torch)."""
+    if HELP_FLAGS & set(sys.argv[1:]):
+        return
+    from vsrlab.engine.setup import RenamedKeyError, init, refuse_renamed_keys
 
     init()
     try:

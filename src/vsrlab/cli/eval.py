@@ -15,14 +15,16 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from vsrlab.apps.evaluate import evaluate
 from vsrlab.cli import run_app, start
-from vsrlab.engine import CONFIG_DIR, setup_run
+from vsrlab.engine.paths import CONFIG_DIR
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def hydra_main(cfg: DictConfig) -> None:
     """The Hydra app."""
+    from vsrlab.apps.evaluate import evaluate
+    from vsrlab.engine import setup_run
+
     setup_run(cfg, "eval")
     run_app("eval", evaluate, cfg)
 

@@ -12,18 +12,20 @@ which prefers ``params_ema``) read it. ``format=onnx``: :mod:`vsrlab.inference.o
 from __future__ import annotations
 
 import hydra
-import torch
 from omegaconf import DictConfig
 
-from vsrlab.apps.export import ExportCheckError, export, export_onnx_model
 from vsrlab.cli import command_line, run_app, start
-from vsrlab.engine import CONFIG_DIR
+from vsrlab.engine.paths import CONFIG_DIR
 
 FORMATS = ("pth", "onnx")
 
 
 def run(cfg: DictConfig) -> None:
     """Export as ``cfg.format`` says and print what was written."""
+    import torch
+
+    from vsrlab.apps.export import export, export_onnx_model
+
     if cfg.format not in FORMATS:
         raise ValueError(f"format={cfg.format}: one of {', '.join(FORMATS)}")
     if cfg.format == "pth":
@@ -45,6 +47,8 @@ def run(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
 def hydra_main(cfg: DictConfig) -> None:
     """The Hydra app."""
+    from vsrlab.apps.export import ExportCheckError
+
     run_app("export", run, cfg, user_errors=(ValueError, ExportCheckError))
 
 

@@ -17,10 +17,8 @@ from collections.abc import Mapping
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from vsrlab.apps.report import report
 from vsrlab.cli import command_line, run_app, start
-from vsrlab.engine import CONFIG_DIR
-from vsrlab.report import METRIC_FIELDS
+from vsrlab.engine.paths import CONFIG_DIR
 
 
 def baseline_spec(value: object) -> str | None:
@@ -35,6 +33,9 @@ def baseline_spec(value: object) -> str | None:
 
 def run(cfg: DictConfig) -> None:
     """Write and print the report of ``cfg.sweep_dir``."""
+    from vsrlab.apps.report import report
+    from vsrlab.report import METRIC_FIELDS
+
     if cfg.metric not in METRIC_FIELDS:
         raise ValueError(f"metric={cfg.metric}: one of {', '.join(sorted(METRIC_FIELDS))}")
     baseline = cfg.baseline

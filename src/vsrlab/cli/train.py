@@ -38,8 +38,8 @@ def main() -> None:
     import hydra
 
     from vsrlab.cli import start
-    from vsrlab.engine import CONFIG_DIR
     from vsrlab.engine.ddp import refuse_sweep_on_secondary_rank
+    from vsrlab.engine.paths import CONFIG_DIR
 
     start("train")
     refuse_sweep_on_secondary_rank()

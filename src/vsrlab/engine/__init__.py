@@ -1,25 +1,35 @@
 """The layer every app uses and none bypasses: process set-up and config directory
 (:mod:`~vsrlab.engine.setup`), OmegaConf resolvers, DDP rank commands, loggers and W&B, the Trainer, the
-device, and the one model loader (:mod:`~vsrlab.engine.loading`)."""
+device, and the one model loader (:mod:`~vsrlab.engine.loading`).
 
-from vsrlab.engine.device import resolve_device
-from vsrlab.engine.loading import load, load_model, module_from_checkpoint
-from vsrlab.engine.loggers import finish_wandb, instantiate_loggers, sweep_context
-from vsrlab.engine.setup import CONFIG_DIR, RenamedKeyError, init, refuse_renamed_keys, setup_run
-from vsrlab.engine.trainer import build_trainer
+Its names are imported on first use (``from vsrlab.engine import load`` works as usual), so that a
+console entry point that only needs :data:`CONFIG_DIR` starts without importing torch or Lightning.
+"""
 
-__all__ = [
-    "CONFIG_DIR",
-    "RenamedKeyError",
-    "build_trainer",
-    "finish_wandb",
-    "init",
-    "instantiate_loggers",
-    "load",
-    "load_model",
-    "module_from_checkpoint",
-    "refuse_renamed_keys",
-    "resolve_device",
-    "setup_run",
-    "sweep_context",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "CONFIG_DIR": "paths",
+    "RenamedKeyError": "setup",
+    "build_trainer": "trainer",
+    "finish_wandb": "loggers",
+    "init": "setup",
+    "instantiate_loggers": "loggers",
+    "load": "loading",
+    "load_model": "loading",
+    "module_from_checkpoint": "loading",
+    "refuse_renamed_keys": "setup",
+    "resolve_device": "device",
+    "setup_run": "setup",
+    "sweep_context": "loggers",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'vsrlab.engine' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"vsrlab.engine.{_WHERE[name]}"), name)

@@ -13,13 +13,13 @@ from omegaconf import DictConfig
 from vsrlab.archs.contract import offset_axes
 from vsrlab.data.process import configure_process
 from vsrlab.engine.ddp import install_rank_command
+from vsrlab.engine.paths import CONFIG_DIR
 from vsrlab.engine.resolvers import register_resolvers
 from vsrlab.run.snapshot import code_state
 from vsrlab.utils.console import print_config_tree, quiet_third_party
 from vsrlab.utils.ddp import process_rank
 from vsrlab.utils.system import keep_freed_memory
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[3] / "conf")
 #: the module extra DDP ranks of a training job run (``python -m``): ``vsrlab-train``'s entry point
 TRAIN_MODULE = "vsrlab.cli.train"
 #: command-line keys of earlier versions: ``{app: {old key: new key}}`` (``*``: every app)
