@@ -151,7 +151,8 @@ def _assert_relaunch_resumes(args: list[str], run_dir: Path, step: int, steps: i
 
 
 # --------------------------------------------------------------------------------- single process
-@pytest.mark.parametrize("signame", [pytest.param("SIGTERM", marks=pytest.mark.slow), "SIGUSR2"])
+@pytest.mark.slow  # over 20 s on 2 cores (docs/development.md)
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGUSR2"])
 def test_signal_checkpoints_and_the_relaunch_resumes(tmp_path, signame):
     signum = getattr(signal, signame)
     args = _args(tmp_path, [], SINGLE_STEPS)
@@ -199,6 +200,7 @@ def test_ddp_signal_to_any_rank_stops_both_at_one_step(tmp_path, signame, target
         _assert_relaunch_resumes(args, run_dir, step)
 
 
+@pytest.mark.slow  # over 20 s on 2 cores (docs/development.md)
 def test_ddp_signal_during_validation_abandons_it_and_the_resumed_run_validates_that_step(tmp_path):
     """A signal to rank 1 inside the validation after step 4: both ranks abandon it at the same batch
     with step 4's checkpoint; the relaunch validates step 4 again from its first batch and ends with

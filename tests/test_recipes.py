@@ -142,7 +142,12 @@ def test_tdan_recipe_uses_mse_and_the_aligned_lr_loss(tmp_path):
     assert cfg.model.optimizer.weight_decay == 1e-6 and cfg.model.scheduler is None
 
 
-@pytest.mark.parametrize("recipe", sorted(RECIPES))
+SLOW_RECIPES = ("psrt_recurrent_vimeo",)  # over 20 s on 2 cores
+
+
+@pytest.mark.parametrize(
+    "recipe", [pytest.param(r, marks=pytest.mark.slow) if r in SLOW_RECIPES else r for r in sorted(RECIPES)]
+)
 def test_recipe_smoke_run(tmp_path, recipe):
     results = train(_smoke_cfg(tmp_path, recipe))
     assert results["global_step"] == 1

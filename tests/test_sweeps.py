@@ -175,6 +175,7 @@ def test_every_job_of_every_sweep_composes_and_builds(tmp_path, experiment):
 SWEEP_ARGS = ["-m", "arch.num_offsets=1,9", "hydra/launcher=basic", "test=false", *FAST]
 
 
+@pytest.mark.slow  # over 20 s on 2 cores (docs/development.md)
 def test_relaunched_sweep_skips_finished_jobs_and_resumes_unfinished_ones(tmp_path):
     args = [
         *SWEEP_ARGS,
@@ -259,6 +260,7 @@ def test_resume_refuses_a_changed_config_and_skips_a_finished_run(make_cfg, tmp_
 
 
 # ---------------------------------------------------------------------------------------------- DDP
+@pytest.mark.slow  # over 20 s on 2 cores (docs/development.md)
 def test_ddp_job_of_a_sweep_two_cpu_ranks_share_the_job_dir_and_reduce_metrics(tmp_path):
     args = [
         "-m",
