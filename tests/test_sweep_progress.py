@@ -57,8 +57,11 @@ def test_a_local_multirun_prints_progress_and_links_job_logs(tmp_path):
     sweep = tmp_path / "train" / "multiruns" / "grid"
     for job in ("num_feat=8", "num_feat=16"):
         assert f"{job}: done at step 2/2, best val PSNR" in out
-        err = sweep / job / "job.err"
+        err, log = sweep / job / "job.err", sweep / job / "job.out"
         assert err.is_symlink() and err.resolve().parent.parent == sweep / ".submitit"
-        assert "max_steps=2` reached" in err.read_text()
+        assert log.is_symlink() and log.resolve().parent == err.resolve().parent
+        # Lightning's messages go through the job's logging: its stdout and the run's train.log
+        assert "max_steps=2` reached" in log.read_text()
+        assert "max_steps=2` reached" in (sweep / job / "train.log").read_text()
     assert f"2 jobs of {sweep}: 2 done" in out
     assert not (sweep / ".submitit" / "%j").exists()
