@@ -529,10 +529,12 @@ def test_a_two_node_job_trains_like_one_process_and_resumes_on_both_nodes_after_
         max(float((two_nodes[k] - v).norm() / v.norm()) for k, v in rank_batch.items() if v.norm() > 0) > 1e-2
     )
 
-    steps = 1800  # about 90 s on two nodes: more than a 1-minute allocation holds
+    # more than one 1-minute allocation holds (its ~35 s before SLURM's signal, less the start-up of two
+    # ranks): 1800 steps needed 20-60 allocations on a 2-core machine where the start-up took ~30 s
+    steps = 600
     long = [
         f"trainer.max_steps={steps}",
-        "trainer.val_check_interval=600",
+        "trainer.val_check_interval=300",
         f"model.scheduler.periods=[{steps}]",
     ]
     Launch(
