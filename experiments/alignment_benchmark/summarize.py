@@ -44,15 +44,11 @@ ROWS = [
     "flow_guided_n1",
     "flow_guided_dcn_err1",
     "flow_guided_n1_err1",
+    "dcn_fidelity",
+    "dcn_high_lr",
+    "dcn_fidelity_high_lr",
 ]
-LEARNED = [
-    "learned_flow",
-    "dcn",
-    "flow_guided_dcn",
-    "flow_guided_n1",
-    "flow_guided_dcn_err1",
-    "flow_guided_n1_err1",
-]
+LEARNED = ROWS[ROWS.index("learned_flow") :]  # the rows whose offsets are learned
 # differences between two rows (paired by seed and clip): name -> (row, minus row, what it tests)
 COMPARISONS = {
     "image_minus_feature": ("true_flow_image", "true_flow", "image minus feature warping, both by the "
